@@ -1,0 +1,53 @@
+# Two entry points (see README.md): `make run` (whole workflow on the demo data) and `make test`.
+# Both bootstrap uv if it is missing and create the environment (.venv, from uv.lock) on first use.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+# uv on PATH, else a private copy installed from PyPI into .uv/ (venv, or pip --target as a fallback).
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
+export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+SNAKEMAKE_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test env lint report clean-results bench help
+
+help:
+	@echo "make run    - whole workflow on the built-in demo data (uv run snakemake --cores all --resources gpu=1)"
+	@echo "make test   - the test suite (uv run pytest)"
+	@echo "make lint   - snakemake --lint"
+	@echo "make report - snakemake --report report.html after a run"
+	@echo "make bench  - benchmarks in bench/ (ratios against reference implementations)"
+
+$(CURDIR)/.uv/bin/uv:
+	@echo "uv not found: installing it from PyPI into .uv/"
+	@if $(PYTHON) -m venv .uv 2>/dev/null && .uv/bin/python -m pip --version >/dev/null 2>&1; then \
+		.uv/bin/python -m pip install --quiet uv; \
+	else \
+		rm -rf .uv && $(PYTHON) -m pip install --quiet --target .uv/lib uv && mkdir -p .uv/bin && \
+		ln -sf ../lib/bin/uv .uv/bin/uv; \
+	fi
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+env: .venv/.synced
+
+run: .venv/.synced
+	$(UV) run snakemake --cores all --resources gpu=1 $(SNAKEMAKE_ARGS)
+	@echo "Results under results/; MLflow: uv run mlflow ui (store sqlite:///mlflow.db)"
+
+test: .venv/.synced
+	$(UV) run pytest $(PYTEST_ARGS)
+
+lint: .venv/.synced
+	$(UV) run snakemake --lint
+
+report: .venv/.synced
+	$(UV) run snakemake --report report.html
+
+bench: .venv/.synced
+	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python $$b || exit 1; done
+
+clean-results:
+	rm -rf results logs .snakemake mlflow.db mlruns

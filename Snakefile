@@ -1,0 +1,30 @@
+# Multichannel speech-enhancement workflow: corpus -> rooms -> mixture DB -> train -> predict -> score -> report.
+# Run: `uv run snakemake --cores all --resources gpu=1` (see README.md).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True
+
+
+onstart:
+    # Create the MLflow store and experiment once before parallel jobs open it (a fresh sqlite store
+    # opened by several processes at once races in MLflow's schema migration).
+    prepare_tracking()
+
+
+onsuccess:
+    print(f"Workflow finished. Invocation {INVOCATION_ID}; MLflow store: {tracking_uri(config)}")

@@ -1,0 +1,1 @@
+"""MLflow helpers shared by every rule: git provenance, environment tags, one run per rule."""

@@ -1,0 +1,173 @@
+"""One MLflow run per workflow rule, carrying the provenance tags of DESIGN.md.
+
+Every rule's run carries: ``mlflow.source.git.commit`` + a dirty flag (and the diff as an artifact when
+dirty), ``mlflow.runName`` = rule plus wildcards, ``snakemake.rule``, ``snakemake.wildcards.*``, the
+environment (uv.lock digest, Python, torch, CUDA, device), the mixture-DB digest and the workflow
+invocation id (``SE_INVOCATION_ID``, set once per ``snakemake`` invocation by the Snakefile and inherited
+by every job, locally or on a cluster).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from se_lib.config import tracking_uri
+from se_lib.tracking.env import environment_tags
+from se_lib.tracking.git import git_info
+
+log = logging.getLogger(__name__)
+
+DB_DIGEST_FILE = Path("results/db/digest.txt")
+INVOCATION_ENV = "SE_INVOCATION_ID"
+
+
+def run_name(rule: str, wildcards: Mapping[str, Any] | None) -> str:
+    """``rule`` or ``rule[key=value,...]`` in wildcard order."""
+    if not wildcards:
+        return rule
+    return f"{rule}[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
+
+
+def db_digest(path: str | os.PathLike = DB_DIGEST_FILE) -> str:
+    """Digest of the mixture DB recorded by the ``mixture_db`` rule, or ``none`` before it exists."""
+    try:
+        return Path(path).read_text(encoding="utf-8").split()[0]
+    except (FileNotFoundError, IndexError):
+        return "none"
+
+
+def standard_tags(
+    rule: str, wildcards: Mapping[str, Any] | None = None, config: Mapping | None = None
+) -> dict[str, str]:
+    """Tags every run of this workflow carries (see module docstring)."""
+    wildcards = dict(wildcards or {})
+    tags: dict[str, str] = {}
+    tags.update(git_info().tags())
+    tags.update(environment_tags())
+    tags["mlflow.runName"] = run_name(rule, wildcards)
+    tags["mlflow.source.type"] = "JOB"
+    tags["mlflow.source.name"] = "Snakefile" if rule != "cli" else "se"
+    tags["snakemake.rule"] = rule
+    for key, value in wildcards.items():
+        tags[f"snakemake.wildcards.{key}"] = str(value)
+    tags["se.db_digest"] = db_digest()
+    tags["se.invocation_id"] = os.environ.get(INVOCATION_ENV, "interactive")
+    if config is not None:
+        tags["se.experiment"] = str(config.get("experiment", ""))
+        tags["se.seed"] = str(config.get("seed", ""))
+    return tags
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise store creation across processes for file-backed (sqlite) stores."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db_path = Path(uri[len("sqlite:///") :])
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(db_path) + ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def setup_tracking(config: Mapping | None = None, experiment: str | None = None) -> str:
+    """Point MLflow at the configured store, create it and the experiment once; return the experiment id.
+
+    Several processes opening a *fresh* sqlite store at once race in MLflow's schema migration, so the
+    Snakefile calls this once before jobs start and every job calls it again under a file lock.
+    """
+    import mlflow
+
+    uri = tracking_uri(config)
+    name = experiment or (config or {}).get("experiment") or os.environ.get("SE_EXPERIMENT") or "baseline_verification"
+    mlflow.set_tracking_uri(uri)
+    with _store_lock(uri):
+        client = mlflow.MlflowClient(uri)
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                exp_id = client.create_experiment(name)
+            except mlflow.exceptions.MlflowException:  # created concurrently by a non-locking peer
+                exp_id = client.get_experiment_by_name(name).experiment_id
+        else:
+            exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def log_git_diff_if_dirty(run_id: str) -> None:
+    """Attach ``git diff HEAD`` (plus untracked names) to the run as ``git/diff.patch`` when dirty."""
+    import mlflow
+
+    info = git_info()
+    if not info.dirty:
+        return
+    client = mlflow.MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        patch = Path(tmp) / "diff.patch"
+        patch.write_text(info.diff, encoding="utf-8")
+        client.log_artifact(run_id, str(patch), artifact_path="git")
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested params to dotted keys with string values (MLflow param limit: 6000 chars)."""
+    out: dict[str, str] = {}
+    for key, value in d.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, full + "."))
+        else:
+            text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+            out[full] = text[:6000]
+    return out
+
+
+@contextmanager
+def rule_run(
+    rule: str,
+    wildcards: Mapping[str, Any] | None,
+    config: Mapping | None,
+    params: Mapping[str, Any] | None = None,
+    log_files: list[str] | None = None,
+):
+    """Start the rule's MLflow run with the standard tags; log params, and on exit the given log files.
+
+    Yields the active ``mlflow.ActiveRun``; metrics/artifacts logged inside go to it. A failing body
+    marks the run FAILED (MLflow's context manager) after the log files were attached.
+    """
+    import mlflow
+
+    setup_tracking(config)
+    tags = standard_tags(rule, wildcards, config)
+    with mlflow.start_run(run_name=tags["mlflow.runName"], tags=tags) as run:
+        log_git_diff_if_dirty(run.info.run_id)
+        if params:
+            mlflow.log_params(flatten(params))
+        try:
+            yield run
+        finally:
+            for path in log_files or []:
+                if path and Path(path).exists():
+                    mlflow.log_artifact(str(path), artifact_path="logs")
+
+
+def snakemake_context(smk) -> dict[str, Any]:
+    """Rule name, wildcards (as dict), config and log paths from a ``snakemake`` script object."""
+    wildcards = {k: v for k, v in smk.wildcards.items()} if hasattr(smk.wildcards, "items") else {}
+    return {
+        "rule": smk.rule,
+        "wildcards": wildcards,
+        "config": dict(smk.config),
+        "log_files": [str(p) for p in smk.log],
+    }
