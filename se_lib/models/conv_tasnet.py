@@ -1,0 +1,161 @@
+"""Conv-TasNet for (multichannel) speech enhancement.
+
+Paper: Y. Luo and N. Mesgarani, "Conv-TasNet: Surpassing Ideal Time-Frequency Magnitude Masking
+for Speech Separation", IEEE/ACM Trans. Audio, Speech, Lang. Process. 27(8):1256-1266, 2019
+(arXiv:1809.07454).  The structure follows the authors' reference code as mirrored by
+``torchaudio.models.ConvTasNet``; with ``Sc == B`` and ``in_channels == 1`` the parameter count is
+identical to torchaudio's ``ConvTasNet(num_sources=1, ...)``.
+
+Constructor arguments are the paper's symbols (Table I):
+
+=================  ==========================================================================
+argument           paper
+=================  ==========================================================================
+``N``              number of encoder filters (encoder/decoder basis size)
+``L``              encoder/decoder filter length in samples (hop ``L // 2``)
+``B``              bottleneck channels (input of every 1-D conv block, residual path)
+``H``              hidden channels inside a conv block
+``Sc``             skip-connection channels
+``P``              kernel size of the depthwise convolution in the conv blocks
+``X``              conv blocks per repeat (dilations ``1, 2, ..., 2**(X-1)``)
+``R``              number of repeats
+``norm``           ``"gLN"`` (global layer norm, non-causal) or ``"cLN"`` (cumulative, causal)
+``causal``         causal depthwise convolutions (left padding only)
+``mask_activation`` non-linearity of the mask, ``"sigmoid"`` (paper) or ``"relu"``
+=================  ==========================================================================
+
+The paper's headline non-causal configuration (Table II, 5.1 M parameters for two speakers) is
+``N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3``; :class:`ConvTasNet` defaults to it.  With one
+output source (enhancement) the count is 4.92 M.
+
+Multichannel use (not in the paper): ``in_channels=1`` (default) enhances the reference
+microphone ``ref_mic`` alone; ``in_channels=C`` feeds all ``C`` microphones to the encoder
+(``Conv1d(C, N, L)``), channels rolled so that ``ref_mic`` comes first (see
+:mod:`se_lib.models.common`).  The output is always the enhanced reference-microphone signal.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from se_lib.models.common import (
+    TasNetDecoder,
+    TasNetEncoder,
+    check_input,
+    check_positive,
+    make_mask_activation,
+    make_norm,
+    same_padding,
+    select_channels,
+)
+
+__all__ = ["ConvBlock", "ConvTasNet", "TemporalConvNet"]
+
+
+class ConvBlock(nn.Module):
+    """1-D conv block (paper Fig. 1C): 1x1 conv B->H, PReLU, norm, dilated depthwise conv, PReLU,
+    norm, then a residual 1x1 conv H->B (omitted in the very last block) and a skip 1x1 conv H->Sc."""
+
+    def __init__(
+        self, B: int, H: int, Sc: int, P: int, dilation: int, norm: str, causal: bool, residual: bool
+    ) -> None:
+        super().__init__()
+        self.pad = same_padding(P, dilation, causal)
+        self.in_conv = nn.Conv1d(B, H, 1)
+        self.act1 = nn.PReLU()
+        self.norm1 = make_norm(norm, H, "ConvTasNet")
+        self.depthwise = nn.Conv1d(H, H, P, dilation=dilation, groups=H)
+        self.act2 = nn.PReLU()
+        self.norm2 = make_norm(norm, H, "ConvTasNet")
+        self.res_out = nn.Conv1d(H, B, 1) if residual else None
+        self.skip_out = nn.Conv1d(H, Sc, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        y = self.norm1(self.act1(self.in_conv(x)))
+        y = self.norm2(self.act2(self.depthwise(F.pad(y, self.pad))))
+        residual = self.res_out(y) if self.res_out is not None else None
+        return residual, self.skip_out(y)
+
+
+class TemporalConvNet(nn.Module):
+    """Separation module (paper Fig. 1B): norm + bottleneck, ``R`` repeats of ``X`` conv blocks,
+    PReLU + 1x1 conv Sc->N and the mask non-linearity.  ``[B, N, frames] -> mask [B, N, frames]``."""
+
+    def __init__(
+        self,
+        N: int,
+        B: int,
+        H: int,
+        Sc: int,
+        P: int,
+        X: int,
+        R: int,
+        norm: str,
+        causal: bool,
+        mask_activation: str,
+    ) -> None:
+        super().__init__()
+        self.input_norm = make_norm(norm, N, "ConvTasNet")
+        self.bottleneck = nn.Conv1d(N, B, 1)
+        self.blocks = nn.ModuleList(
+            ConvBlock(B, H, Sc, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1))
+            for r in range(R)
+            for x in range(X)
+        )
+        self.output_act = nn.PReLU()
+        self.output_conv = nn.Conv1d(Sc, N, 1)
+        self.mask_activation = make_mask_activation(mask_activation, "ConvTasNet")
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        feats = self.bottleneck(self.input_norm(w))
+        skip_sum = torch.zeros((), dtype=w.dtype, device=w.device)
+        for block in self.blocks:
+            residual, skip = block(feats)
+            if residual is not None:
+                feats = feats + residual
+            skip_sum = skip_sum + skip
+        return self.mask_activation(self.output_conv(self.output_act(skip_sum)))
+
+
+class ConvTasNet(nn.Module):
+    """Conv-TasNet enhancing the reference microphone; ``forward([B, C, T]) -> [B, T]``.
+
+    See the module docstring for the mapping of arguments to the paper.
+    """
+
+    def __init__(
+        self,
+        N: int = 512,
+        L: int = 16,
+        B: int = 128,
+        H: int = 512,
+        Sc: int = 128,
+        P: int = 3,
+        X: int = 8,
+        R: int = 3,
+        norm: str = "gLN",
+        causal: bool = False,
+        mask_activation: str = "sigmoid",
+        in_channels: int = 1,
+        ref_mic: int = 0,
+    ) -> None:
+        super().__init__()
+        check_positive("ConvTasNet", N=N, L=L, B=B, H=H, Sc=Sc, P=P, X=X, R=R, in_channels=in_channels)
+        if ref_mic < 0:
+            raise ValueError(f"ConvTasNet: ref_mic must be >= 0, got {ref_mic}")
+        if in_channels > 1 and ref_mic >= in_channels:
+            raise ValueError(f"ConvTasNet: ref_mic={ref_mic} is not one of in_channels={in_channels} mics")
+        self.in_channels = in_channels
+        self.ref_mic = ref_mic
+        self.encoder = TasNetEncoder(in_channels, N, L)
+        self.separator = TemporalConvNet(N, B, H, Sc, P, X, R, norm, causal, mask_activation)
+        self.decoder = TasNetDecoder(N, L)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        """``noisy [B, C, T]`` -> enhanced reference-microphone signal ``[B, T]``."""
+        check_input(noisy, "ConvTasNet", self.in_channels, self.ref_mic)
+        x = select_channels(noisy, self.in_channels, self.ref_mic)
+        w, pad = self.encoder(x)
+        return self.decoder(w * self.separator(w), pad, noisy.shape[-1])

@@ -1,0 +1,158 @@
+"""Inter-channel Conv-TasNet (IC Conv-TasNet) for multichannel speech enhancement.
+
+Paper: D. Lee and J.-W. Choi, "Inter-channel Conv-TasNet for multichannel speech enhancement",
+arXiv:2111.04312, 2021.
+
+The paper extends Conv-TasNet to 3-D tensors over (spatial channel x feature x time) and assigns
+the two factors of Conv-TasNet's depthwise-separable convolution to different axes: 1x1
+convolutions mix the *spatial* (microphone) axis, depthwise convolutions act on the
+*feature x time* plane of each channel, dilated along time.  This module implements that
+structure:
+
+1. **Shared encoder** (Conv-TasNet's, ``Conv1d(1, N, L, stride L // 2)``) applied to every
+   microphone: ``W [B, M, N, T']`` with ``M = in_channels``.
+2. **Input stage**: gLN over ``(M, N, T')``, a feature bottleneck ``N -> B`` shared by all mics
+   (1x1 over the feature axis), then a spatial 1x1 conv ``M -> Cs`` (mics become the
+   convolution channels of a 2-D feature map ``[B, Cs, B, T']``).
+3. ``R`` repeats of ``X`` **inter-channel conv blocks**: spatial 1x1 conv ``Cs -> H``, PReLU,
+   norm, 2-D depthwise conv with kernel ``P x P`` over (feature, time) with dilation
+   ``(1, 2**x)`` (time only), PReLU, norm, and spatial 1x1 convs ``H -> Cs`` for the residual
+   and skip paths (Conv-TasNet's block with its axes re-assigned).
+4. **Mask**: PReLU on the skip sum, spatial 1x1 conv ``Cs -> 1``, feature expansion ``B -> N``,
+   mask non-linearity.  The mask multiplies the **reference microphone's encoding** ``W[:, ref]``
+   and one shared decoder (``ConvTranspose1d(N, 1, L)``) returns the enhanced reference signal.
+
+Argument mapping (Conv-TasNet symbols, which the paper inherits):
+
+=================  ==========================================================================
+argument           meaning
+=================  ==========================================================================
+``in_channels``    number of microphones M (size of the spatial axis of the 3-D tensor)
+``N``              encoder filters (feature axis of the encoder output)
+``L``              encoder/decoder filter length in samples (hop ``L // 2``)
+``B``              feature-axis bottleneck of the separator (Conv-TasNet's B)
+``Cs``             spatial channels carried between blocks (residual/skip path width)
+``H``              spatial channels inside a block (Conv-TasNet's H)
+``P``              depthwise kernel size on both the feature and the time axis
+``X``, ``R``       blocks per repeat (time dilations ``1 .. 2**(X-1)``) and repeats
+``norm``           ``"gLN"`` / ``"cLN"``; ``causal`` pads the time axis on the left only
+=================  ==========================================================================
+
+The paper's full text and tables were not available when this module was written, so the
+default sizes are not claimed to be the paper's: they are Conv-TasNet's ``N=512, B=128, P=3,
+X=8, R=3`` with a 16 ms window (``L=256`` at 16 kHz, which keeps the 2-D feature maps of the
+full-size model trainable on one GPU), ``Cs=64`` and ``H=256`` (about 1.7 M parameters for four
+microphones, in line with the paper's claim of a model a tenth of the size of competing
+multichannel networks).  Memory grows with ``H * B * T'``, so a short window is costly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from se_lib.models.common import (
+    TasNetDecoder,
+    TasNetEncoder,
+    check_input,
+    check_positive,
+    make_mask_activation,
+    make_norm,
+    same_padding,
+    select_channels,
+)
+
+__all__ = ["ICConvBlock", "ICConvTasNet"]
+
+
+class ICConvBlock(nn.Module):
+    """Inter-channel conv block on ``[batch, Cs, feature, time]``: 1x1 convs across the spatial
+    channels, a depthwise ``P x P`` conv over (feature, time) dilated in time only."""
+
+    def __init__(
+        self, Cs: int, H: int, P: int, dilation: int, norm: str, causal: bool, residual: bool
+    ) -> None:
+        super().__init__()
+        feat_pad = same_padding(P, 1, causal=False)
+        time_pad = same_padding(P, dilation, causal)
+        self.pad = (time_pad[0], time_pad[1], feat_pad[0], feat_pad[1])  # F.pad order: last dim first
+        self.in_conv = nn.Conv2d(Cs, H, 1)
+        self.act1 = nn.PReLU()
+        self.norm1 = make_norm(norm, H, "ICConvTasNet")
+        self.depthwise = nn.Conv2d(H, H, (P, P), dilation=(1, dilation), groups=H)
+        self.act2 = nn.PReLU()
+        self.norm2 = make_norm(norm, H, "ICConvTasNet")
+        self.res_out = nn.Conv2d(H, Cs, 1) if residual else None
+        self.skip_out = nn.Conv2d(H, Cs, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        y = self.norm1(self.act1(self.in_conv(x)))
+        y = self.norm2(self.act2(self.depthwise(F.pad(y, self.pad))))
+        residual = self.res_out(y) if self.res_out is not None else None
+        return residual, self.skip_out(y)
+
+
+class ICConvTasNet(nn.Module):
+    """Inter-channel Conv-TasNet; ``forward([B, M, T]) -> [B, T]`` (enhanced reference mic).
+
+    See the module docstring for the structure and the argument mapping.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 4,
+        N: int = 512,
+        L: int = 256,
+        B: int = 128,
+        Cs: int = 64,
+        H: int = 256,
+        P: int = 3,
+        X: int = 8,
+        R: int = 3,
+        norm: str = "gLN",
+        causal: bool = False,
+        mask_activation: str = "sigmoid",
+        ref_mic: int = 0,
+    ) -> None:
+        super().__init__()
+        check_positive("ICConvTasNet", in_channels=in_channels, N=N, L=L, B=B, Cs=Cs, H=H, P=P, X=X, R=R)
+        if not 0 <= ref_mic < in_channels:
+            raise ValueError(f"ICConvTasNet: ref_mic={ref_mic} is not one of in_channels={in_channels} mics")
+        self.in_channels = in_channels
+        self.ref_mic = ref_mic
+        self.encoder = TasNetEncoder(1, N, L)
+        self.input_norm = make_norm(norm, in_channels, "ICConvTasNet")
+        self.feature_bottleneck = nn.Conv1d(N, B, 1)
+        self.spatial_in = nn.Conv2d(in_channels, Cs, 1)
+        self.blocks = nn.ModuleList(
+            ICConvBlock(Cs, H, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1))
+            for r in range(R)
+            for x in range(X)
+        )
+        self.output_act = nn.PReLU()
+        self.spatial_out = nn.Conv2d(Cs, 1, 1)
+        self.feature_expand = nn.Conv1d(B, N, 1)
+        self.mask_activation = make_mask_activation(mask_activation, "ICConvTasNet")
+        self.decoder = TasNetDecoder(N, L)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        """``noisy [B, M, T]`` -> enhanced reference-microphone signal ``[B, T]``."""
+        check_input(noisy, "ICConvTasNet", self.in_channels, self.ref_mic)
+        x = select_channels(noisy, self.in_channels, self.ref_mic)  # reference mic first
+        batch, mics, length = x.shape
+        w, pad = self.encoder(x.reshape(batch * mics, 1, length))  # [B*M, N, T']
+        frames = w.shape[-1]
+        w = w.view(batch, mics, -1, frames)  # [B, M, N, T']
+        feats = self.input_norm(w).reshape(batch * mics, -1, frames)
+        feats = self.feature_bottleneck(feats).view(batch, mics, -1, frames)  # [B, M, B, T']
+        feats = self.spatial_in(feats)  # [B, Cs, B, T']
+        skip_sum = torch.zeros((), dtype=feats.dtype, device=feats.device)
+        for block in self.blocks:
+            residual, skip = block(feats)
+            if residual is not None:
+                feats = feats + residual
+            skip_sum = skip_sum + skip
+        mask = self.spatial_out(self.output_act(skip_sum)).squeeze(1)  # [B, B, T']
+        mask = self.mask_activation(self.feature_expand(mask))  # [B, N, T']
+        return self.decoder(w[:, 0] * mask, pad, length)

@@ -1,0 +1,85 @@
+"""Tracking helpers against a real MLflow sqlite store: tags, diff artifact, parallel first use."""
+
+import multiprocessing as mp
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from se_lib.tracking.git import git_info
+from se_lib.tracking.runs import rule_run, run_name, setup_tracking, standard_tags
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("SE_INVOCATION_ID", "inv-123")
+    return uri
+
+
+def test_run_name_orders_wildcards():
+    assert run_name("train", {"model": "dprnn"}) == "train[model=dprnn]"
+    assert run_name("corpus", {}) == "corpus"
+
+
+def test_git_info_matches_git():
+    info = git_info()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert info.commit == head.stdout.strip()
+    assert info.tags()["se.git.dirty"] in {"true", "false"}
+
+
+def test_git_info_outside_a_checkout(tmp_path):
+    info = git_info(tmp_path)
+    assert info.commit == "unknown" and info.dirty
+
+
+def test_rule_run_carries_design_tags(store):
+    cfg = {"experiment": "exp-a", "seed": 3}
+    with rule_run("score", {"model": "dprnn", "split": "test"}, cfg, params={"a": {"b": 1}}) as run:
+        mlflow.log_metric("x", 1.0)
+    got = mlflow.MlflowClient(store).get_run(run.info.run_id)
+    tags = got.data.tags
+    assert tags["mlflow.runName"] == "score[model=dprnn,split=test]"
+    assert tags["snakemake.rule"] == "score"
+    assert tags["snakemake.wildcards.split"] == "test"
+    assert tags["se.invocation_id"] == "inv-123"
+    for key in ("mlflow.source.git.commit", "se.git.dirty", "se.env.uv_lock_sha256", "se.env.python",
+                "se.env.torch", "se.env.cuda", "se.env.device", "se.db_digest"):
+        assert tags[key], key
+    assert got.data.params == {"a.b": "1"}
+    exp = mlflow.MlflowClient(store).get_experiment(got.info.experiment_id)
+    assert exp.name == "exp-a"
+    arts = [a.path for a in mlflow.MlflowClient(store).list_artifacts(run.info.run_id)]
+    assert ("git" in arts) == (tags["se.git.dirty"] == "true")
+
+
+def _worker(args):
+    uri, i = args
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    with rule_run("job", {"i": i}, {"experiment": "parallel"}) as run:
+        mlflow.log_metric("i", i)
+    return run.info.run_id
+
+
+def test_parallel_first_use_of_a_fresh_store_loses_nothing(tmp_path):
+    uri = f"sqlite:///{tmp_path}/fresh.db"
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        ids = pool.map(_worker, [(uri, i) for i in range(4)])
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("parallel")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted(ids)
+    assert sorted(r.data.metrics["i"] for r in runs) == [0, 1, 2, 3]
+
+
+def test_standard_tags_without_config():
+    tags = standard_tags("cli")
+    assert tags["mlflow.runName"] == "cli" and tags["mlflow.source.name"] == "se"
