@@ -1,0 +1,112 @@
+"""Prediction/mixture file names and their inverse.
+
+One module owns both directions of the file-name contract (``docs/contracts.md``)::
+
+    sid_{sid}_nids_{nid1}_{nid2}_rid_{rid}_snr_{snr}dB_{kind}.wav
+
+IDs are tokens matching ``[A-Za-z0-9-]+`` (no underscores), so the name splits unambiguously on
+``_``; the SNR is printed with at most one decimal (the DB stores it rounded to 0.1 dB), without a
+trailing ``.0`` (``5``, ``-2.5``, ``0``). ``kind`` is ``noisy`` (all mic channels), ``enhanced`` or
+``target`` (mono, reference mic). :func:`find_mixture` maps a parsed name back to its DB row.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+ID_PATTERN = r"[A-Za-z0-9-]+"
+ID_RE = re.compile(rf"^{ID_PATTERN}$")
+KINDS = ("noisy", "enhanced", "target")
+_SNR_PATTERN = r"-?\d+(?:\.\d)?"
+_NAME_RE = re.compile(
+    rf"^sid_(?P<sid>{ID_PATTERN})_nids_(?P<nid1>{ID_PATTERN})_(?P<nid2>{ID_PATTERN})"
+    rf"_rid_(?P<rid>{ID_PATTERN})_snr_(?P<snr>{_SNR_PATTERN})dB_(?P<kind>{'|'.join(KINDS)})\.wav$"
+)
+
+
+def snr_tenths(x: float) -> int:
+    """SNR in integer tenths of a dB (the exact key the DB and the file names agree on)."""
+    if not math.isfinite(float(x)):
+        raise ValueError(f"SNR must be finite, got {x!r}")
+    return int(round(float(x) * 10.0))
+
+
+def round_snr(x: float) -> float:
+    """Round an SNR to 0.1 dB the way the DB stores it (``-0.0`` becomes ``0.0``)."""
+    return snr_tenths(x) / 10.0 + 0.0
+
+
+def format_snr(x: float) -> str:
+    """Compact SNR text: ``5``, ``-2.5``, ``0`` (rounded to 0.1 dB first)."""
+    t = snr_tenths(x)
+    sign = "-" if t < 0 else ""
+    whole, tenth = divmod(abs(t), 10)
+    return f"{sign}{whole}" if tenth == 0 else f"{sign}{whole}.{tenth}"
+
+
+def check_id(value: Any, field: str) -> str:
+    """Return ``value`` as str if it is a valid ID token, else raise ValueError naming ``field``."""
+    text = str(value)
+    if not ID_RE.match(text):
+        raise ValueError(f"{field} {text!r} is not a file-name-safe ID (allowed: [A-Za-z0-9-]+)")
+    return text
+
+
+def _field(row: Any, key: str) -> Any:
+    if isinstance(row, Mapping):
+        if key not in row:
+            raise KeyError(f"mixture row lacks {key!r}")
+        return row[key]
+    return getattr(row, key)
+
+
+def mixture_filename(row: Any, kind: str) -> str:
+    """File name of ``row`` (a mapping or an object with sid/nid1/nid2/rid/snr_db) for ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {KINDS}")
+    sid, nid1, nid2, rid = (check_id(_field(row, k), k) for k in ("sid", "nid1", "nid2", "rid"))
+    snr = format_snr(float(_field(row, "snr_db")))
+    return f"sid_{sid}_nids_{nid1}_{nid2}_rid_{rid}_snr_{snr}dB_{kind}.wav"
+
+
+def parse_mixture_filename(name: str | os.PathLike) -> dict[str, Any]:
+    """Inverse of :func:`mixture_filename`; accepts a bare name or a path.
+
+    Returns ``dict(sid, nid1, nid2, rid, snr_db, kind)``; raises ValueError naming the file when it
+    does not follow the pattern.
+    """
+    base = os.path.basename(os.fspath(name))
+    m = _NAME_RE.match(base)
+    if not m:
+        raise ValueError(
+            f"{base!r} is not a mixture file name "
+            "(expected sid_<sid>_nids_<nid1>_<nid2>_rid_<rid>_snr_<snr>dB_<noisy|enhanced|target>.wav)"
+        )
+    out: dict[str, Any] = {k: m.group(k) for k in ("sid", "nid1", "nid2", "rid", "kind")}
+    out["snr_db"] = round_snr(float(m.group("snr")))
+    return out
+
+
+def find_mixture(session_or_url: Any, parsed: Mapping[str, Any] | str) -> dict[str, Any]:
+    """Look up the DB row a (parsed) file name denotes.
+
+    ``session_or_url``: a SQLAlchemy ``Session``, a URL or a SQLite path. ``parsed``: the dict from
+    :func:`parse_mixture_filename` or a file name. Returns the render-ready row dict (the same shape
+    :func:`se_lib.data.db.iter_mixtures` yields); raises LookupError when no row matches.
+    """
+    from se_lib.data import db  # local import: db imports this module
+
+    if isinstance(parsed, (str, os.PathLike)):
+        parsed = parse_mixture_filename(parsed)
+    return db.lookup_mixture(
+        session_or_url,
+        sid=parsed["sid"],
+        nid1=parsed["nid1"],
+        nid2=parsed["nid2"],
+        rid=parsed["rid"],
+        snr_db=float(parsed["snr_db"]),
+    )
