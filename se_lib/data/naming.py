@@ -32,7 +32,7 @@ def snr_tenths(x: float) -> int:
     """SNR in integer tenths of a dB (the exact key the DB and the file names agree on)."""
     if not math.isfinite(float(x)):
         raise ValueError(f"SNR must be finite, got {x!r}")
-    return int(round(float(x) * 10.0))
+    return round(float(x) * 10.0)
 
 
 def round_snr(x: float) -> float:

@@ -1,0 +1,287 @@
+"""Mixture DB: determinism, splits, unique keys, atomic builds, summary, readers, CLI.
+
+Also home of the small *synthetic world* helpers (corpus wavs + TSVs in the contract format,
+simulated rooms, DB) that test_render / test_datamodule / test_naming / test_db_postgres import.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from se_lib.config import load_config
+from se_lib.data import db as dbm
+from se_lib.data.audio import write_wav_atomic
+from se_lib.data.naming import ID_RE
+from se_lib.data.rooms import build_rooms
+
+REPO = Path(__file__).resolve().parent.parent
+SR = 16000
+
+
+# ----------------------------------------------------------------------------- world helpers
+def _speech_like(rng: np.random.Generator, seconds: float, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = rng.uniform(100, 220)
+    x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 8))
+    env = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(2, 5) * t)) ** 2
+    return (0.2 * x * env / np.max(np.abs(x))).astype(np.float32)
+
+
+def write_corpus(root: Path, speech_per_split: int = 3, noise_per_split: int = 3, sr: int = SR,
+                 seed: int = 0, speech_seconds: tuple[float, float] = (1.5, 4.0)) -> Path:
+    """Synthetic corpus in the contract format under ``root/results/corpus`` (paths relative to root)."""
+    rng = np.random.default_rng(seed)
+    out = root / "results" / "corpus"
+    speech_rows, noise_rows = [], []
+    for split in ("train", "val", "test"):
+        for i in range(speech_per_split):
+            sid = f"{split}-spk{i % 2}-u{i:02d}"
+            secs = float(rng.uniform(*speech_seconds))
+            rel = f"results/corpus/speech/{sid}.wav"
+            write_wav_atomic(root / rel, _speech_like(rng, secs, sr), sr)
+            speech_rows.append([sid, rel, f"{split}-spk{i % 2}", split, sr, f"{secs:.4f}", f"text {i}"])
+        for i in range(noise_per_split):
+            nid = f"{split}-n{i:02d}"
+            secs = 2.0
+            kind = ("white", "pink", "hum")[i % 3]
+            x = rng.standard_normal(int(secs * sr))
+            if kind == "pink":
+                x = np.cumsum(x) * 0.05
+                x -= np.convolve(x, np.ones(50) / 50, mode="same")
+            elif kind == "hum":
+                x = np.sin(2 * np.pi * 50 * np.arange(len(x)) / sr) + 0.05 * x
+            rel = f"results/corpus/noise/{nid}.wav"
+            write_wav_atomic(root / rel, (0.1 * x / np.max(np.abs(x))).astype(np.float32), sr)
+            noise_rows.append([nid, rel, kind, split, sr, f"{secs:.4f}"])
+    for name, header, rows in (
+        ("speech.tsv", ["sid", "path", "speaker", "split", "sr", "seconds", "text"], speech_rows),
+        ("noise.tsv", ["nid", "path", "kind", "split", "sr", "seconds"], noise_rows),
+    ):
+        with open(out / name, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+    return out
+
+
+def tiny_config(root: Path, **mixtures) -> dict:
+    """A validated config for a fast synthetic world rooted at ``root``."""
+    overrides = {
+        "seed": 7,
+        "sample_rate": SR,
+        "rooms": {"count": {"train": 2, "val": 1, "test": 1}, "rt60_range": [0.15, 0.3],
+                  "max_rir_seconds": 0.25, "dims_min": [3.0, 3.0, 2.4], "dims_max": [5.0, 4.0, 3.0]},
+        "mixtures": {"count": {"train": 40, "val": 8, "test": 6}, "seconds": 2.0, "snr_range": [-5.0, 10.0],
+                     **mixtures},
+        "db": {"url": f"sqlite:///{(root / 'results' / 'db' / 'mixtures.sqlite').as_posix()}"},
+    }
+    return load_config(REPO / "config" / "config.yaml", overrides)
+
+
+def build_world(root: Path, config: dict | None = None, **corpus_kw) -> tuple[dict, str]:
+    """Corpus + rooms + DB under ``root``; returns (config, url)."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_corpus(root, **corpus_kw)
+    config = config or tiny_config(root)
+    build_rooms(config, root / "results" / "rooms", root / "results" / "corpus", log=lambda m: None, root=root)
+    url = config["db"]["url"]
+    dbm.build_db(config, url, root / "results" / "corpus", root / "results" / "rooms", root=root,
+                 log=lambda m: None)
+    return config, url
+
+
+# ----------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dbworld")
+    config, url = build_world(root)
+    return root, config, url
+
+
+def _rebuild(root: Path, config: dict, url: str, **kw) -> str:
+    return dbm.build_db(config, url, root / "results/corpus", root / "results/rooms", root=root,
+                        log=lambda m: None, **kw)
+
+
+# -------------------------------------------------------------------------------------- tests
+def test_digest_deterministic_and_seed_sensitive(world, tmp_path):
+    root, config, url = world
+    d1 = dbm.digest(url)
+    url2 = f"sqlite:///{tmp_path / 'again.sqlite'}"
+    assert _rebuild(root, config, url2) == d1
+    assert dbm.digest(url2) == d1
+    other = dict(config, seed=config["seed"] + 1)
+    url3 = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert _rebuild(root, other, url3) != d1
+    # the build timestamp does not enter the digest
+    engine = sa.create_engine(url2)
+    with engine.begin() as conn:
+        conn.execute(sa.update(dbm.Meta).where(dbm.Meta.key == "created_at").values(value="1999"))
+    engine.dispose()
+    dbm._ENGINES.clear()
+    assert dbm.digest(url2) == d1
+
+
+def test_splits_consistent_and_keys_unique(world):
+    _, config, url = world
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(sa.text(
+            "SELECT m.mid, m.split, s.split, n1.split, n2.split, r.split, m.nid1, m.nid2, m.sid, m.rid,"
+            " m.snr_db, m.snr_tenths, m.length, m.speech_offset, m.speech_start, s.frames"
+            " FROM mixture m JOIN speech s ON s.sid = m.sid JOIN noise n1 ON n1.nid = m.nid1"
+            " JOIN noise n2 ON n2.nid = m.nid2 JOIN room r ON r.rid = m.rid")).all()
+        counts = dict(c.execute(sa.text("SELECT split, COUNT(*) FROM mixture GROUP BY split")).all())
+        room_splits = c.execute(sa.text("SELECT rid, split FROM room")).all()
+    engine.dispose()
+    assert counts == config["mixtures"]["count"]
+    lo, hi = config["mixtures"]["snr_range"]
+    keys = set()
+    for (mid, split, s_split, n1_split, n2_split, r_split, nid1, nid2, sid, rid, snr, tenths, length,
+         s_off, s_start, s_frames) in rows:
+        assert split == s_split == n1_split == n2_split == r_split
+        assert nid1 != nid2
+        assert ID_RE.match(mid)
+        assert lo <= snr <= hi and round(snr, 1) == snr and tenths == round(snr * 10)
+        assert length == int(config["mixtures"]["seconds"] * config["sample_rate"])
+        assert (s_start == 0 and s_off + length <= s_frames) or (s_off == 0 and s_start + s_frames <= length)
+        keys.add((sid, nid1, nid2, rid, tenths))
+    assert len(keys) == len(rows)
+    assert len({rid for rid, _ in room_splits}) == len(room_splits)
+
+
+def test_collisions_are_redrawn(tmp_path):
+    """A tiny key space forces collisions; every key is still unique and counts are met."""
+    root = tmp_path / "w"
+    write_corpus(root, speech_per_split=1, noise_per_split=2)
+    config = tiny_config(root, snr_range=[0.0, 0.4], count={"train": 8, "val": 4, "test": 4})
+    config["rooms"]["count"] = {"train": 2, "val": 1, "test": 1}
+    build_rooms(config, root / "results/rooms", root / "results/corpus", log=lambda m: None, root=root)
+    url = config["db"]["url"]
+    # train: 1 speech * 2 ordered noise pairs * 2 rooms * 5 SNR values = 20 keys for 8 rows
+    _rebuild(root, config, url, chunk_size=3)
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        n, distinct = c.execute(sa.text(
+            "SELECT COUNT(*), COUNT(DISTINCT sid || '|' || nid1 || '|' || nid2 || '|' || rid || '|' || snr_tenths)"
+            " FROM mixture")).one()
+    engine.dispose()
+    assert n == distinct == 16
+    too_many = tiny_config(root, snr_range=[0.0, 0.4], count={"train": 21, "val": 4, "test": 4})
+    too_many["rooms"]["count"] = config["rooms"]["count"]
+    with pytest.raises(dbm.DBError, match="mixtures.count.train"):
+        _rebuild(root, too_many, f"sqlite:///{tmp_path / 'x.sqlite'}")
+
+
+def test_interrupted_build_leaves_previous_db(world, tmp_path, monkeypatch):
+    root, config, _ = world
+    target = tmp_path / "db" / "mix.sqlite"
+    url = f"sqlite:///{target}"
+    good = _rebuild(root, config, url)
+
+    real = dbm._candidate_rows
+
+    def failing(*args, **kwargs):
+        for i, row in enumerate(real(*args, **kwargs)):
+            if i == 25:
+                raise KeyboardInterrupt("simulated interruption")
+            yield row
+
+    monkeypatch.setattr(dbm, "_candidate_rows", failing)
+    with pytest.raises(KeyboardInterrupt):
+        _rebuild(root, dict(config, seed=99), url, chunk_size=10)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["mix.sqlite"]  # no temp left over
+    dbm._ENGINES.clear()
+    assert dbm.digest(url) == good
+
+    fresh = tmp_path / "fresh" / "mix.sqlite"
+    with pytest.raises(KeyboardInterrupt):
+        _rebuild(root, config, f"sqlite:///{fresh}", chunk_size=10)
+    assert not fresh.exists() and list(fresh.parent.iterdir()) == []
+
+
+def test_summary_and_cli(world):
+    root, _config, url = world
+    text = dbm.summary(url)
+    lines = text.splitlines()
+    assert lines[0].split() == ["table", "train", "val", "test", "total"]
+    mix = next(line for line in lines if line.startswith("mixture"))
+    assert mix.split()[1:] == ["40", "8", "6", "54"]
+    bins = [line for line in lines if line.startswith("[")]
+    assert bins and all(line.split()[0] in {"[-5,0)", "[0,5)", "[5,10)", "[10,15)"} for line in bins)
+    assert sum(int(line.split()[-1]) for line in bins) == 54
+    assert lines[-1].split() == ["all", "40", "8", "6", "54"]
+    table = dbm.summary_table(url)
+    assert list(table.columns) == ["snr_bin", "train", "val", "test", "total"]
+    assert table.iloc[-1].tolist() == ["all", 40, 8, 6, 54] and table["total"].iloc[:-1].sum() == 54
+    engine = sa.create_engine(url)
+    with engine.connect() as c:  # the 5-dB bins agree with the rows
+        snrs = [r[0] for r in c.execute(sa.text("SELECT snr_db FROM mixture WHERE split = 'train'"))]
+    engine.dispose()
+    for rec in table.iloc[:-1].itertuples():
+        lo = int(rec.snr_bin[1:].split(",")[0])
+        assert rec.train == sum(lo <= x < lo + 5 for x in snrs)
+    path = url.removeprefix("sqlite:///")
+    out = subprocess.run([sys.executable, "-m", "se_lib.data.db", "digest", path], cwd=REPO,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == dbm.digest(url)
+    out = subprocess.run([sys.executable, "-m", "se_lib.data.db", "summary", str(root / "missing.sqlite")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2 and "missing.sqlite" in out.stderr
+    assert not (root / "missing.sqlite").exists()
+
+
+def test_cli_build(tmp_path):
+    """`python -m se_lib.data.db build --config ... --url ...` on a config file."""
+    root = tmp_path / "w"
+    write_corpus(root, speech_per_split=2, noise_per_split=2)
+    config = tiny_config(root, count={"train": 5, "val": 2, "test": 2})
+    build_rooms(config, root / "results/rooms", root / "results/corpus", log=lambda m: None, root=root)
+    import yaml
+
+    cfg_file = root / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump({k: config[k] for k in ("experiment", "seed", "sample_rate", "rooms",
+                                                                "mixtures")}))
+    out = subprocess.run([sys.executable, "-m", "se_lib.data.db", "build", "--config", str(cfg_file),
+                          "--url", "sqlite:///out.sqlite"], cwd=root, capture_output=True, text=True,
+                         timeout=300, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == dbm.digest(root / "out.sqlite")
+
+
+def test_readers(world):
+    root, _config, url = world
+    rows = list(dbm.iter_mixtures(url, "val"))
+    assert [r["mid"] for r in rows] == sorted(r["mid"] for r in rows)
+    assert len(rows) == 8 and all(r["split"] == "val" for r in rows)
+    assert {"speech_path", "noise1_path", "noise2_path", "rir_path", "ref_mic", "channels"} <= set(rows[0])
+    assert all((root / r["speech_path"]).exists() and (root / r["rir_path"]).exists() for r in rows)
+    assert all(r["rir_path"].startswith("results/rooms/rirs/") for r in rows)  # relative to the root
+    assert len(list(dbm.iter_mixtures(url, limit=5))) == 5
+    with dbm.open_session(url) as s:
+        m = s.get(dbm.Mixture, rows[0]["mid"])
+        assert m.speech_path == rows[0]["speech_path"] and m.rir_path == rows[0]["rir_path"]
+    meta = dbm.read_meta(url)
+    assert meta["sample_rate"] == "16000" and meta["seed"] == "7" and meta["channels"] == "4"
+
+
+def test_bad_inputs_named(tmp_path):
+    root = tmp_path / "w"
+    write_corpus(root, speech_per_split=2, noise_per_split=2)
+    config = tiny_config(root)
+    with pytest.raises(Exception, match="rooms.tsv"):
+        _rebuild(root, config, config["db"]["url"])
+    build_rooms(config, root / "results/rooms", root / "results/corpus", log=lambda m: None, root=root)
+    (root / "results/corpus/noise/val-n01.wav").unlink()
+    with pytest.raises(dbm.DBError, match="val-n01.wav"):
+        _rebuild(root, config, config["db"]["url"])
+    assert not Path(config["db"]["url"].removeprefix("sqlite:///")).exists()
