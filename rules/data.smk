@@ -35,7 +35,7 @@ rule rooms:
         sample_rate=config["sample_rate"],
     log:
         "logs/data/rooms.log",
-    threads: 1
+    threads: 2
     resources:
         mem_mb=2000,
     conda:

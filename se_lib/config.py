@@ -54,6 +54,9 @@ def _check_semantics(config: dict) -> None:
     lo, hi = config["mixtures"]["snr_range"]
     if lo > hi:
         raise ConfigError(f"config key 'mixtures.snr_range': low {lo} > high {hi}")
+    lo, hi = config["mixtures"]["noise2_rel_db_range"]
+    if lo > hi:
+        raise ConfigError(f"config key 'mixtures.noise2_rel_db_range': low {lo} > high {hi}")
     lo, hi = config["rooms"]["rt60_range"]
     if lo > hi:
         raise ConfigError(f"config key 'rooms.rt60_range': low {lo} > high {hi}")

@@ -322,10 +322,11 @@ class _Pools:
 
 
 def _candidate_rows(rng: np.random.Generator, pools: _Pools, length: int,
-                    snr_range: Sequence[float]) -> Iterator[dict]:
+                    snr_range: Sequence[float],
+                    rel_range: Sequence[float] = NOISE2_REL_DB_RANGE) -> Iterator[dict]:
     """Endless stream of candidate mixture rows for one split (keys not yet checked)."""
     lo, hi = float(snr_range[0]), float(snr_range[1])
-    rel_lo, rel_hi = NOISE2_REL_DB_RANGE
+    rel_lo, rel_hi = float(rel_range[0]), float(rel_range[1])
     n_noise = len(pools.noise)
     while True:
         sp = pools.speech[int(rng.integers(len(pools.speech)))]
@@ -361,12 +362,18 @@ def _existing_keys(conn: Connection, keys: Sequence[tuple]) -> set[tuple]:
     return found
 
 
+def _rel_range(config: dict) -> Sequence[float]:
+    """Level range of noise 2 relative to noise 1 (dB), config ``mixtures.noise2_rel_db_range``."""
+    return config["mixtures"].get("noise2_rel_db_range", NOISE2_REL_DB_RANGE)
+
+
 def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, length: int,
                      chunk_size: int) -> int:
     """Draw, de-duplicate and insert the mixtures of ``split`` chunk by chunk; returns collisions."""
     count = int(config["mixtures"]["count"][split])
     rng = np.random.default_rng(derive_seed(config["seed"], "mixtures", split))
-    candidates = _candidate_rows(rng, pools, length, config["mixtures"]["snr_range"])
+    candidates = _candidate_rows(rng, pools, length, config["mixtures"]["snr_range"],
+                                 _rel_range(config))
     max_draws = 50 * count + 1000
     draws = collisions = done = 0
     while done < count:
@@ -464,7 +471,7 @@ def build_db(config: dict, url: str | None = None, corpus_dir: str | os.PathLike
         "schema_version": SCHEMA_VERSION, "config_digest": config_digest(config),
         "seed": str(config["seed"]), "sample_rate": str(sr), "mixture_length": str(length),
         "snr_range": _canon([float(x) for x in config["mixtures"]["snr_range"]]),
-        "noise2_rel_db_range": _canon(list(NOISE2_REL_DB_RANGE)), "channels": str(rooms[0]["channels"]),
+        "noise2_rel_db_range": _canon([float(x) for x in _rel_range(config)]), "channels": str(rooms[0]["channels"]),
         "created_by": _version(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     collisions = 0
