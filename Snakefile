@@ -10,6 +10,14 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_\-]+",
+    split="train|val|test",
+
+
+
 include: "rules/data.smk"
 include: "rules/train.smk"
 

@@ -1,4 +1,4 @@
-# Shared by every rule file: config validation, the invocation id, input functions and constants.
+# Shared by all rule files -- config validation, the invocation id, input functions and constants.
 
 import os
 import uuid
@@ -21,11 +21,6 @@ ROOMS_DIR = "results/rooms"
 DB_FILE = "results/db/digest.txt"
 DB_URL = db_url(config)
 MODELS = list(config["models"])
-
-
-wildcard_constraints:
-    model="[A-Za-z0-9_\-]+",
-    split="train|val|test",
 
 
 def lib_sources(*names):
@@ -52,7 +47,7 @@ def lib_sources(*names):
 
 
 def db_outputs():
-    """Outputs of the DB rule: the digest always; the SQLite file too when the DB is a local file."""
+    """Outputs of the mixture DB job -- the digest always; the SQLite file too when the DB is a local file."""
     outs = {"digest": DB_FILE, "summary": "results/db/summary.tsv"}
     if DB_URL.startswith("sqlite:///"):
         outs["db"] = DB_URL[len("sqlite:///") :]

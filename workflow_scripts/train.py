@@ -1,0 +1,25 @@
+"""Snakemake glue for rule `train`: `se fit` for one model (resumable), then best/last + run.json."""
+
+from pathlib import Path
+
+from se_lib.tracking.runs import snakemake_context
+from se_lib.train.cli import train_job
+from se_lib.workflow import log_to_file
+
+ctx = snakemake_context(snakemake)
+model = snakemake.wildcards.model
+with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
+    info = train_job(
+        model,
+        snakemake.config,
+        out_dir=Path(snakemake.output.run).parent,
+        config_files=list(snakemake.input.model_config),
+        rule=ctx["rule"],
+        wildcards=ctx["wildcards"],
+        threads=snakemake.threads,
+        log_files=ctx["log_files"],
+        db_url=snakemake.params.db_url,
+    )
+    log.info("trained %s: run %s, best val_loss %s, registered %s v%s%s", model, info["run_id"],
+             info["best_val_loss"], info["registered_model"], info["registered_version"],
+             " (resumed)" if info["resumed"] else "")
