@@ -1,0 +1,67 @@
+# Prediction stage: every trained model enhances every prediction split (default: test); the noisy
+# inputs and targets of each split are also exported once, independently of any model, as the
+# baseline the scorer compares against.
+
+PREDICT_SPLITS = list(config.get("predict", {}).get("splits", ["test"]))
+PREDICT_BATCH_SIZE = int(config.get("predict", {}).get("batch_size", 4))
+
+
+def model_config_inputs(model):
+    """The LightningCLI config files of a model (paper config + demo overlay when train.overlay is demo)."""
+    files = [f"config/models/{model}.yaml"]
+    if config["train"].get("overlay", "demo") == "demo":
+        files.append(f"config/models/demo/{model}.yaml")
+    return files
+
+
+rule predict:
+    """LightningCLI `se predict` with the model's best checkpoint and AudioPredictionWriter: noisy,
+    enhanced and target wavs per mixture, plus inference statistics (real-time factor, parameters)."""
+    input:
+        ckpt="results/models/{model}/best.ckpt",
+        run="results/models/{model}/run.json",
+        db=DB_FILE,
+        model_config=lambda wc: model_config_inputs(wc.model),
+        code=lib_sources("train", "models", "data/datamodule.py", "data/render.py", "data/audio.py",
+                         "data/naming.py", "data/db.py"),
+    output:
+        wavs=directory("results/predictions/{model}/{split}"),
+        stats="results/predictions/{model}/{split}_predict_stats.json",
+    params:
+        batch_size=PREDICT_BATCH_SIZE,
+        overlay=config["train"].get("overlay", "demo"),
+        db_url=DB_URL,
+    log:
+        "logs/predict/{model}/{split}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/predict.py"
+
+
+rule noisy_reference:
+    """Noisy (all mics) and target wavs of every mixture of a split, rendered from the mixture DB with
+    the data path prediction uses: the noisy baseline does not depend on any model."""
+    input:
+        db=DB_FILE,
+        code=lib_sources("train/prediction_writer.py", "data/datamodule.py", "data/render.py", "data/audio.py",
+                         "data/naming.py", "data/db.py"),
+    output:
+        directory("results/references/{split}"),
+    params:
+        db_url=DB_URL,
+        sample_rate=config["sample_rate"],
+        batch_size=PREDICT_BATCH_SIZE,
+    log:
+        "logs/predict/noisy_reference/{split}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/noisy_reference.py"

@@ -1,0 +1,149 @@
+# Report stage: comparison table, metric-versus-input-SNR plots, spectrogram examples (per prediction
+# split), learning curves and a hyper-parameter parallel-coordinates plot read from MLflow. Every file
+# is marked with report() for `snakemake --report report.html` (or report.zip); captions in report/.
+
+from se_lib.report.tables import METRIC_LABELS, METRICS
+
+REPORT_DIR = "results/report"
+REPORT_EXAMPLES = int(config.get("report", {}).get("spectrogram_examples", 3))
+REPORT_SNR_BINS = int(config.get("report", {}).get("snr_bins", 5))
+
+
+def report_targets():
+    """Every report output (for the `all` target)."""
+    targets = [f"{REPORT_DIR}/learning_curves.png", f"{REPORT_DIR}/hparams_parallel.png"]
+    for split in PREDICT_SPLITS:
+        targets += [f"{REPORT_DIR}/{split}/comparison.html", f"{REPORT_DIR}/{split}/comparison.tsv",
+                    f"{REPORT_DIR}/{split}/spectrograms"]
+        targets += [f"{REPORT_DIR}/{split}/snr/{m}.png" for m in METRICS]
+    return targets
+
+
+rule report_table:
+    """Comparison table: every metric with its 95 % CI, parameters and real-time factor, per system."""
+    input:
+        summaries=expand("results/scores/{model}/{{split}}_summary.tsv", model=MODELS),
+        noisy="results/scores/noisy/{split}_summary.tsv",
+        stats=expand("results/predictions/{model}/{{split}}_predict_stats.json", model=MODELS),
+        code=lib_sources("report"),
+    output:
+        html=report(f"{REPORT_DIR}/{{split}}/comparison.html", caption="../report/comparison.rst",
+                    category="Comparison", subcategory="Table", labels={"split": "{split}", "format": "HTML"}),
+        tsv=report(f"{REPORT_DIR}/{{split}}/comparison.tsv", caption="../report/comparison.rst",
+                   category="Comparison", subcategory="Table", labels={"split": "{split}", "format": "TSV"}),
+    params:
+        models=MODELS,
+    log:
+        "logs/report/table_{split}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/report_table.py"
+
+
+rule report_snr:
+    """One plot per metric: mean and 95 % CI per input-SNR bin, every model and the noisy input."""
+    input:
+        per_file=expand("results/scores/{model}/{{split}}.tsv", model=MODELS),
+        noisy="results/scores/noisy/{split}.tsv",
+        code=lib_sources("report"),
+    output:
+        plots=[
+            report(f"{REPORT_DIR}/{{split}}/snr/{m}.png", caption="../report/snr.rst", category="Comparison",
+                   subcategory="Metric vs input SNR", labels={"split": "{split}", "metric": METRIC_LABELS[m]})
+            for m in METRICS
+        ],
+        bins=f"{REPORT_DIR}/{{split}}/snr_bins.tsv",
+    params:
+        models=MODELS,
+        metrics=list(METRICS),
+        n_bins=REPORT_SNR_BINS,
+    log:
+        "logs/report/snr_{split}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/report_snr.py"
+
+
+rule report_spectrograms:
+    """Spectrogram panels (noisy reference mic / each model / target, kHz axis) for a few test files
+    spread over the input-SNR range."""
+    input:
+        predictions=expand("results/predictions/{model}/{{split}}", model=MODELS),
+        scores=expand("results/scores/{model}/{{split}}.tsv", model=MODELS),
+        references="results/references/{split}",
+        noisy="results/scores/noisy/{split}.tsv",
+        code=lib_sources("report", "data/audio.py", "data/naming.py"),
+    output:
+        report(directory(f"{REPORT_DIR}/{{split}}/spectrograms"), patterns=["{example}.png"],
+               caption="../report/spectrograms.rst", category="Examples", subcategory="Spectrograms",
+               labels={"split": "{split}", "mixture": "{example}"}),
+    params:
+        models=MODELS,
+        n_examples=REPORT_EXAMPLES,
+        ref_mic=config.get("score", {}).get("ref_mic", 0),
+        sample_rate=config["sample_rate"],
+    log:
+        "logs/report/spectrograms_{split}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/report_spectrograms.py"
+
+
+rule report_learning_curves:
+    """Learning curves of every model's training run, read from MLflow."""
+    input:
+        runs=expand("results/models/{model}/run.json", model=MODELS),
+        code=lib_sources("report"),
+    output:
+        png=report(f"{REPORT_DIR}/learning_curves.png", caption="../report/learning_curves.rst",
+                   category="Training", subcategory="Learning curves", labels={"figure": "learning curves"}),
+        tsv=f"{REPORT_DIR}/learning_curves.tsv",
+    params:
+        models=MODELS,
+    log:
+        "logs/report/learning_curves.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/report_learning_curves.py"
+
+
+rule report_hparams:
+    """Parallel coordinates: hyper-parameters of every finished training run of the experiment
+    against its best validation SI-SDR."""
+    input:
+        runs=expand("results/models/{model}/run.json", model=MODELS),
+        code=lib_sources("report"),
+    output:
+        png=report(f"{REPORT_DIR}/hparams_parallel.png", caption="../report/hparams.rst", category="Training",
+                   subcategory="Hyper-parameters", labels={"figure": "parallel coordinates"}),
+        tsv=f"{REPORT_DIR}/hparams_runs.tsv",
+    params:
+        models=MODELS,
+        objective="val_si_sdr",
+        mode="max",
+        max_axes=int(config.get("report", {}).get("max_hparam_axes", 10)),
+    log:
+        "logs/report/hparams.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/report_hparams.py"

@@ -1,0 +1,54 @@
+# Scoring stage: SI-SDR(i), PESQ-WB, STOI/ESTOI and DNSMOS per file and summarised with 95 % CIs, for
+# every model x split and for the noisy input (`noisy` row, scored on results/references/{split}).
+# The summaries also land on each model's training run in MLflow as `<split>_<metric>` metrics.
+# A model must therefore not be called `noisy` (the baseline's name in results/scores/).
+
+
+rule score:
+    """Score one model's predictions of one split (mode `enhanced`)."""
+    input:
+        pred="results/predictions/{model}/{split}",
+        run="results/models/{model}/run.json",
+        stats="results/predictions/{model}/{split}_predict_stats.json",
+        code=lib_sources("metrics", "report/mlflow_data.py", "report/tables.py", "data/audio.py", "data/naming.py"),
+    output:
+        tsv="results/scores/{model}/{split}.tsv",
+        summary="results/scores/{model}/{split}_summary.tsv",
+    params:
+        mode="enhanced",
+        ref_mic=config.get("score", {}).get("ref_mic", 0),
+        sample_rate=config["sample_rate"],
+    wildcard_constraints:
+        model="(?!noisy$)[A-Za-z0-9_\-]+",
+    log:
+        "logs/score/{model}/{split}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/score.py"
+
+
+rule score_noisy:
+    """Score the unprocessed reference microphone of a split (mode `noisy`): the baseline row."""
+    input:
+        pred="results/references/{split}",
+        code=lib_sources("metrics", "report/tables.py", "data/audio.py", "data/naming.py"),
+    output:
+        tsv="results/scores/noisy/{split}.tsv",
+        summary="results/scores/noisy/{split}_summary.tsv",
+    params:
+        mode="noisy",
+        ref_mic=config.get("score", {}).get("ref_mic", 0),
+        sample_rate=config["sample_rate"],
+    log:
+        "logs/score/noisy/{split}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/score.yaml"
+    script:
+        "../workflow_scripts/score.py"

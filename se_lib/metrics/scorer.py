@@ -1,0 +1,446 @@
+"""Batch scorer: one folder of prediction wavs -> a per-file TSV and a summary TSV.
+
+The folder holds, per mixture, files named by :mod:`se_lib.data.naming`
+``sid_{sid}_nids_{nid1}_{nid2}_rid_{rid}_snr_{snr}dB_{kind}.wav`` with ``kind`` in ``noisy`` (all mic
+channels, ``[T, C]`` in the wav), ``enhanced`` (mono) and ``target`` (mono, reference mic).
+
+Modes:
+    ``enhanced``: the enhanced file is scored against the target; SI-SDRi is relative to channel
+    ``ref_mic`` of the noisy file.
+    ``noisy``: the noisy baseline, channel ``ref_mic`` of the noisy file against the target (SI-SDRi = 0).
+
+Metrics (groups selectable with ``metrics``): ``si_sdr`` -> si_sdr, si_sdri; ``pesq`` -> pesq_wb;
+``stoi`` -> stoi, estoi; ``dnsmos`` -> dnsmos_sig, dnsmos_bak, dnsmos_ovrl, dnsmos_p808 (non-intrusive:
+computed on the scored signal only). Values a metric cannot produce for a file (PESQ finds no utterance,
+STOI has too few speech frames) are NaN, logged with the file name and counted in the summary.
+
+Execution: file headers are checked first (readable, rate, channels, lengths) so bad input fails before
+any scoring; then mixtures are scored in a pool of ``threads`` worker processes forked from a clean
+``forkserver`` with the metric modules preloaded (single-threaded ONNX Runtime and BLAS in each worker,
+DNSMOS models loaded once per worker). Callers' scripts need the usual ``if __name__ == "__main__":``
+guard, as with any ``spawn``/``forkserver`` pool. Work is streamed: only file paths are sent,
+each worker reads its own files, at most ``2 * threads`` mixtures are in flight and rows are gathered as
+they finish (memory does not grow with the number of files beyond one small row each). Both TSVs are
+written atomically (temporary file + ``os.replace``) after every mixture has been scored.
+
+Summary: per metric, mean over the non-NaN values, 95 % confidence half-width of the mean from the
+t-distribution (``t_{0.975, n-1} * s / sqrt(n)``), ``count`` (non-NaN values) and ``nan_count``.
+
+CLI::
+
+    python -m se_lib.metrics.scorer results/predictions/conv_tasnet/test \\
+        --out results/scores/conv_tasnet/per_file.tsv --summary results/scores/conv_tasnet/summary.tsv \\
+        --mode enhanced --ref-mic 0 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from se_lib.data.audio import AudioError, audio_info, read_audio
+from se_lib.data.naming import parse_mixture_filename
+from se_lib.io import write_text_atomic
+
+if TYPE_CHECKING:  # pandas is imported lazily: worker processes never need it
+    import pandas as pd
+
+__all__ = [
+    "ALL_METRICS",
+    "ID_COLUMNS",
+    "METRIC_COLUMNS",
+    "MixtureFiles",
+    "ScoringError",
+    "collect_mixtures",
+    "main",
+    "metric_columns",
+    "score_directory",
+    "score_mixture",
+    "summarize",
+]
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "si_sdr": ("si_sdr", "si_sdri"),
+    "pesq": ("pesq_wb",),
+    "stoi": ("stoi", "estoi"),
+    "dnsmos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"),
+}
+ALL_METRICS: tuple[str, ...] = tuple(METRIC_COLUMNS)
+ID_COLUMNS: tuple[str, ...] = ("mixture", "sid", "nid1", "nid2", "rid", "snr_db")
+MODES = ("enhanced", "noisy")
+SUMMARY_COLUMNS = ("metric", "mean", "ci95", "count", "nan_count")
+FLOAT_FORMAT = "%.6g"
+
+
+class ScoringError(ValueError):
+    """A prediction folder or file that cannot be scored; the message names the file or mixture."""
+
+
+@dataclass(frozen=True)
+class MixtureFiles:
+    """The files of one mixture. ``estimate`` is what gets scored (enhanced file, or the noisy file in
+    ``noisy`` mode, then channel ``ref_mic`` is used); ``noisy`` is needed for SI-SDRi."""
+
+    mixture: str
+    ids: dict[str, Any]
+    estimate: Path
+    target: Path
+    noisy: Path | None
+
+
+def metric_columns(metrics: Iterable[str]) -> list[str]:
+    """Output columns of the chosen metric groups, in canonical order."""
+    chosen = _check_metrics(metrics)
+    return [col for name in ALL_METRICS if name in chosen for col in METRIC_COLUMNS[name]]
+
+
+def _check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(metrics))
+    unknown = [m for m in chosen if m not in METRIC_COLUMNS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown or empty metrics {unknown or list(chosen)}; choose from {list(ALL_METRICS)}")
+    return chosen
+
+
+def collect_mixtures(pred_dir: str | os.PathLike, mode: str = "enhanced", *, need_noisy: bool = True) -> list[MixtureFiles]:
+    """Group the wavs of ``pred_dir`` by mixture; errors name the offending file or mixture.
+
+    Every ``*.wav`` must follow the naming pattern. Each mixture needs a target, plus the enhanced file
+    (``enhanced`` mode) and/or the noisy file (``noisy`` mode, or ``need_noisy`` for SI-SDRi).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    folder = Path(pred_dir)
+    if not folder.is_dir():
+        raise ScoringError(f"{folder}: prediction folder not found")
+    groups: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.wav")):
+        try:
+            parsed = parse_mixture_filename(path.name)
+        except ValueError as exc:
+            raise ScoringError(f"{path}: {exc}") from None
+        kind = parsed.pop("kind")
+        stem = path.name[: -len(f"_{kind}.wav")]
+        entry = groups.setdefault(stem, {"ids": parsed, "files": {}})
+        entry["files"][kind] = path
+    if not groups:
+        raise ScoringError(f"{folder}: no prediction wavs (*.wav) to score")
+    wanted = {"target", mode if mode == "enhanced" else "noisy"}
+    if need_noisy or mode == "noisy":
+        wanted.add("noisy")
+    missing = [f"{stem}_{kind}.wav" for stem, g in groups.items() for kind in sorted(wanted) if kind not in g["files"]]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+        raise ScoringError(f"{folder}: {len(missing)} file(s) missing for mode {mode!r}: {shown}")
+    out = []
+    for stem, g in sorted(groups.items()):
+        files = g["files"]
+        out.append(MixtureFiles(
+            mixture=stem,
+            ids=g["ids"],
+            estimate=files["enhanced"] if mode == "enhanced" else files["noisy"],
+            target=files["target"],
+            noisy=files.get("noisy") if "noisy" in wanted else None,
+        ))
+    return out
+
+
+def check_headers(mixtures: Sequence[MixtureFiles], *, mode: str, ref_mic: int, sample_rate: int) -> None:
+    """Header-only validation of every file (no samples read): readable, non-empty, rate, channels, lengths."""
+    for mix in mixtures:
+        lengths: dict[Path, int] = {}
+        roles = [(mix.target, "target"), (mix.estimate, mode)]
+        if mix.noisy is not None and mix.noisy != mix.estimate:
+            roles.append((mix.noisy, "noisy"))
+        for path, role in roles:
+            try:
+                info = audio_info(path)
+            except AudioError as exc:
+                raise ScoringError(f"cannot score {exc}") from None
+            if info.frames == 0:
+                raise ScoringError(f"cannot score {path}: empty audio (0 samples)")
+            if info.sample_rate != sample_rate:
+                raise ScoringError(f"cannot score {path}: sample rate {info.sample_rate} Hz, expected {sample_rate} Hz")
+            if role == "noisy":
+                if not 0 <= ref_mic < info.channels:
+                    raise ScoringError(f"cannot score {path}: ref_mic {ref_mic} out of range for {info.channels} channel(s)")
+            elif info.channels != 1:
+                raise ScoringError(f"cannot score {path}: {role} file must be mono, has {info.channels} channels")
+            lengths[path] = info.frames
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{p.name}={n}" for p, n in lengths.items())
+            raise ScoringError(f"cannot score mixture {mix.mixture}: lengths differ ({detail} samples)")
+
+
+# ------------------------------------------------------------------------------------------------
+# Worker side
+# ------------------------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(metrics: tuple[str, ...], mode: str, ref_mic: int, sample_rate: int) -> None:
+    """Per-process setup: settings, and the DNSMOS models loaded once (one ONNX Runtime thread)."""
+    _WORKER.update(metrics=metrics, mode=mode, ref_mic=ref_mic, sample_rate=sample_rate)
+    if "pesq" in metrics:
+        import pesq  # noqa: F401  (import cost paid here, not inside the first task)
+    if "stoi" in metrics:
+        import pystoi  # noqa: F401
+    if "dnsmos" in metrics:
+        from se_lib.metrics.dnsmos import get_dnsmos
+
+        get_dnsmos(num_threads=1)
+
+
+def _read(path: Path, sample_rate: int) -> np.ndarray:
+    try:
+        x, _ = read_audio(path, sample_rate, mono=False, resample=False, min_peak=None)
+    except AudioError as exc:  # re-raised as a plain picklable error that still names the file
+        raise ScoringError(f"cannot score {exc}") from None
+    return x  # [C, T]
+
+
+def score_mixture(mix: MixtureFiles, *, metrics: Sequence[str] = ALL_METRICS, mode: str = "enhanced",
+                  ref_mic: int = 0, sample_rate: int = 16000) -> dict[str, Any]:
+    """Scores of one mixture as a row dict (ids + metric columns + ``_problems``: list of NaN reasons)."""
+    from se_lib.metrics.pesq_wb import pesq_wb_with_reason
+    from se_lib.metrics.si_sdr import si_sdr
+    from se_lib.metrics.stoi import stoi
+
+    target = _read(mix.target, sample_rate)[0]
+    est_all = _read(mix.estimate, sample_rate)
+    if mode == "noisy":
+        if not 0 <= ref_mic < est_all.shape[0]:
+            raise ScoringError(f"cannot score {mix.estimate}: ref_mic {ref_mic} out of range for {est_all.shape[0]} channel(s)")
+        estimate = est_all[ref_mic]
+    else:
+        estimate = est_all[0]
+    if estimate.shape != target.shape:
+        raise ScoringError(f"cannot score mixture {mix.mixture}: {mix.estimate.name} has {estimate.size} samples, "
+                           f"{mix.target.name} {target.size}")
+    row: dict[str, Any] = {"mixture": mix.mixture, **mix.ids}
+    problems: list[str] = []
+    if "si_sdr" in metrics:
+        row["si_sdr"] = si_sdr(estimate, target)
+        if mode == "noisy":
+            row["si_sdri"] = 0.0
+        else:
+            if mix.noisy is None:
+                raise ScoringError(f"cannot score mixture {mix.mixture}: SI-SDRi needs its noisy file")
+            noisy = _read(mix.noisy, sample_rate)
+            if not 0 <= ref_mic < noisy.shape[0]:
+                raise ScoringError(f"cannot score {mix.noisy}: ref_mic {ref_mic} out of range for {noisy.shape[0]} channel(s)")
+            if noisy.shape[1] != target.size:
+                raise ScoringError(f"cannot score mixture {mix.mixture}: {mix.noisy.name} has {noisy.shape[1]} samples, "
+                                   f"{mix.target.name} {target.size}")
+            row["si_sdri"] = row["si_sdr"] - si_sdr(noisy[ref_mic], target)
+    if "pesq" in metrics:
+        row["pesq_wb"], reason = pesq_wb_with_reason(target, estimate, sample_rate)
+        if reason:
+            problems.append(f"pesq_wb: {reason}")
+    if "stoi" in metrics:
+        for col, extended in (("stoi", False), ("estoi", True)):
+            row[col] = stoi(target, estimate, sample_rate, extended=extended)
+            if math.isnan(row[col]):
+                problems.append(f"{col}: not enough speech frames")
+    if "dnsmos" in metrics:
+        from se_lib.metrics.dnsmos import get_dnsmos
+
+        row.update(get_dnsmos(num_threads=1).score(estimate, sample_rate).as_dict())
+    row["_problems"] = problems
+    return row
+
+
+def _score_task(mix: MixtureFiles) -> dict[str, Any]:
+    return score_mixture(mix, metrics=_WORKER["metrics"], mode=_WORKER["mode"], ref_mic=_WORKER["ref_mic"],
+                         sample_rate=_WORKER["sample_rate"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Driver
+# ------------------------------------------------------------------------------------------------
+#: Imported once in the fork server, so every worker starts with them loaded (scipy.signal, pulled in by
+#: pystoi, alone takes seconds to import on a busy machine).
+_PRELOAD = ["numpy", "scipy.signal", "scipy.fft", "soundfile", "pesq", "pystoi", "onnxruntime",
+            "google.protobuf.descriptor_pool", "se_lib.metrics.scorer", "se_lib.metrics.dnsmos",
+            "se_lib.metrics.pesq_wb", "se_lib.metrics.stoi", "se_lib.metrics.si_sdr"]
+#: Workers are single-threaded: one process per core, no BLAS/OpenMP threads spinning against each other.
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` context: workers fork from a clean, single-threaded server process (never from the
+    caller, which may hold ONNX Runtime / torch threads) that has the metric modules preloaded and was
+    started with single-threaded BLAS/OpenMP. Like ``spawn``, the caller's main module must be guarded by
+    ``if __name__ == "__main__":``. Falls back to ``spawn`` where ``forkserver`` does not exist."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
+    os.environ.update(_WORKER_ENV)  # only the server process (started now, if not yet) sees these
+    try:
+        forkserver.ensure_running()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return ctx
+
+
+def _iter_rows(mixtures: Sequence[MixtureFiles], settings: tuple, threads: int, progress: bool):
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(mixtures), desc=f"scoring ({settings[1]})", unit="file", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        if threads == 1:
+            _init_worker(*settings)
+            for mix in mixtures:
+                yield _score_task(mix)
+                bar.update()
+            return
+        with ProcessPoolExecutor(max_workers=threads, mp_context=_pool_context(), initializer=_init_worker,
+                                 initargs=settings) as pool:
+            todo = iter(mixtures)
+            pending: set[Future] = set()
+
+            def refill() -> None:
+                for mix in todo:
+                    pending.add(pool.submit(_score_task, mix))
+                    if len(pending) >= 2 * threads:
+                        break
+
+            refill()
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        pending.discard(fut)
+                        yield fut.result()
+                        bar.update()
+                    refill()
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        bar.close()
+
+
+def score_directory(
+    pred_dir: str | os.PathLike,
+    out_tsv: str | os.PathLike | None,
+    summary_tsv: str | os.PathLike | None,
+    *,
+    mode: str = "enhanced",
+    ref_mic: int = 0,
+    threads: int = 1,
+    metrics: Sequence[str] = ALL_METRICS,
+    sample_rate: int = 16000,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Score every mixture of ``pred_dir``; write the per-file and summary TSVs (when paths are given).
+
+    Returns the per-file table (one row per mixture, sorted by mixture name). Raises
+    :class:`ScoringError` naming the file for unreadable/empty/non-finite/wrong-rate/wrong-channel audio,
+    badly named or missing files; nothing is written then.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    chosen = _check_metrics(metrics)
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if threads > 1:
+        _pool_context()  # start the fork server now: its imports overlap with the header checks below
+    mixtures = collect_mixtures(pred_dir, mode, need_noisy="si_sdr" in chosen)
+    check_headers(mixtures, mode=mode, ref_mic=ref_mic, sample_rate=sample_rate)
+    settings = (chosen, mode, int(ref_mic), int(sample_rate))
+    workers = min(threads, len(mixtures))
+    rows = []
+    n_problem_files = 0
+    for row in _iter_rows(mixtures, settings, workers, progress):
+        problems = row.pop("_problems")
+        if problems:
+            n_problem_files += 1
+            log.warning("%s: NaN scores (%s)", row["mixture"], "; ".join(problems))
+        rows.append(row)
+    import pandas as pd  # only now: workers are busy meanwhile, and they never need pandas
+
+    columns = list(ID_COLUMNS) + metric_columns(chosen)
+    df = pd.DataFrame(rows, columns=columns).sort_values("mixture", kind="stable").reset_index(drop=True)
+    summary = summarize(df)
+    if n_problem_files:
+        log.warning("%d of %d file(s) had metrics that could not be computed (NaN, counted in nan_count)",
+                    n_problem_files, len(df))
+    if out_tsv is not None:
+        write_text_atomic(out_tsv, df.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="nan"))
+    if summary_tsv is not None:
+        write_text_atomic(summary_tsv, summary.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="nan"))
+    return df
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per metric column of ``df``: mean, 95 % CI half-width (Student t), count (non-NaN) and nan_count."""
+    import pandas as pd
+    from scipy.special import stdtrit  # Student-t quantile (lighter import than scipy.stats)
+
+    known = [c for cols in METRIC_COLUMNS.values() for c in cols]
+    records = []
+    for col in [c for c in known if c in df.columns]:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        ok = values[np.isfinite(values)]
+        n = int(ok.size)
+        mean = float(ok.mean()) if n else math.nan
+        ci = float(stdtrit(n - 1, 0.975) * ok.std(ddof=1) / math.sqrt(n)) if n >= 2 else math.nan
+        records.append({"metric": col, "mean": mean, "ci95": ci, "count": n, "nan_count": int(values.size - n)})
+    return pd.DataFrame(records, columns=list(SUMMARY_COLUMNS))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m se_lib.metrics.scorer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("pred_dir", help="folder of prediction wavs")
+    parser.add_argument("--out", required=True, help="per-file TSV to write")
+    parser.add_argument("--summary", required=True, help="summary TSV to write")
+    parser.add_argument("--mode", choices=MODES, default="enhanced")
+    parser.add_argument("--ref-mic", type=int, default=0, help="reference microphone channel of the noisy files")
+    parser.add_argument("--threads", type=int, default=1, help="worker processes")
+    parser.add_argument("--metrics", default=",".join(ALL_METRICS),
+                        help=f"comma-separated subset of {','.join(ALL_METRICS)}")
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        score_directory(args.pred_dir, args.out, args.summary, mode=args.mode, ref_mic=args.ref_mic,
+                        threads=args.threads, metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+                        sample_rate=args.sample_rate, progress=not args.no_progress)
+    except (ScoringError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    print(pd.read_csv(args.summary, sep="\t").to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

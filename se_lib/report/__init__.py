@@ -1,0 +1,20 @@
+"""Tables and figures of the workflow report (``snakemake --report``) and the MLflow data behind them.
+
+* :mod:`se_lib.report.tables` - the model comparison (every metric with its 95 % confidence
+  interval, parameter count, inference real-time factor) as TSV and standalone HTML;
+* :mod:`se_lib.report.plots` - metric versus input SNR, learning curves, parallel coordinates of
+  hyper-parameters against the best validation metric, spectrogram panels (kHz axis);
+* :mod:`se_lib.report.mlflow_data` - learning curves and hyper-parameters read from the MLflow
+  store, and the ``test_*`` metrics logged back onto each model's training run;
+* :mod:`se_lib.report.browser` - :func:`~se_lib.report.browser.check_report_html` opens a generated
+  report in headless Chromium and returns what the page actually shows.
+
+Plots use matplotlib's object API (``Figure`` + Agg canvas), never pyplot's global state, so they
+are safe in worker processes and tests.
+"""
+
+from __future__ import annotations
+
+from se_lib.report.tables import METRIC_LABELS, METRICS
+
+__all__ = ["METRICS", "METRIC_LABELS"]

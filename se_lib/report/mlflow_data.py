@@ -1,0 +1,204 @@
+"""Read report data from the MLflow store and write test scores back onto training runs.
+
+* :func:`read_run_json` - ``results/models/<model>/run.json`` (written by the ``train`` rule) holds
+  the MLflow ``run_id`` of the model's training run;
+* :func:`learning_curves` - metric histories (``train_loss_epoch``, ``val_loss_epoch``,
+  ``val_si_sdr``) against the epoch (Lightning logs ``epoch`` at the same step as the metrics);
+* :func:`experiment_runs` / :func:`hparam_axes` - every finished training run of the experiment
+  (tag ``se.subcommand = fit``) with its parameters and best validation metric, and a choice of the
+  hyper-parameters that actually vary, for the parallel-coordinates plot;
+* :func:`log_split_metrics` - the scorer's summary as ``<split>_<metric>`` (and
+  ``<split>_<metric>_ci95``) metrics on the training run, so MLflow's runs table compares models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "experiment_runs",
+    "hparam_axes",
+    "learning_curves",
+    "log_split_metrics",
+    "read_run_json",
+]
+
+# Parameters that describe plumbing, not the model or its training (never plotted as axes).
+_EXCLUDE = re.compile(
+    r"(url|path|_dir|dir$|root|seed|num_workers|predict_split|max_items|_instantiator|num_val_samples_to_log"
+    r"|sample_rate|ckpt|logger|enable_|callbacks|devices|accelerator|precision|strategy|num_nodes|^mlflow"
+    r"|class_path)",  # the architecture is the `arch` column
+    re.IGNORECASE,
+)
+_PREFERRED = ("arch", "lr", "weight_decay", "loss", "batch_size", "segment_seconds", "snr_range", "lr_patience",
+              "lr_factor")
+
+
+def read_run_json(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``run.json`` of a trained model; must hold a ``run_id``."""
+    p = Path(path)
+    try:
+        info = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"training record {p} not found (run the train rule first)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: invalid JSON ({exc})") from exc
+    if not isinstance(info, dict) or not info.get("run_id"):
+        raise ValueError(f"{p}: no MLflow run_id recorded")
+    return info
+
+
+def _client(tracking_uri: str | None):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri) if tracking_uri else MlflowClient()
+
+
+def learning_curves(
+    run_ids: Mapping[str, str],
+    metrics: Sequence[str] = ("train_loss_epoch", "val_loss_epoch", "val_si_sdr"),
+    *,
+    tracking_uri: str | None = None,
+) -> pd.DataFrame:
+    """Columns ``model, run_id, metric, step, epoch, value`` for each model's training run.
+
+    The epoch of a point is the value of the run's ``epoch`` metric at the same (or the latest
+    earlier) step; without an ``epoch`` history the point's index is used.
+    """
+    client = _client(tracking_uri)
+    frames = []
+    for model, run_id in run_ids.items():
+        epochs = sorted(((m.step, m.value) for m in client.get_metric_history(run_id, "epoch")), key=lambda t: t[0])
+        for metric in metrics:
+            hist = sorted(client.get_metric_history(run_id, metric), key=lambda m: (m.step, m.timestamp))
+            if not hist:
+                continue
+            df = pd.DataFrame({"step": [m.step for m in hist], "value": [m.value for m in hist]})
+            df = df.drop_duplicates("step", keep="last")
+            if epochs:
+                ep = pd.DataFrame(epochs, columns=["step", "epoch"]).drop_duplicates("step", keep="last")
+                df = pd.merge_asof(df.sort_values("step"), ep.sort_values("step"), on="step", direction="backward")
+                df["epoch"] = df["epoch"].fillna(0).astype(int)
+            else:
+                df["epoch"] = range(len(df))
+            df.insert(0, "metric", metric)
+            df.insert(0, "run_id", run_id)
+            df.insert(0, "model", model)
+            frames.append(df[["model", "run_id", "metric", "step", "epoch", "value"]])
+    if not frames:
+        return pd.DataFrame(columns=["model", "run_id", "metric", "step", "epoch", "value"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _short_name(key: str) -> str:
+    """``net/init_args/N`` -> ``net.N``; ``data/batch_size`` -> ``batch_size``."""
+    parts = [p for p in re.split(r"[/.]", key) if p not in ("init_args", "model", "data", "dict_kwargs")]
+    return ".".join(parts) or key
+
+
+def experiment_runs(
+    experiment: str,
+    objective: str = "val_si_sdr",
+    mode: str = "max",
+    *,
+    tracking_uri: str | None = None,
+    extra_run_ids: Iterable[str] = (),
+    max_runs: int = 500,
+) -> pd.DataFrame:
+    """Finished training runs of ``experiment`` (plus ``extra_run_ids``): parameters and best objective.
+
+    Columns: ``run_id``, ``run_name``, ``arch`` (tag ``se.model``), ``best_<objective>`` (max or min
+    over the run's history, per ``mode``), ``epochs`` and one column per parameter (short names,
+    see :func:`_short_name`; the raw strings).
+    """
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = []
+    if exp is not None:
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.`se.subcommand` = 'fit' and attributes.status = 'FINISHED'",
+            max_results=max_runs,
+        )
+    seen = {r.info.run_id for r in runs}
+    for run_id in extra_run_ids:
+        if run_id not in seen:
+            runs.append(client.get_run(run_id))
+            seen.add(run_id)
+    rows = []
+    best_col = f"best_{objective}"
+    for run in runs:
+        hist = [m.value for m in client.get_metric_history(run.info.run_id, objective) if math.isfinite(m.value)]
+        row: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "run_name": run.data.tags.get("mlflow.runName", run.info.run_id[:8]),
+            "arch": run.data.tags.get("se.model", ""),
+            best_col: (max(hist) if mode == "max" else min(hist)) if hist else float("nan"),
+            "epochs": len({m.step for m in client.get_metric_history(run.info.run_id, "epoch")}) or pd.NA,
+        }
+        for key, value in run.data.params.items():
+            name = _short_name(key)
+            if name not in row:
+                row[name] = None if value in ("None", "null", "") else value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def hparam_axes(runs: pd.DataFrame, objective_col: str, max_axes: int = 10) -> list[str]:
+    """Parameter columns worth plotting: plumbing excluded, varying ones first, at most ``max_axes``.
+
+    ``arch`` comes first when several architectures are present; then preferred training
+    parameters (lr, weight decay, loss, batch size, ...) that vary; then other varying columns by
+    how many runs set them. When nothing varies the preferred columns present are returned.
+    """
+    skip = {"run_id", "run_name", objective_col, "epochs"}
+    candidates = [c for c in runs.columns if c not in skip and not _EXCLUDE.search(c)]
+
+    def varies(c: str) -> bool:
+        return runs[c].astype(str).nunique(dropna=False) > 1
+
+    varying = [c for c in candidates if varies(c)]
+    preferred = [c for c in _PREFERRED if c in candidates]
+    ordered = [c for c in preferred if c in varying]
+    rest = sorted((c for c in varying if c not in ordered), key=lambda c: (-int(runs[c].notna().sum()), c))
+    chosen = (ordered + rest) if varying else preferred
+    return chosen[:max_axes]
+
+
+def log_split_metrics(
+    run_id: str,
+    summary: pd.DataFrame,
+    split: str,
+    *,
+    tracking_uri: str | None = None,
+    extra: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Log ``<split>_<metric>`` (mean) and ``<split>_<metric>_ci95`` from a summary indexed by metric.
+
+    ``extra`` metrics are logged as given. Non-finite values are skipped. Returns what was logged.
+    """
+    from mlflow.entities import Metric
+
+    client = _client(tracking_uri)
+    values: dict[str, float] = {}
+    for metric, row in summary.iterrows():
+        values[f"{split}_{metric}"] = float(row["mean"])
+        if "ci95" in row:
+            values[f"{split}_{metric}_ci95"] = float(row["ci95"])
+    values.update({k: float(v) for k, v in (extra or {}).items()})
+    values = {k: v for k, v in values.items() if math.isfinite(v)}
+    now = int(time.time() * 1000)
+    if values:
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()])
+    return values

@@ -1,0 +1,314 @@
+"""Report figures: metric versus input SNR, learning curves, parallel coordinates, spectrogram panels.
+
+All functions draw with matplotlib's object API (``matplotlib.figure.Figure`` on an Agg canvas; no
+pyplot state) and write PNGs atomically (temporary file + ``os.replace``).
+
+* :func:`plot_metric_vs_snr` - per-file scores binned by the mixture's input SNR (equal-width bins
+  over the observed range), mean and Student-t 95 % interval per bin and system, files as dots;
+* :func:`plot_learning_curves` - ``train_loss_epoch``, ``val_loss_epoch``, ``val_si_sdr`` per epoch,
+  one line per model;
+* :func:`plot_parallel_coordinates` - one polyline per training run across hyper-parameter axes
+  (each axis scaled to its own range; categorical values spread evenly; missing values drawn on a
+  separate "n/a" level below the axis), coloured by the best validation metric, which is the last
+  axis (Inselberg's parallel coordinates; the layout of ``pandas.plotting.parallel_coordinates``
+  with per-axis scaling added);
+* :func:`plot_spectrograms` - log-magnitude STFT panels (Hann window, dB re the loudest bin of the
+  figure, one shared colour scale) with a kHz frequency axis, e.g. noisy / each model / target.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from se_lib.report.tables import BASELINE, METRIC_LABELS, mean_ci95
+
+__all__ = [
+    "LEARNING_CURVE_METRICS",
+    "plot_learning_curves",
+    "plot_metric_vs_snr",
+    "plot_parallel_coordinates",
+    "plot_spectrograms",
+    "save_figure",
+    "select_examples",
+    "snr_bins",
+    "spectrogram_db",
+]
+
+LEARNING_CURVE_METRICS = ("train_loss_epoch", "val_loss_epoch", "val_si_sdr")
+_CURVE_LABELS = {"train_loss_epoch": "training loss", "val_loss_epoch": "validation loss",
+                 "val_si_sdr": "validation SI-SDR [dB]"}
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically (parent folders created)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _system_colors(names: Sequence[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    models = [n for n in names if n != BASELINE]
+    colors = {n: cmap(i % 10) for i, n in enumerate(models)}
+    colors[BASELINE] = (0.35, 0.35, 0.35, 1.0)
+    return colors
+
+
+# --------------------------------------------------------------------------- metric vs input SNR
+def snr_bins(per_file: Mapping[str, pd.DataFrame], metric: str, n_bins: int = 5) -> pd.DataFrame:
+    """Bin every system's per-file ``metric`` by input ``snr_db`` (same edges for all systems).
+
+    Returns columns ``system, bin_low, bin_high, snr_center, mean, ci95, count``. Systems without
+    the metric are skipped.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    snrs = np.concatenate([df["snr_db"].to_numpy(float) for df in per_file.values()]) if per_file else np.array([])
+    snrs = snrs[np.isfinite(snrs)]
+    if snrs.size == 0:
+        raise ValueError("no finite input SNRs in the per-file scores")
+    lo, hi = float(snrs.min()), float(snrs.max())
+    if hi - lo < 1e-9:
+        lo, hi, n_bins = lo - 0.5, hi + 0.5, 1
+    edges = np.linspace(lo, hi, n_bins + 1)
+    rows = []
+    for name, df in per_file.items():
+        if metric not in df.columns:
+            continue
+        idx = np.clip(np.searchsorted(edges, df["snr_db"].to_numpy(float), side="right") - 1, 0, n_bins - 1)
+        values = df[metric].to_numpy(float)
+        for b in range(n_bins):
+            mean, ci, count = mean_ci95(values[idx == b])
+            rows.append({"system": name, "bin_low": edges[b], "bin_high": edges[b + 1],
+                         "snr_center": 0.5 * (edges[b] + edges[b + 1]), "mean": mean, "ci95": ci, "count": count})
+    return pd.DataFrame(rows, columns=["system", "bin_low", "bin_high", "snr_center", "mean", "ci95", "count"])
+
+
+def plot_metric_vs_snr(
+    per_file: Mapping[str, pd.DataFrame],
+    metric: str,
+    path: str | os.PathLike,
+    *,
+    n_bins: int = 5,
+    title: str | None = None,
+) -> pd.DataFrame:
+    """Plot ``metric`` against input SNR for every system; returns the binned table."""
+    binned = snr_bins(per_file, metric, n_bins)
+    if binned.empty:
+        raise ValueError(f"no system has per-file values of {metric!r}")
+    colors = _system_colors(list(per_file))
+    fig = _new_figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    systems = list(dict.fromkeys(binned["system"]))
+    width = float((binned["bin_high"] - binned["bin_low"]).iloc[0])
+    for k, name in enumerate(systems):
+        df = per_file[name]
+        color = colors[name]
+        jitter = (k - (len(systems) - 1) / 2) * 0.06 * width  # keep systems' markers apart
+        ax.scatter(df["snr_db"] + jitter, df[metric], s=9, alpha=0.25, color=color, linewidths=0)
+        b = binned[(binned["system"] == name) & (binned["count"] > 0)]
+        ax.errorbar(b["snr_center"] + jitter, b["mean"], yerr=b["ci95"].fillna(0.0), color=color, marker="o",
+                    ms=4, capsize=3, lw=1.6, ls="--" if name == BASELINE else "-", label=name)
+    ax.set_xlabel("input SNR at the reference mic [dB]")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(title or f"{METRIC_LABELS.get(metric, metric)} versus input SNR")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    save_figure(fig, path)
+    return binned
+
+
+# ---------------------------------------------------------------------------------- learning curves
+def plot_learning_curves(
+    curves: pd.DataFrame, path: str | os.PathLike, metrics: Sequence[str] = LEARNING_CURVE_METRICS
+) -> None:
+    """``curves``: columns ``model, metric, epoch, value`` (see :func:`se_lib.report.mlflow_data.learning_curves`)."""
+    for col in ("model", "metric", "epoch", "value"):
+        if col not in curves.columns:
+            raise ValueError(f"learning curves lack column {col!r}")
+    models = list(dict.fromkeys(curves["model"]))
+    colors = _system_colors(models)
+    fig = _new_figure(4.0 * len(metrics), 3.6)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        sub = curves[curves["metric"] == metric]
+        for name in models:
+            c = sub[sub["model"] == name].sort_values("epoch")
+            if not c.empty:
+                ax.plot(c["epoch"], c["value"], marker="o" if len(c) < 30 else None, ms=3, color=colors[name],
+                        label=name)
+        if sub.empty:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="0.5")
+        ax.set_title(_CURVE_LABELS.get(metric, metric))
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    handles, labels = [], []
+    for ax in axes:
+        h, lab = ax.get_legend_handles_labels()
+        for hh, ll in zip(h, lab):
+            if ll not in labels:
+                handles.append(hh)
+                labels.append(ll)
+    if handles:
+        axes[-1].legend(handles, labels, fontsize="small", loc="best")
+    save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------ parallel coordinates
+def _axis_values(col: pd.Series) -> tuple[np.ndarray, list[float], list[str]]:
+    """Scale one column to [0, 1]; missing -> -0.12. Returns positions, tick positions, tick labels."""
+    numeric = pd.to_numeric(col, errors="coerce")
+    missing = col.isna().to_numpy()
+    if (numeric.notna() | col.isna()).all():  # numeric axis
+        v = numeric.to_numpy(float)
+        finite = v[np.isfinite(v)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        log = finite.size > 0 and lo > 0 and hi / lo >= 100  # e.g. learning rates
+        f = (lambda x: np.log10(x)) if log else (lambda x: x)
+        span = f(hi) - f(lo)
+        pos = np.where(np.isfinite(v), (f(np.where(np.isfinite(v), v, lo)) - f(lo)) / span if span else 0.5, -0.12)
+        uniq = np.unique(finite)
+        if span and uniq.size <= 6:  # few distinct values: label each of them
+            ticks = [float((f(u) - f(lo)) / span) for u in uniq]
+            labels = [f"{u:.3g}" for u in uniq]
+        else:
+            ticks = [0.0, 1.0] if span else [0.5]
+            labels = [f"{lo:.3g}", f"{hi:.3g}"] if span else [f"{lo:.3g}"]
+    else:  # categorical axis
+        cats = sorted({str(x) for x in col[~col.isna()]})
+        where = {c: (i / (len(cats) - 1) if len(cats) > 1 else 0.5) for i, c in enumerate(cats)}
+        pos = np.array([where[str(x)] if not m else -0.12 for x, m in zip(col, missing)])
+        ticks, labels = [where[c] for c in cats], cats
+    if missing.any():
+        ticks, labels = ticks + [-0.12], labels + ["n/a"]
+    return pos, ticks, labels
+
+
+def plot_parallel_coordinates(
+    table: pd.DataFrame,
+    objective: str,
+    path: str | os.PathLike,
+    *,
+    label: str | None = None,
+    axes: Sequence[str] | None = None,
+    title: str | None = None,
+) -> None:
+    """One line per row of ``table`` over ``axes`` (default: every column but ``objective``/``label``),
+    then the ``objective`` axis; lines coloured by ``objective``. ``label`` names runs in the legend."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    if objective not in table.columns:
+        raise ValueError(f"parallel coordinates: objective column {objective!r} missing")
+    if table.empty:
+        raise ValueError("parallel coordinates: no runs to plot")
+    cols = list(axes) if axes is not None else [c for c in table.columns if c not in (objective, label)]
+    cols.append(objective)
+    placed = [_axis_values(table[c]) for c in cols]
+    obj = pd.to_numeric(table[objective], errors="coerce").to_numpy(float)
+    finite = obj[np.isfinite(obj)]
+    norm = Normalize(float(finite.min()) if finite.size else 0.0, float(finite.max()) if finite.size else 1.0)
+    cmap = colormaps["viridis"]
+    fig = _new_figure(max(6.0, 1.25 * len(cols) + 2.0), 4.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(cols))
+    order = np.argsort(np.nan_to_num(obj, nan=-np.inf))  # best runs drawn last (on top)
+    for i in order:
+        y = [p[0][i] for p in placed]
+        color = cmap(norm(obj[i])) if np.isfinite(obj[i]) else (0.6, 0.6, 0.6, 1.0)
+        name = str(table[label].iloc[i]) if label else None
+        ax.plot(x, y, color=color, lw=1.8, alpha=0.9, marker="o", ms=3)
+        if name:
+            ax.annotate(name, (x[-1], y[-1]), xytext=(6, 0), textcoords="offset points", fontsize=7,
+                        va="center", color=color)
+    for xi, (_, ticks, labels) in zip(x, placed):
+        ax.axvline(xi, color="0.3", lw=0.8)
+        for t, lab in zip(ticks, labels):
+            ax.text(xi - 0.04, t, lab if len(lab) <= 18 else lab[:17] + "…", ha="right", va="center", fontsize=7)
+    ax.set_xticks(x, [c if len(c) <= 24 else "…" + c[-23:] for c in cols], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.2, 1.08)
+    ax.set_xlim(-0.6, len(cols) - 0.4)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    from matplotlib.cm import ScalarMappable
+
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=objective, shrink=0.85)
+    ax.set_title(title or f"Hyper-parameters against {objective} ({len(table)} runs)")
+    save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------------- spectrograms
+def spectrogram_db(x: np.ndarray, sr: int, n_fft: int = 512, hop: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(freqs_hz, times_s, power_db [F, frames])`` of a mono signal (Hann window, one-sided)."""
+    from scipy.signal import stft
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"spectrogram: expected a non-empty mono signal, got shape {x.shape}")
+    f, t, z = stft(x, fs=sr, window="hann", nperseg=n_fft, noverlap=n_fft - hop, boundary="zeros", padded=True)
+    return f, t, 10.0 * np.log10(np.abs(z) ** 2 + 1e-12)
+
+
+def plot_spectrograms(
+    panels: Sequence[tuple[str, np.ndarray]],
+    sr: int,
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    dynamic_range_db: float = 80.0,
+) -> None:
+    """Stacked spectrograms (one row per ``(label, mono signal)``), shared time axis and colour scale."""
+    if not panels:
+        raise ValueError("plot_spectrograms: no panels")
+    specs = [(label, *spectrogram_db(x, sr)) for label, x in panels]
+    top = max(float(s[3].max()) for s in specs)
+    fig = _new_figure(7.5, 1.7 * len(specs) + 0.6)
+    axes = fig.subplots(len(specs), 1, sharex=True, squeeze=False)[:, 0]
+    mesh = None
+    for ax, (label, f, t, s) in zip(axes, specs):
+        mesh = ax.pcolormesh(t, f / 1000.0, s, shading="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top,
+                             rasterized=True)
+        ax.set_ylabel("kHz")
+        ax.set_title(label, fontsize=9, loc="left")
+    axes[-1].set_xlabel("time [s]")
+    fig.colorbar(mesh, ax=list(axes), label="dB", shrink=0.9)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)
+
+
+def select_examples(per_file: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` rows spread over the input-SNR range (lowest, ..., highest), in SNR order; ties by id."""
+    if n < 1 or per_file.empty:
+        return per_file.iloc[:0]
+    keys = [c for c in ("snr_db", "sid", "nid1", "nid2", "rid") if c in per_file.columns]
+    ordered = per_file.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    if n >= len(ordered):
+        return ordered
+    idx = np.unique(np.round(np.linspace(0, len(ordered) - 1, n)).astype(int))
+    return ordered.iloc[idx].reset_index(drop=True)

@@ -1,0 +1,410 @@
+"""Training callbacks: GPU statistics, audio samples, config/checkpoint artifacts, resume state.
+
+* :class:`GPUStatsMonitor` samples utilisation, memory and temperature of one NVIDIA GPU through
+  NVML (``nvidia-ml-py``) every ``interval_steps`` optimiser steps (or ``interval_seconds``) and logs
+  them through the trainer's loggers as ``system/gpu_*``.  Without an NVIDIA driver it warns once
+  and does nothing.
+* :class:`AudioSampleLogger` writes the validation examples kept by
+  :class:`se_lib.train.module.EnhancementModule` (noisy reference mic, enhanced, target) as wavs
+  plus a spectrogram PNG (kHz axis) to MLflow under ``audio_samples/sample_<i>/`` whenever the
+  monitored validation loss improves (and/or every N epochs).
+* :class:`ConfigArtifactSaver` logs the resolved LightningCLI config as ``config.yaml``.
+* :class:`CheckpointRegistrar` logs the best checkpoint as ``checkpoints/best.ckpt`` at the end of
+  fitting and registers it as a new version of the registered model ``se-<arch>``.
+* Resume-state helpers: the MLflow run id and a digest of the model/data config stored beside the
+  checkpoints, so that a killed job continues the same run from ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from se_lib.io import write_text_atomic
+from se_lib.train.mlflow_utils import mlflow_logger, register_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------- GPU stats
+def _load_nvml() -> Any:
+    """The NVML binding module (``pynvml`` from nvidia-ml-py); tests substitute a fake."""
+    import pynvml
+
+    return pynvml
+
+
+class GPUStatsMonitor(Callback):
+    """Log ``system/gpu_utilization_percentage``, ``system/gpu_memory_usage_percentage`` and
+    ``system/gpu_temperature_celsius`` of GPU ``device_index`` during training.
+
+    Args:
+        device_index: NVML index of the GPU to watch; ``None`` uses the trainer's CUDA device (0 on CPU).
+        interval_steps: log every this many optimiser steps (ignored if ``interval_seconds`` is set).
+        interval_seconds: log at most this often (wall clock) instead of counting steps.
+    """
+
+    UTIL = "system/gpu_utilization_percentage"
+    MEMORY = "system/gpu_memory_usage_percentage"
+    TEMPERATURE = "system/gpu_temperature_celsius"
+
+    def __init__(
+        self, device_index: int | None = 0, interval_steps: int = 50, interval_seconds: float | None = None
+    ) -> None:
+        if interval_steps < 1:
+            raise ValueError(f"GPUStatsMonitor: interval_steps must be >= 1, got {interval_steps}")
+        if interval_seconds is not None and interval_seconds <= 0:
+            raise ValueError(f"GPUStatsMonitor: interval_seconds must be > 0, got {interval_seconds}")
+        self.device_index = device_index
+        self.interval_steps = interval_steps
+        self.interval_seconds = interval_seconds
+        self._nvml: Any = None
+        self._handle: Any = None
+        self._disabled = False
+        self._warned = False
+        self._last_step = -1
+        self._last_time = -float("inf")
+
+    @property
+    def active(self) -> bool:
+        return self._handle is not None and not self._disabled
+
+    def _warn_once(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            log.warning(message)
+
+    def _resolve_index(self, trainer: pl.Trainer | None) -> int:
+        if self.device_index is not None:
+            return int(self.device_index)
+        device = getattr(getattr(trainer, "strategy", None), "root_device", None)
+        if device is not None and device.type == "cuda" and device.index is not None:
+            return int(device.index)
+        return 0
+
+    def _start(self, trainer: pl.Trainer | None) -> None:
+        if self._handle is not None or self._disabled:
+            return
+        index = self._resolve_index(trainer)
+        try:
+            nvml = _load_nvml()
+            nvml.nvmlInit()
+            self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            self._nvml = nvml
+        except Exception as exc:  # no driver / no GPU / bad index: NVMLError subclasses, ImportError
+            self._disabled = True
+            self._warn_once(f"GPUStatsMonitor: NVML unavailable for GPU {index} ({exc}); GPU statistics are not logged")
+
+    def read_stats(self) -> dict[str, float]:
+        """Current statistics of the watched GPU (empty dict when inactive)."""
+        if not self.active:
+            return {}
+        nvml, handle = self._nvml, self._handle
+        try:
+            util = nvml.nvmlDeviceGetUtilizationRates(handle)
+            mem = nvml.nvmlDeviceGetMemoryInfo(handle)
+            temp = nvml.nvmlDeviceGetTemperature(handle, getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
+        except Exception as exc:  # GPU fell off the bus, driver reloaded, ...
+            self._disabled = True
+            self._warn_once(f"GPUStatsMonitor: reading NVML failed ({exc}); GPU statistics are no longer logged")
+            return {}
+        return {
+            self.UTIL: float(util.gpu),
+            self.MEMORY: 100.0 * float(mem.used) / float(mem.total) if mem.total else 0.0,
+            self.TEMPERATURE: float(temp),
+        }
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            self._start(trainer)
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()
+
+    def _due(self, step: int, now: float) -> bool:
+        if step == self._last_step:
+            return False
+        if self.interval_seconds is not None:
+            return now - self._last_time >= self.interval_seconds
+        return step % self.interval_steps == 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not self.active or not trainer.is_global_zero:
+            return
+        step, now = int(trainer.global_step), self._now()
+        if not self._due(step, now):
+            return
+        stats = self.read_stats()
+        if not stats:
+            return
+        self._last_step, self._last_time = step, now
+        for logger in trainer.loggers:
+            logger.log_metrics(stats, step=step)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._handle is not None:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:  # pragma: no cover - best effort
+                pass
+            self._handle = None
+
+
+# ------------------------------------------------------------------------------------ audio samples
+def spectrogram_figure(
+    signals: dict[str, torch.Tensor], sample_rate: int, n_fft: int = 512, hop: int = 128
+) -> Any:
+    """Matplotlib figure (Agg) with one log-magnitude spectrogram per signal; y in kHz, x in seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    window = torch.hann_window(n_fft)
+    fig, axes = plt.subplots(len(signals), 1, figsize=(8, 2.2 * len(signals)), sharex=True, squeeze=False)
+    spectra = {}
+    for name, x in signals.items():
+        x = x.float()
+        if x.numel() < n_fft:
+            x = torch.nn.functional.pad(x, (0, n_fft - x.numel()))
+        spec = torch.stft(x, n_fft, hop, window=window, return_complex=True).abs()
+        spectra[name] = 20.0 * torch.log10(spec + 1e-8)
+    vmax = max(float(s.max()) for s in spectra.values())
+    image = None
+    for ax, (name, spec) in zip(axes[:, 0], spectra.items()):
+        seconds = spec.shape[-1] * hop / sample_rate
+        image = ax.imshow(
+            spec.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80.0, vmax=vmax,
+            extent=(0.0, seconds, 0.0, sample_rate / 2000.0),
+        )
+        ax.set_ylabel("Frequency (kHz)")
+        ax.set_title(name)
+    axes[-1, 0].set_xlabel("Time (s)")
+    if image is not None:
+        fig.colorbar(image, ax=axes[:, 0].tolist(), label="dB")
+    return fig
+
+
+def write_spectrogram_png(path: str | os.PathLike, signals: dict[str, torch.Tensor], sample_rate: int) -> None:
+    """Save :func:`spectrogram_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = spectrogram_figure(signals, sample_rate)
+    try:
+        fig.savefig(path, dpi=80)
+    finally:
+        plt.close(fig)
+
+
+def write_example(folder: Path, example: dict[str, Any], sample_rate: int) -> None:
+    """``noisy.wav``, ``enhanced.wav``, ``target.wav`` (PCM-16, jointly scaled below full scale) + PNG."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    signals = {k: example[k] for k in ("noisy", "enhanced", "target")}
+    peak = max(float(s.abs().max()) if s.numel() else 0.0 for s in signals.values())
+    gain = 0.99 / peak if peak > 0.99 else 1.0
+    for name, x in signals.items():
+        sf.write(folder / f"{name}.wav", (x.numpy() * gain).astype(np.float32), sample_rate, subtype="PCM_16")
+    write_spectrogram_png(folder / "spectrogram.png", signals, sample_rate)
+
+
+class AudioSampleLogger(Callback):
+    """Log validation examples (wavs + kHz spectrogram) to MLflow under ``audio_samples/sample_<i>/``.
+
+    The examples are those kept by ``EnhancementModule`` (``num_val_samples_to_log``). They are
+    written when ``monitor`` improves (``on_improvement``) and/or every ``every_n_epochs`` epochs
+    (0 disables the periodic trigger); later writes overwrite earlier ones, so the run shows the
+    examples of the best (or latest periodic) epoch, with ``audio_samples/info.json`` saying which.
+    """
+
+    def __init__(self, on_improvement: bool = True, every_n_epochs: int = 0, monitor: str = "val_loss",
+                 mode: str = "min") -> None:
+        if every_n_epochs < 0:
+            raise ValueError(f"AudioSampleLogger: every_n_epochs must be >= 0, got {every_n_epochs}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"AudioSampleLogger: mode must be 'min' or 'max', got {mode!r}")
+        self.on_improvement = on_improvement
+        self.every_n_epochs = every_n_epochs
+        self.monitor = monitor
+        self.mode = mode
+        self.best: float | None = None
+        self.logged_epochs: list[int] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "logged_epochs": list(self.logged_epochs)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+        self.logged_epochs = list(state_dict.get("logged_epochs", []))
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after the epoch's metrics are aggregated into callback_metrics (as for ModelCheckpoint)
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        epoch = int(trainer.current_epoch)
+        metric = trainer.callback_metrics.get(self.monitor)
+        value = float(metric) if metric is not None else None
+        improved = value is not None and np.isfinite(value) and self._improved(value)
+        if improved:
+            self.best = value
+        periodic = self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0
+        if not ((self.on_improvement and improved) or periodic):
+            return
+        examples = list(getattr(pl_module, "val_examples", []) or [])
+        logger = mlflow_logger(trainer)
+        if not examples or logger is None:
+            return
+        sample_rate = int(getattr(pl_module, "sample_rate", 16000))
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for i, example in enumerate(examples):
+                write_example(root / f"sample_{i}", example, sample_rate)
+            info = {"epoch": epoch, "global_step": int(trainer.global_step), self.monitor: value,
+                    "reason": "improvement" if improved else "periodic",
+                    "mids": [e.get("mid") for e in examples]}
+            (root / "info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+            logger.experiment.log_artifacts(logger.run_id, tmp, artifact_path="audio_samples")
+        self.logged_epochs.append(epoch)
+
+
+# ----------------------------------------------------------------------------- config + checkpoints
+class ConfigArtifactSaver(Callback):
+    """Log the resolved LightningCLI config (text) as the MLflow artifact ``config.yaml`` at setup,
+    plus ``params`` (e.g. the data and trainer settings, which the module's hparams do not hold)."""
+
+    def __init__(self, config_text: str, artifact_file: str = "config.yaml",
+                 params: dict[str, Any] | None = None) -> None:
+        self.config_text = config_text
+        self.artifact_file = artifact_file
+        self.params = dict(params or {})
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        logger = mlflow_logger(trainer)
+        if logger is None or not trainer.is_global_zero:
+            return
+        logger.experiment.log_text(logger.run_id, self.config_text, self.artifact_file)
+        if self.params:
+            logger.log_hyperparams(self.params)
+
+
+def best_checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
+    """The trainer's ModelCheckpoint that monitors a metric (falls back to the first one)."""
+    callbacks = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+    for cb in callbacks:
+        if cb.monitor:
+            return cb
+    return callbacks[0] if callbacks else None
+
+
+@dataclass
+class RegisteredCheckpoint:
+    run_id: str
+    best_path: str
+    best_score: float | None
+    model_name: str | None
+    version: str | None
+
+
+class CheckpointRegistrar(Callback):
+    """At the end of fitting, log the best checkpoint as ``checkpoints/best.ckpt`` (+ ``config.yaml``)
+    and register ``runs:/<run>/checkpoints`` as a new version of ``model_name`` (if given)."""
+
+    def __init__(self, model_name: str | None, config_text: str | None = None, register: bool = True) -> None:
+        self.model_name = model_name
+        self.config_text = config_text
+        self.register = register
+        self.result: RegisteredCheckpoint | None = None
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.interrupted:
+            return
+        logger = mlflow_logger(trainer)
+        ckpt = best_checkpoint_callback(trainer)
+        if logger is None or ckpt is None:
+            return
+        best = ckpt.best_model_path or ckpt.last_model_path
+        if not best or not Path(best).is_file():
+            log.warning("CheckpointRegistrar: no checkpoint to log (did validation run?)")
+            return
+        score = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
+        client, run_id = logger.experiment, logger.run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            os.symlink(os.path.abspath(best), os.path.join(tmp, "best.ckpt"))
+            meta = {"original_filename": Path(best).name, "monitor": ckpt.monitor, "score": score,
+                    "epoch": int(trainer.current_epoch), "global_step": int(trainer.global_step)}
+            Path(tmp, "best.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            if self.config_text:
+                Path(tmp, "config.yaml").write_text(self.config_text, encoding="utf-8")
+            client.log_artifacts(run_id, tmp, artifact_path="checkpoints")
+        version = None
+        if self.register and self.model_name:
+            version = register_checkpoint(
+                client, run_id, self.model_name, "checkpoints",
+                tags={"monitor": str(ckpt.monitor), "best_score": str(score)},
+            )
+            client.set_tag(run_id, "se.registered_model", f"{self.model_name}/{version}")
+            log.info("registered %s version %s from run %s", self.model_name, version, run_id)
+        self.result = RegisteredCheckpoint(run_id, best, score, self.model_name, version)
+
+
+# ------------------------------------------------------------------------------------- resume state
+RUN_ID_FILE = "mlflow_run_id"
+DIGEST_FILE = "config_digest"
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    run_id: str
+    config_digest: str
+
+
+def read_resume_state(ckpt_dir: str | os.PathLike) -> ResumeState | None:
+    """Run id (empty without MLflow) + config digest stored beside the checkpoints by an earlier job."""
+    folder = Path(ckpt_dir)
+    values = []
+    for name in (RUN_ID_FILE, DIGEST_FILE):
+        try:
+            values.append((folder / name).read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            values.append(None)
+    if values == [None, None]:
+        return None
+    return ResumeState(values[0] or "", values[1] or "")
+
+
+def write_resume_state(ckpt_dir: str | os.PathLike, run_id: str, config_digest: str) -> None:
+    folder = Path(ckpt_dir)
+    write_text_atomic(folder / DIGEST_FILE, config_digest + "\n")
+    write_text_atomic(folder / RUN_ID_FILE, run_id + "\n")
+
+
+def clear_checkpoint_dir(ckpt_dir: str | os.PathLike) -> None:
+    """Remove checkpoints and resume state of a superseded run (only files this module writes)."""
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.is_file() and (path.suffix == ".ckpt" or path.name in (RUN_ID_FILE, DIGEST_FILE)):
+            path.unlink()

@@ -1,0 +1,99 @@
+"""Training objectives and validation metrics on padded waveform batches.
+
+* SI-SDR (scale-invariant signal-to-distortion ratio) after Le Roux, Wisdom, Erdogan & Hershey,
+  "SDR – half-baked or well done?", ICASSP 2019: both signals are made zero-mean, the target is
+  scaled by the optimal ``alpha = <s_hat, s> / ||s||^2`` and the ratio of the scaled target's energy
+  to the residual's energy is reported in dB.  Conv-TasNet (Luo & Mesgarani, TASLP 2019) trains
+  on its negative.
+* SDR: the plain (not scale-invariant) ratio ``||s||^2 / ||s - s_hat||^2`` in dB, no projection
+  (the "SNR" objective of many enhancement papers).
+
+Every function takes ``estimate [B, T]``, ``target [B, T]`` and optional ``lengths [B]`` (number of
+valid samples per item; samples beyond it are zero padding and are excluded from means and
+energies), and returns one value per item ``[B]``; losses return the batch mean.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+EPS = 1e-8
+LOSSES = ("si_sdr", "sdr")
+
+
+def valid_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """Boolean ``[B, T]`` mask of valid samples (all true when ``lengths`` is ``None``)."""
+    batch, time = like.shape
+    if lengths is None:
+        return torch.ones(batch, time, dtype=torch.bool, device=like.device)
+    lengths = lengths.to(like.device)
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must have shape [{batch}], got {tuple(lengths.shape)}")
+    if bool((lengths < 1).any()) or bool((lengths > time).any()):
+        raise ValueError(f"lengths must lie in [1, {time}], got {lengths.tolist()}")
+    return torch.arange(time, device=like.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def _check_pair(estimate: torch.Tensor, target: torch.Tensor) -> None:
+    if estimate.ndim != 2 or estimate.shape != target.shape:
+        raise ValueError(
+            f"expected estimate and target of the same shape [batch, time], got "
+            f"{tuple(estimate.shape)} and {tuple(target.shape)}"
+        )
+
+
+def si_sdr(
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    eps: float = EPS,
+) -> torch.Tensor:
+    """Scale-invariant SDR in dB per item ``[B]`` over the valid samples (Le Roux et al. 2019)."""
+    _check_pair(estimate, target)
+    mask = valid_mask(lengths, estimate).to(estimate.dtype)
+    count = mask.sum(dim=-1, keepdim=True)
+    estimate = estimate * mask
+    target = target * mask
+    estimate = (estimate - estimate.sum(-1, keepdim=True) / count) * mask
+    target = (target - target.sum(-1, keepdim=True) / count) * mask
+    alpha = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + eps)
+    projection = alpha * target
+    residual = estimate - projection
+    return 10.0 * torch.log10((projection.pow(2).sum(-1) + eps) / (residual.pow(2).sum(-1) + eps))
+
+
+def sdr(
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    eps: float = EPS,
+) -> torch.Tensor:
+    """Plain SDR (a.k.a. SNR of the estimate) in dB per item ``[B]`` over the valid samples."""
+    _check_pair(estimate, target)
+    mask = valid_mask(lengths, estimate).to(estimate.dtype)
+    residual = (target - estimate) * mask
+    return 10.0 * torch.log10((target.mul(mask).pow(2).sum(-1) + eps) / (residual.pow(2).sum(-1) + eps))
+
+
+def negative_si_sdr(estimate: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Batch-mean negative SI-SDR (dB), the Conv-TasNet training objective."""
+    return -si_sdr(estimate, target, lengths).mean()
+
+
+def negative_sdr(estimate: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Batch-mean negative plain SDR (dB)."""
+    return -sdr(estimate, target, lengths).mean()
+
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def get_loss(name: str) -> LossFn:
+    """Loss function by name: ``"si_sdr"`` (negative SI-SDR) or ``"sdr"`` (negative SDR)."""
+    table: dict[str, LossFn] = {"si_sdr": negative_si_sdr, "sdr": negative_sdr}
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"EnhancementModule: unknown loss {name!r}; expected one of {LOSSES}") from None

@@ -1,0 +1,155 @@
+"""MLflow plumbing for training: the Lightning logger, run resumption and the model registry.
+
+* :class:`ResumableMLFlowLogger` is Lightning's ``MLFlowLogger`` that can continue an existing run
+  after a crash: when resumed it drops metric points whose step is not past the last step already
+  stored for that key (the part of the interrupted epoch that is being recomputed), so every metric
+  history keeps strictly increasing, unique steps; parameters already stored are not re-logged.
+* :func:`build_logger` assembles the logger for a training job with the workflow's run tags.
+* :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
+  run's ``checkpoints`` artifact folder (MLflow 3 registry; works on the sqlite store).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Mapping
+
+from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+log = logging.getLogger(__name__)
+
+_METRIC_NAME = re.compile(r"[^a-zA-Z0-9_/. -]+")
+# LightningCLI bookkeeping stored in hparams, not a hyper-parameter of the experiment.
+INTERNAL_PARAMS = ("_instantiator", "_class_path")
+
+
+class ResumableMLFlowLogger(MLFlowLogger):
+    """``MLFlowLogger`` that continues run ``run_id`` without duplicated metric steps.
+
+    Args:
+        resume: treat ``run_id`` as an interrupted run being continued (metric points at or before
+            the last stored step of their key are skipped; the run is set back to RUNNING).
+        Other arguments as :class:`lightning.pytorch.loggers.MLFlowLogger`.
+    """
+
+    def __init__(self, *args: Any, resume: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resume = bool(resume and kwargs.get("run_id"))
+        self._last_steps: dict[str, int] | None = None
+
+    @property
+    def resumed(self) -> bool:
+        return self._resume
+
+    def _stored_last_steps(self) -> dict[str, int]:
+        client = self.experiment
+        run = client.get_run(self.run_id)
+        last: dict[str, int] = {}
+        for key in run.data.metrics:
+            history = client.get_metric_history(self.run_id, key)
+            if history:
+                last[key] = max(m.step for m in history)
+        return last
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self._resume:
+            if self._last_steps is None:
+                self._last_steps = self._stored_last_steps()
+            s = step or 0
+            kept = {}
+            for key, value in metrics.items():
+                name = _METRIC_NAME.sub("", self._prefix + ("-" if self._prefix else "") + key)
+                if s > self._last_steps.get(name, -1):
+                    kept[key] = value
+            metrics = kept
+            if not metrics:
+                return
+        super().log_metrics(metrics, step)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any) -> None:
+        from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+
+        flat = {k: v for k, v in _flatten_dict(_convert_params(params)).items() if k not in INTERNAL_PARAMS}
+        if not self._resume:
+            super().log_hyperparams(flat)
+            return
+        stored = self.experiment.get_run(self.run_id).data.params
+        fresh = {}
+        for key, value in flat.items():
+            text = str(value)[:250]
+            if key not in stored:
+                fresh[key] = value
+            elif stored[key] != text:
+                log.warning("resumed run %s: parameter %s was %r, now %r (kept the stored value)",
+                            self.run_id, key, stored[key], text)
+        if fresh:
+            super().log_hyperparams(fresh)
+
+
+def build_logger(
+    experiment: str,
+    tracking_uri: str,
+    tags: Mapping[str, str],
+    run_id: str | None = None,
+) -> ResumableMLFlowLogger:
+    """Logger for one training job: a new run carrying ``tags``, or the interrupted run ``run_id``."""
+    if run_id:
+        logger = ResumableMLFlowLogger(
+            experiment_name=experiment, tracking_uri=tracking_uri, run_id=run_id, resume=True
+        )
+        client = logger.experiment
+        client.update_run(run_id, status="RUNNING")
+        for key, value in tags.items():
+            if key != "mlflow.runName":
+                client.set_tag(run_id, key, value)
+        return logger
+    run_name = tags.get("mlflow.runName")
+    return ResumableMLFlowLogger(
+        experiment_name=experiment,
+        tracking_uri=tracking_uri,
+        tags={k: v for k, v in tags.items() if k != "mlflow.runName"},
+        run_name=run_name,
+    )
+
+
+def mlflow_logger(trainer: Any) -> MLFlowLogger | None:
+    """The trainer's first MLflow logger, or ``None``."""
+    for logger in getattr(trainer, "loggers", []) or []:
+        if isinstance(logger, MLFlowLogger):
+            return logger
+    return None
+
+
+def register_checkpoint(
+    client: Any, run_id: str, name: str, artifact_path: str = "checkpoints", tags: Mapping[str, str] | None = None
+) -> str:
+    """Register ``runs:/<run_id>/<artifact_path>`` as a new version of model ``name``; return the version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, description="Speech-enhancement checkpoints (Lightning .ckpt + config.yaml)")
+    except MlflowException as exc:  # already registered (possibly by a concurrent job)
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+            raise
+    version = client.create_model_version(
+        name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=dict(tags or {})
+    )
+    return str(version.version)
+
+
+def mark_run_killed(tracking_uri: str, run_id: str) -> None:
+    """Set a superseded interrupted run to KILLED (no-op if it is gone or already terminated)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return
+    if run.info.status == "RUNNING":
+        client.set_terminated(run_id, status="KILLED")

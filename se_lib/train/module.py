@@ -1,0 +1,201 @@
+"""LightningModule wrapping any enhancement network ``net: [B, C, T] -> [B, T]``.
+
+Training minimises the negative SI-SDR (Le Roux et al., "SDR – half-baked or well done?", ICASSP
+2019), the objective of Conv-TasNet (Luo & Mesgarani, TASLP 2019); the plain negative SDR is
+selectable.  Padding beyond each item's ``lengths`` is excluded.  Validation reports ``val_loss``,
+``val_si_sdr`` and ``val_si_sdri`` (improvement over the unprocessed reference microphone).
+Optimisation: Adam with ReduceLROnPlateau on ``val_loss``; early stopping, checkpointing and
+gradient clipping are configured in the trainer (see :mod:`se_lib.train.cli`).
+
+Batches follow the data-module contract (docs/contracts.md): a dict with ``noisy [B, C, T]``,
+``target [B, T]``, ``lengths [B]``, ``mid`` (list of str) and ``meta`` (list of dict).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from se_lib.train.losses import LOSSES, get_loss, si_sdr
+
+try:  # LightningCLI passes the parsed config of ``net`` through this context (keeps it in hparams)
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+except ImportError:  # pragma: no cover - private Lightning API moved
+    _given_hyperparameters = None
+
+
+def _cli_hparams_given() -> bool:
+    return _given_hyperparameters is not None and _given_hyperparameters.get() is not None
+
+
+class EnhancementModule(pl.LightningModule):
+    """Train/validate/test/predict a speech-enhancement network.
+
+    Args:
+        net: the network; ``forward(noisy [B, C, T]) -> enhanced [B, T]``. Its optional attributes
+            ``ref_mic`` (reference channel, default 0) and ``in_channels`` are used for the input
+            SI-SDR baseline and for checking the data's channel count.
+        loss: ``"si_sdr"`` (negative SI-SDR, default) or ``"sdr"`` (negative plain SDR).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay (L2).
+        lr_patience: epochs without ``val_loss`` improvement before the learning rate is reduced.
+        lr_factor: multiplicative learning-rate reduction.
+        num_val_samples_to_log: validation examples kept each epoch for
+            :class:`se_lib.train.callbacks.AudioSampleLogger` (wavs + spectrogram).
+        sample_rate: sampling rate (Hz) the network is trained at; must match the data module's.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: str = "si_sdr",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_patience: int = 5,
+        lr_factor: float = 0.5,
+        num_val_samples_to_log: int = 4,
+        sample_rate: int = 16000,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"EnhancementModule: unknown loss {loss!r}; expected one of {LOSSES}")
+        if lr <= 0:
+            raise ValueError(f"EnhancementModule: lr must be > 0, got {lr}")
+        if not 0 < lr_factor < 1:
+            raise ValueError(f"EnhancementModule: lr_factor must lie in (0, 1), got {lr_factor}")
+        if num_val_samples_to_log < 0:
+            raise ValueError(f"EnhancementModule: num_val_samples_to_log must be >= 0, got {num_val_samples_to_log}")
+        if sample_rate <= 0:
+            raise ValueError(f"EnhancementModule: sample_rate must be > 0, got {sample_rate}")
+        # Under LightningCLI the hparams hold the *config* of ``net`` (class_path + init_args), which
+        # lets checkpoints rebuild the network; a bare nn.Module is never pickled into hparams.
+        self.save_hyperparameters(ignore=None if _cli_hparams_given() else ["net"])
+        self.net = net
+        self.loss_name = loss
+        self.loss_fn = get_loss(loss)
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_patience = lr_patience
+        self.lr_factor = lr_factor
+        self.num_val_samples_to_log = num_val_samples_to_log
+        self.sample_rate = sample_rate
+        self.val_examples: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def ref_mic(self) -> int:
+        return int(getattr(self.net, "ref_mic", 0))
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        return self.net(noisy)
+
+    def _enhance(self, batch: dict[str, Any]) -> torch.Tensor:
+        noisy = batch["noisy"]
+        enhanced = self.net(noisy)
+        if enhanced.shape != batch["target"].shape:
+            raise RuntimeError(
+                f"{type(self.net).__name__} returned shape {tuple(enhanced.shape)} for noisy input "
+                f"{tuple(noisy.shape)}; expected the target's shape {tuple(batch['target'].shape)}"
+            )
+        return enhanced
+
+    def setup(self, stage: str) -> None:
+        """Check the data module agrees with the model (sample rate, channel count) before training."""
+        trainer = getattr(self, "_trainer", None)
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if datamodule is None:
+            return
+        data_sr = getattr(datamodule, "sample_rate", None)
+        if data_sr is not None and int(data_sr) != int(self.sample_rate):
+            raise ValueError(
+                f"sample-rate mismatch: data.init_args.sample_rate={data_sr} but "
+                f"model.init_args.sample_rate={self.sample_rate}; set both to the same value"
+            )
+        data_ch = getattr(datamodule, "num_channels", None)
+        net_ch = getattr(self.net, "in_channels", None)
+        if data_ch is not None and net_ch is not None and int(net_ch) > 1 and int(data_ch) != int(net_ch):
+            raise ValueError(
+                f"channel mismatch: the data has {data_ch} microphones but "
+                f"model.init_args.net.init_args.in_channels={net_ch}"
+            )
+        if data_ch is not None and self.ref_mic >= int(data_ch):
+            raise ValueError(
+                f"model.init_args.net.init_args.ref_mic={self.ref_mic} but the data has only {data_ch} microphones"
+            )
+
+    # ----------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        enhanced = self._enhance(batch)
+        loss = self.loss_fn(enhanced, batch["target"], batch.get("lengths"))
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=enhanced.shape[0])
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_examples = []
+
+    def _evaluate(self, batch: dict[str, Any], prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+        enhanced = self._enhance(batch)
+        target, lengths = batch["target"], batch.get("lengths")
+        loss = self.loss_fn(enhanced, target, lengths)
+        out_sdr = si_sdr(enhanced, target, lengths)
+        in_sdr = si_sdr(batch["noisy"][:, self.ref_mic], target, lengths)
+        bs = enhanced.shape[0]
+        self.log(f"{prefix}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
+        self.log(f"{prefix}_loss_epoch", loss, on_step=False, on_epoch=True, batch_size=bs)
+        self.log(f"{prefix}_si_sdr", out_sdr.mean(), on_step=False, on_epoch=True, batch_size=bs)
+        self.log(f"{prefix}_si_sdri", (out_sdr - in_sdr).mean(), on_step=False, on_epoch=True, batch_size=bs)
+        return enhanced, loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        enhanced, loss = self._evaluate(batch, "val")
+        if dataloader_idx == 0 and len(self.val_examples) < self.num_val_samples_to_log:
+            self._keep_examples(batch, enhanced)
+        return loss
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self._evaluate(batch, "test")[1]
+
+    def _keep_examples(self, batch: dict[str, Any], enhanced: torch.Tensor) -> None:
+        lengths = batch.get("lengths")
+        mids = batch.get("mid") or [None] * enhanced.shape[0]
+        for i in range(enhanced.shape[0]):
+            if len(self.val_examples) >= self.num_val_samples_to_log:
+                break
+            n = int(lengths[i]) if lengths is not None else enhanced.shape[-1]
+            self.val_examples.append(
+                {
+                    "mid": mids[i],
+                    "noisy": batch["noisy"][i, self.ref_mic, :n].detach().float().cpu(),
+                    "enhanced": enhanced[i, :n].detach().float().cpu(),
+                    "target": batch["target"][i, :n].detach().float().cpu(),
+                }
+            )
+
+    # --------------------------------------------------------------- prediction
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Enhanced signals plus the batch's tensors and metadata (on CPU) for a prediction writer."""
+        enhanced = self.net(batch["noisy"])
+        out: dict[str, Any] = {"enhanced": enhanced.detach().float().cpu()}
+        for key in ("noisy", "target", "lengths"):
+            if key in batch and batch[key] is not None:
+                out[key] = batch[key].detach().cpu()
+        for key in ("mid", "meta"):
+            if key in batch:
+                out[key] = batch[key]
+        out["sample_rate"] = self.sample_rate
+        return out
+
+    # ---------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.lr_factor, patience=self.lr_patience
+        )
+        return {
+            "optimizer": optimizer,
+            # strict=False: epochs without validation (check_val_every_n_epoch > 1) skip the step
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch", "strict": False},
+        }

@@ -1,0 +1,130 @@
+"""check_report_html in a real headless Chromium, on a small Snakemake report built here (.html and .zip).
+
+The report holds what the workflow's report holds: a workflow description, an HTML comparison table
+(from :func:`se_lib.report.tables.write_comparison`) and a PNG plot, each marked with ``report()``
+(caption, category, subcategory, labels). Skipped when no Chromium is installed (Debian: ``apt-get
+install chromium``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from se_lib.report.browser import BrowserError, check_report_html, find_chromium, summarize
+from se_lib.report.plots import plot_metric_vs_snr
+from se_lib.report.tables import write_comparison
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _chromium_or_skip() -> str:
+    try:
+        return find_chromium()
+    except BrowserError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[str, Path]:
+    _chromium_or_skip()
+    wf = tmp_path_factory.mktemp("wf")
+    src = wf / "src"
+    src.mkdir()
+    for name, si_sdr in (("noisy", 2.0), ("convtasnet", 9.0)):
+        rows = [{"metric": "si_sdr", "mean": si_sdr, "ci95": 0.5, "count": 20, "nan_count": 0},
+                {"metric": "pesq_wb", "mean": si_sdr / 4, "ci95": 0.1, "count": 20, "nan_count": 0}]
+        pd.DataFrame(rows).to_csv(src / f"{name}.tsv", sep="\t", index=False)
+    (src / "stats.json").write_text(json.dumps({"parameters": 123456, "real_time_factor": 0.01}))
+    write_comparison({"noisy": src / "noisy.tsv", "convtasnet": src / "convtasnet.tsv"},
+                     {"noisy": None, "convtasnet": src / "stats.json"}, src / "comparison.tsv", src / "comparison.html")
+    per_file = {"noisy": pd.DataFrame({"snr_db": [-5.0, 0.0, 5.0, 10.0], "si_sdr": [-4.0, 1.0, 6.0, 9.0]}),
+                "convtasnet": pd.DataFrame({"snr_db": [-5.0, 0.0, 5.0, 10.0], "si_sdr": [4.0, 8.0, 12.0, 15.0]})}
+    plot_metric_vs_snr(per_file, "si_sdr", src / "si_sdr.png", n_bins=2)
+    (wf / "workflow.rst").write_text("Tiny workflow\n=============\n\nExperiment **{{ snakemake.config['name'] }}**.\n")
+    (wf / "table.rst").write_text("Comparison table on the {{ snakemake.wildcards.split }} split.\n")
+    (wf / "snr.rst").write_text("SI-SDR versus input SNR.\n")
+    (wf / "Snakefile").write_text(textwrap.dedent("""
+        config["name"] = "browser-check"
+        report: "workflow.rst"
+
+        rule all:
+            input: "out/test/comparison.html", "out/test/comparison.tsv", "out/test/si_sdr.png"
+
+        rule table:
+            input: html="src/comparison.html", tsv="src/comparison.tsv"
+            output:
+                html=report("out/{split}/comparison.html", caption="table.rst", category="Comparison",
+                            subcategory="Table", labels={"split": "{split}", "format": "HTML"}),
+                tsv=report("out/{split}/comparison.tsv", caption="table.rst", category="Comparison",
+                           subcategory="Table", labels={"split": "{split}", "format": "TSV"}),
+            shell: "cp {input.html} {output.html} && cp {input.tsv} {output.tsv}"
+
+        rule plot:
+            input: "src/si_sdr.png"
+            output:
+                report("out/{split}/si_sdr.png", caption="snr.rst", category="Comparison",
+                       subcategory="Metric vs input SNR", labels={"split": "{split}", "metric": "SI-SDR [dB]"})
+            shell: "cp {input} {output}"
+        """))
+    smk = [sys.executable, "-m", "snakemake", "--cores", "1", "--quiet", "all"]
+    for extra in (["--report", "report.html", "--report-after-run"], ["--report", "report.zip"]):
+        res = subprocess.run(smk + extra, cwd=wf, capture_output=True, text=True, timeout=240)
+        assert res.returncode == 0, res.stderr[-3000:]
+    return {"html": wf / "report.html", "zip": wf / "report.zip"}
+
+
+@pytest.mark.parametrize("kind", ["html", "zip"])
+def test_report_shows_table_and_plot(reports, kind, tmp_path):
+    found = check_report_html(reports[kind], screenshot_dir=tmp_path)
+    info = summarize(found)
+    assert found["app_rendered"], info
+    assert found["errors"] == [], info
+    assert "Tiny workflow" in found["workflow_description"] and "browser-check" in found["workflow_description"]
+    by_name = {r["name"]: r for r in found["results"]}
+    assert set(by_name) == {"comparison.html", "comparison.tsv", "si_sdr.png"}, info
+    html = by_name["comparison.html"]
+    assert html["displayed"] and html["caption"] == "Comparison table on the test split."
+    assert html["labels"] == {"split": "test", "format": "HTML"}
+    table = html["tables"][0]
+    assert table["caption"] == "Model comparison on the test split"
+    assert table["headers"][:3] == ["system", "files", "SI-SDR [dB]"] and "RTF" in table["headers"]
+    assert [row[0] for row in table["rows"]] == ["noisy", "convtasnet"]
+    assert table["rows"][1][2] == "9.00 ± 0.50"
+    png = by_name["si_sdr.png"]
+    assert png["displayed"] and png["image_size"][0] > 300 and png["image_size"][1] > 200, info
+    assert found["images"] == ["si_sdr.png"]
+    comparison = found["categories"]["Comparison"]["subcategories"]
+    assert all(item["listed"] for items in comparison.values() for item in items), found["categories"]
+    assert set(comparison) == {"Table", "Metric vs input SNR"}
+    shots = [Path(p) for p in found["screenshots"]]
+    assert shots and all(p.stat().st_size > 5000 for p in shots)
+
+
+def test_broken_report_is_reported(reports, tmp_path):
+    """A report whose result data is corrupt shows no image: the check must say so, not pass."""
+    text = reports["html"].read_text(encoding="utf-8")
+    marker = "filename=si_sdr.png;base64,"
+    start = text.index(marker) + len(marker)
+    broken = tmp_path / "broken.html"
+    broken.write_text(text[:start] + "AAAA" + text[start + 4000:], encoding="utf-8")
+    found = check_report_html(broken)
+    assert found["app_rendered"]
+    assert found["images"] == [] and [r["image_size"] for r in found["results"] if r["name"] == "si_sdr.png"] == [None]
+
+
+def test_missing_report_and_bad_suffix(tmp_path):
+    _chromium_or_skip()
+    with pytest.raises(FileNotFoundError):
+        check_report_html(tmp_path / "nope.html")
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(ValueError, match="html or .zip"):
+        check_report_html(tmp_path / "x.txt")
+    assert shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

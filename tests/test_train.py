@@ -1,0 +1,362 @@
+"""Training: losses/metrics, EnhancementModule, the ``se`` LightningCLI and what a fit leaves in MLflow.
+
+The end-to-end test runs ``se fit`` in a subprocess on a tiny synthetic mixture DB (the world
+helpers of test_db.py) with a tiny Conv-TasNet, against a temporary MLflow sqlite store, then runs
+``se predict --ckpt_path`` on the best checkpoint in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+from se_lib.train.callbacks import spectrogram_figure
+from se_lib.train.cli import SECLI, arch_name, config_digest, main, workflow_cli_args
+from se_lib.train.losses import get_loss, negative_si_sdr, sdr, si_sdr
+from se_lib.train.module import EnhancementModule
+
+REPO = Path(__file__).resolve().parent.parent
+ARCHS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
+
+
+# ------------------------------------------------------------------------------------ losses
+def test_si_sdr_matches_torchmetrics_and_is_scale_invariant():
+    from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio as tm_si_sdr
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 2000, generator=g)
+    estimate = target + 0.3 * torch.randn(3, 2000, generator=g) + 0.2
+    ours = si_sdr(estimate, target)
+    ref = tm_si_sdr(estimate, target, zero_mean=True)
+    torch.testing.assert_close(ours, ref, atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(si_sdr(7.5 * estimate, target), ours, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(negative_si_sdr(estimate, target), -ours.mean())
+
+
+def test_plain_sdr_closed_form_and_not_scale_invariant():
+    g = torch.Generator().manual_seed(1)
+    target = torch.randn(2, 1000, generator=g)
+    err = torch.randn(2, 1000, generator=g)
+    err = err * torch.sqrt(target.pow(2).sum(-1, keepdim=True) / (10.0 * err.pow(2).sum(-1, keepdim=True)))
+    torch.testing.assert_close(sdr(target + err, target), torch.full((2,), 10.0), atol=1e-4, rtol=0)
+    assert float(sdr(0.5 * target, target).mean()) < float(si_sdr(0.5 * target, target).mean())
+
+
+def test_padding_is_excluded_by_lengths():
+    g = torch.Generator().manual_seed(2)
+    lengths = torch.tensor([1000, 600, 250])
+    target = torch.randn(3, 1000, generator=g)
+    estimate = target + 0.5 * torch.randn(3, 1000, generator=g)
+    garbage_t, garbage_e = target.clone(), estimate.clone()
+    for i, n in enumerate(lengths.tolist()):
+        garbage_t[i, n:] = 100.0
+        garbage_e[i, n:] = -55.0
+    for fn in (si_sdr, sdr):
+        masked = fn(garbage_e, garbage_t, lengths)
+        per_item = torch.stack([fn(estimate[i:i + 1, :n], target[i:i + 1, :n])[0]
+                                for i, n in enumerate(lengths.tolist())])
+        torch.testing.assert_close(masked, per_item, atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="lengths"):
+        si_sdr(estimate, target, torch.tensor([1000, 0, 5]))
+
+
+def test_loss_names():
+    assert get_loss("si_sdr") is negative_si_sdr
+    with pytest.raises(ValueError, match="unknown loss 'l1'"):
+        get_loss("l1")
+    with pytest.raises(ValueError, match="unknown loss"):
+        EnhancementModule(nn.Identity(), loss="mse")
+
+
+# ------------------------------------------------------------------------------------ module
+class PickMic(nn.Module):
+    """Returns microphone ``ref_mic`` times a learnable gain (an 'unprocessed' baseline)."""
+
+    def __init__(self, ref_mic: int = 1, in_channels: int = 3) -> None:
+        super().__init__()
+        self.ref_mic, self.in_channels = ref_mic, in_channels
+        self.gain = nn.Parameter(torch.ones(()))
+
+    def forward(self, noisy):
+        return noisy[:, self.ref_mic] * self.gain
+
+
+def _batches(n: int = 3, seed: int = 0, channels: int = 3) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for b in range(n):
+        target = torch.randn(2, 800, generator=g)
+        noisy = target[:, None].repeat(1, channels, 1) + torch.linspace(0.2, 0.8, channels)[None, :, None] * \
+            torch.randn(2, channels, 800, generator=g)
+        lengths = torch.tensor([800, 500])
+        noisy[1, :, 500:] = 0
+        target[1, 500:] = 0
+        out.append({"noisy": noisy, "target": target, "lengths": lengths, "mid": [f"m{b}a", f"m{b}b"],
+                    "meta": [{"split": "val"}, {"split": "val"}]})
+    return out
+
+
+def _trainer(**kw) -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, **kw)
+
+
+def test_validation_metrics_against_unprocessed_reference_mic():
+    batches = _batches()
+    module = EnhancementModule(PickMic(ref_mic=1), num_val_samples_to_log=3)
+    metrics = _trainer().validate(module, DataLoader(batches, batch_size=None), verbose=False)[0]
+    expected = torch.cat([si_sdr(b["noisy"][:, 1], b["target"], b["lengths"]) for b in batches])
+    assert metrics["val_si_sdr"] == pytest.approx(float(expected.mean()), abs=1e-4)
+    assert metrics["val_si_sdri"] == pytest.approx(0.0, abs=1e-5)  # enhanced == reference mic
+    assert metrics["val_loss"] == pytest.approx(-float(expected.mean()), abs=1e-4)
+    assert metrics["val_loss_epoch"] == metrics["val_loss"]
+    # kept examples: trimmed to their lengths, reference channel of the noisy input
+    assert [e["mid"] for e in module.val_examples] == ["m0a", "m0b", "m1a"]
+    assert module.val_examples[1]["noisy"].shape == (500,)
+    torch.testing.assert_close(module.val_examples[0]["noisy"], batches[0]["noisy"][0, 1])
+
+
+def test_training_logs_step_and_epoch_loss_and_learns():
+    batches = _batches(4, seed=3)
+    module = EnhancementModule(PickMic(ref_mic=0), loss="sdr", lr=0.05)
+    start = float(module.net.gain)
+    module.net.gain.data.fill_(0.3)  # plain SDR penalises the wrong scale; training must fix it
+    trainer = _trainer(max_epochs=3, log_every_n_steps=1, limit_val_batches=0, gradient_clip_val=5.0)
+    trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+    assert {"train_loss_step", "train_loss_epoch"} <= set(trainer.logged_metrics)
+    assert float(module.net.gain) > 0.5 and start == 1.0
+
+
+def test_optimizer_and_plateau_scheduler():
+    module = EnhancementModule(PickMic(), lr=2e-3, weight_decay=1e-5, lr_patience=5, lr_factor=0.5)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.defaults["lr"] == 2e-3 and opt.defaults["weight_decay"] == 1e-5
+    assert isinstance(sched["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert sched["monitor"] == "val_loss" and sched["scheduler"].patience == 5 and sched["scheduler"].factor == 0.5
+
+
+def test_predict_step_returns_enhanced_and_metadata():
+    batch = _batches(1)[0]
+    out = EnhancementModule(PickMic(ref_mic=2)).predict_step(batch, 0)
+    torch.testing.assert_close(out["enhanced"], batch["noisy"][:, 2])
+    assert out["mid"] == batch["mid"] and out["meta"] == batch["meta"]
+    assert torch.equal(out["lengths"], batch["lengths"]) and out["sample_rate"] == 16000
+    assert out["noisy"].shape == batch["noisy"].shape and out["target"].shape == batch["target"].shape
+
+
+class _DM(pl.LightningDataModule):
+    def __init__(self, sample_rate: int, num_channels: int) -> None:
+        super().__init__()
+        self.sample_rate, self.num_channels = sample_rate, num_channels
+
+    def val_dataloader(self):
+        return DataLoader(_batches(1), batch_size=None)
+
+
+def test_data_model_mismatch_is_named():
+    with pytest.raises(ValueError, match=r"sample-rate mismatch: data.init_args.sample_rate=8000"):
+        _trainer().validate(EnhancementModule(PickMic()), datamodule=_DM(8000, 3), verbose=False)
+    with pytest.raises(ValueError, match=r"channel mismatch: the data has 2 microphones.*in_channels=3"):
+        _trainer().validate(EnhancementModule(PickMic(ref_mic=0)), datamodule=_DM(16000, 2), verbose=False)
+
+
+def test_spectrogram_axis_in_khz():
+    fig = spectrogram_figure({"noisy": torch.randn(4000), "enhanced": torch.randn(4000)}, 16000)
+    image_axes = [ax for ax in fig.axes if ax.get_ylabel() == "Frequency (kHz)"]
+    assert len(image_axes) == 2 and image_axes[0].get_ylim() == pytest.approx((0.0, 8.0))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------- CLI
+def _print_config(args: list[str], capsys) -> dict:
+    with pytest.raises(SystemExit) as exc:
+        main(args + ["--print_config"])
+    assert exc.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_model_configs_exist():
+    present = {p.stem for p in (REPO / "config" / "models").glob("*.yaml")}
+    assert set(ARCHS) <= present
+    assert {p.stem for p in (REPO / "config" / "models" / "demo").glob("*.yaml")} >= set(ARCHS)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_print_config_of_model_configs(arch, capsys):
+    paper = REPO / "config" / "models" / f"{arch}.yaml"
+    demo = REPO / "config" / "models" / "demo" / f"{arch}.yaml"
+    cfg = _print_config(["fit", "--config", str(paper), "--data.batch_size", "16",
+                         "--data.snr_range", "[-5, 5]", "--trainer.max_epochs", "100"], capsys)
+    assert cfg["model"]["class_path"] == "se_lib.train.module.EnhancementModule"
+    assert arch_name(cfg["model"]["init_args"]["net"]["class_path"]) == arch
+    assert cfg["model"]["init_args"]["loss"] == "si_sdr"
+    assert cfg["data"]["class_path"] == "se_lib.data.datamodule.MixtureDataModule"
+    assert cfg["data"]["init_args"]["batch_size"] == 16
+    assert cfg["data"]["init_args"]["snr_range"] == [-5.0, 5.0]
+    assert cfg["trainer"]["max_epochs"] == 100 and cfg["trainer"]["gradient_clip_val"] == 5.0
+    assert cfg["early_stopping"]["monitor"] == "val_loss" and cfg["early_stopping"]["patience"] == 10
+    assert cfg["checkpoint"]["monitor"] == "val_loss" and cfg["checkpoint"]["save_last"] is True
+    names = [c["class_path"].rsplit(".", 1)[-1] for c in cfg["trainer"]["callbacks"]]
+    assert {"GPUStatsMonitor", "AudioSampleLogger"} <= set(names)
+    demo_cfg = _print_config(["fit", "--config", str(paper), "--config", str(demo)], capsys)
+    assert demo_cfg["model"]["init_args"]["net"]["class_path"] == cfg["model"]["init_args"]["net"]["class_path"]
+    assert demo_cfg != _print_config(["fit", "--config", str(paper)], capsys)  # the overlay changes something
+
+
+def test_workflow_args_parse(tmp_path, capsys):
+    from se_lib.config import load_config
+
+    config = load_config(REPO / "config" / "config.yaml", {
+        "train": {"max_epochs": 3, "batch_size": 4, "num_workers": 0, "accelerator": "cpu",
+                  "extra_args": {"data.snr_range": [-5, 5], "model.init_args.lr": 0.0005}}})
+    args = workflow_cli_args("ic_conv_tasnet", config, tmp_path / "out")
+    assert args[:5] == ["fit", "--config", "config/models/ic_conv_tasnet.yaml",
+                        "--config", "config/models/demo/ic_conv_tasnet.yaml"]
+    cfg = _print_config(args, capsys)
+    assert cfg["trainer"]["max_epochs"] == 3 and cfg["trainer"]["accelerator"] == "cpu"
+    assert cfg["data"]["init_args"]["batch_size"] == 4 and cfg["data"]["init_args"]["num_workers"] == 0
+    assert cfg["data"]["init_args"]["snr_range"] == [-5.0, 5.0] and cfg["model"]["init_args"]["lr"] == 0.0005
+    assert cfg["data"]["init_args"]["db_url"] == "sqlite:///results/db/mixtures.sqlite"
+    assert cfg["seed_everything"] == config["seed"] and cfg["data"]["init_args"]["seed"] == config["seed"]
+    assert cfg["mlflow"]["experiment"] == "baseline_verification" and cfg["resume"] is True
+    assert cfg["trainer"]["default_root_dir"] == str(tmp_path / "out")
+    paper = workflow_cli_args("dprnn", {**config, "train": {**config["train"], "overlay": "paper"}}, "x")
+    assert "config/models/demo/dprnn.yaml" not in paper
+    with pytest.raises(FileNotFoundError, match="config/models/nosuch.yaml"):
+        workflow_cli_args("nosuch", config, "x")
+
+
+def test_config_digest_ignores_trainer():
+    a = {"seed_everything": 1, "model": {"lr": 1}, "data": {"b": 2}, "trainer": {"max_epochs": 3}}
+    assert config_digest(a) == config_digest({**a, "trainer": {"max_epochs": 9}})
+    assert config_digest(a) != config_digest({**a, "model": {"lr": 2}})
+
+
+# ------------------------------------------------------------------------- end to end (subprocess)
+TINY_NET = {"class_path": "se_lib.models.conv_tasnet.ConvTasNet",
+            "init_args": {"N": 16, "L": 16, "B": 8, "H": 16, "Sc": 8, "P": 3, "X": 2, "R": 1, "in_channels": 4}}
+
+
+def tiny_fit_config(root: Path, url: str, out: Path, max_epochs: int = 2, callbacks: list | None = None) -> dict:
+    """A complete ``se fit`` config: tiny Conv-TasNet on the synthetic world under ``root``."""
+    return {
+        "seed_everything": 3,
+        "trainer": {
+            "max_epochs": max_epochs, "accelerator": "cpu", "devices": 1, "log_every_n_steps": 1,
+            "gradient_clip_val": 5.0, "enable_progress_bar": False, "enable_model_summary": False,
+            "num_sanity_val_steps": 0, "default_root_dir": str(out),
+            "callbacks": callbacks if callbacks is not None else [
+                {"class_path": "se_lib.train.callbacks.GPUStatsMonitor", "init_args": {"interval_steps": 1}},
+                {"class_path": "se_lib.train.callbacks.AudioSampleLogger"},
+            ],
+        },
+        "model": {"class_path": "se_lib.train.module.EnhancementModule",
+                  "init_args": {"net": TINY_NET, "num_val_samples_to_log": 2, "lr": 0.003}},
+        "data": {"class_path": "se_lib.data.datamodule.MixtureDataModule",
+                 "init_args": {"db_url": url, "batch_size": 2, "num_workers": 0, "segment_seconds": 0.5,
+                               "max_items": 4, "corpus_root": str(root), "seed": 5}},
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_db import build_world, tiny_config
+
+    root = tmp_path_factory.mktemp("trainworld")
+    config, url = build_world(root, tiny_config(root, count={"train": 6, "val": 4, "test": 3}),
+                              speech_per_split=2, noise_per_split=3)
+    return root, url
+
+
+def test_se_fit_end_to_end(world, tmp_path):
+    from mlflow import MlflowClient
+
+    root, url = world
+    out = tmp_path / "run"
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_fit_config(root, url, out)), encoding="utf-8")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SE_EXPERIMENT": "train_e2e"}
+    se = Path(sys.executable).with_name("se")
+    cmd = [str(se)] if se.exists() else [sys.executable, "-m", "se_lib.train.cli"]
+    proc = subprocess.run(cmd + ["fit", "--config", str(cfg_path), "--data.batch_size", "2"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("train_e2e")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    run_id = run.info.run_id
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["snakemake.rule"] == "cli" and tags["mlflow.runName"] == "cli"
+    assert len(tags["mlflow.source.git.commit"]) in (40, 7) or tags["mlflow.source.git.commit"] == "unknown"
+    assert tags["se.git.dirty"] in ("true", "false") and "se.env.torch" in tags and "se.invocation_id" in tags
+    assert tags["se.model"] == "conv_tasnet" and tags["se.registered_model"] == "se-conv_tasnet/1"
+
+    def steps(key):
+        return [m.step for m in client.get_metric_history(run_id, key)]
+
+    assert steps("train_loss_step") == [0, 1, 2, 3]  # 2 batches x 2 epochs, logged every step
+    for key in ("train_loss_epoch", "val_loss_epoch", "val_loss", "val_si_sdr", "val_si_sdri"):
+        assert steps(key) == [1, 3], key
+    assert not any(k.startswith("system/") for k in run.data.metrics)  # no GPU here
+    params = run.data.params
+    assert params["net/class_path"] == TINY_NET["class_path"] and params["loss"] == "si_sdr"
+    assert params["batch_size"] == "2" and params["trainer/gradient_clip_val"] == "5.0"
+
+    def listing(path=None):
+        return {a.path for a in client.list_artifacts(run_id, path)}
+
+    assert {"config.yaml", "audio_samples", "checkpoints"} <= listing()
+    assert listing("audio_samples") == {"audio_samples/info.json", "audio_samples/sample_0", "audio_samples/sample_1"}
+    assert listing("audio_samples/sample_0") == {f"audio_samples/sample_0/{n}" for n in
+                                                 ("noisy.wav", "enhanced.wav", "target.wav", "spectrogram.png")}
+    assert {"checkpoints/best.ckpt", "checkpoints/config.yaml"} <= listing("checkpoints")
+    local = Path(client.download_artifacts(run_id, "", str(tmp_path / "dl")))
+    logged_cfg = yaml.safe_load((local / "config.yaml").read_text())
+    assert logged_cfg["model"]["init_args"]["net"]["init_args"]["N"] == 16
+    import soundfile as sf
+
+    info = sf.info(str(local / "audio_samples" / "sample_0" / "enhanced.wav"))
+    assert info.samplerate == 16000 and info.frames == 8000
+    assert (local / "audio_samples" / "sample_0" / "spectrogram.png").read_bytes()[:4] == b"\x89PNG"
+    best_meta = json.loads((local / "checkpoints" / "best.json").read_text())
+    assert best_meta["monitor"] == "val_loss"
+    # the samples shown are those of the best epoch (logged on improvement)
+    val_losses = [m.value for m in client.get_metric_history(run_id, "val_loss")]
+    samples_info = json.loads((local / "audio_samples" / "info.json").read_text())
+    assert samples_info["val_loss"] == pytest.approx(min(val_losses), abs=1e-5)
+    assert best_meta["score"] == pytest.approx(min(val_losses), abs=1e-5)
+
+    versions = client.search_model_versions("name='se-conv_tasnet'")
+    assert [(str(v.version), v.run_id, v.source) for v in versions] == [("1", run_id, f"runs:/{run_id}/checkpoints")]
+    ckpts = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
+    assert (out / "checkpoints" / "mlflow_run_id").read_text().strip() == run_id
+
+    # se predict --ckpt_path on the best checkpoint (in-process): weights_only loading, predict_step output
+    best = next(p for p in (out / "checkpoints").glob("best-*.ckpt"))
+    cli = SECLI(args=["predict", "--config", str(cfg_path), "--ckpt_path", str(best)])
+    predictions = cli.trainer.predict_loop.predictions
+    assert sum(len(p["mid"]) for p in predictions) == 3  # the test split
+    first = predictions[0]
+    assert first["enhanced"].shape == first["target"].shape and first["noisy"].shape[1] == 4
+    assert first["meta"][0]["split"] == "test"

@@ -1,0 +1,45 @@
+"""Snakemake glue for rules `score` and `score_noisy`: score a folder of wavs, log the summary to MLflow.
+
+For a model, the summary also goes onto the model's training run as `<split>_<metric>` metrics (and the
+inference real-time factor as `<split>_real_time_factor`), so MLflow's runs table compares models.
+"""
+
+import json
+
+import mlflow
+
+from se_lib.config import tracking_uri
+from se_lib.metrics.scorer import score_directory
+from se_lib.report.mlflow_data import log_split_metrics, read_run_json
+from se_lib.report.tables import read_summary
+from se_lib.workflow import rule_job
+
+
+def main(smk) -> None:
+    split, mode = smk.wildcards.split, smk.params.mode
+    system = smk.wildcards.get("model", "noisy")
+    with rule_job(smk, params={"system": system, "split": split, "mode": mode, "ref_mic": smk.params.ref_mic,
+                               "predictions": smk.input.pred}) as (log, run):
+        mlflow.set_tag("se.model", system)
+        score_directory(smk.input.pred, smk.output.tsv, smk.output.summary, mode=mode,
+                        ref_mic=smk.params.ref_mic, threads=smk.threads,
+                        sample_rate=smk.params.sample_rate, progress=False)
+        summary = read_summary(smk.output.summary)
+        mlflow.log_metrics({f"{m}": float(v) for m, v in summary["mean"].items() if v == v})
+        mlflow.log_metrics({f"{m}_ci95": float(v) for m, v in summary["ci95"].items() if v == v})
+        mlflow.log_artifact(smk.output.summary, artifact_path="scores")
+        mlflow.log_artifact(smk.output.tsv, artifact_path="scores")
+        if mode == "enhanced":
+            train_run = read_run_json(smk.input.run)
+            with open(smk.input.stats, encoding="utf-8") as fh:
+                stats = json.load(fh)
+            logged = log_split_metrics(train_run["run_id"], summary, split, tracking_uri=tracking_uri(smk.config),
+                                       extra={f"{split}_real_time_factor": stats["real_time_factor"]})
+            mlflow.set_tag("se.train_run_id", train_run["run_id"])
+            log.info("logged %d metrics on training run %s", len(logged), train_run["run_id"])
+        log.info("%s/%s summary:\n%s", system, split, summary.to_string())
+
+
+# Guarded: worker processes started with multiprocessing's `spawn` re-import this file as __mp_main__.
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 - injected by Snakemake's script directive
