@@ -6,14 +6,6 @@ PREDICT_SPLITS = list(config.get("predict", {}).get("splits", ["test"]))
 PREDICT_BATCH_SIZE = int(config.get("predict", {}).get("batch_size", 4))
 
 
-def model_config_inputs(model):
-    """The LightningCLI config files of a model (paper config + demo overlay when train.overlay is demo)."""
-    files = [f"config/models/{model}.yaml"]
-    if config["train"].get("overlay", "demo") == "demo":
-        files.append(f"config/models/demo/{model}.yaml")
-    return files
-
-
 rule predict:
     """LightningCLI `se predict` with the model's best checkpoint and AudioPredictionWriter: noisy,
     enhanced and target wavs per mixture, plus inference statistics (real-time factor, parameters)."""
@@ -21,7 +13,7 @@ rule predict:
         ckpt="results/models/{model}/best.ckpt",
         run="results/models/{model}/run.json",
         db=DB_FILE,
-        model_config=lambda wc: model_config_inputs(wc.model),
+        model_config=lambda wc: [f"{d}/{wc.model}.yaml" for d in TRAIN_CONFIG_DIRS],
         code=lib_sources("train", "models", "data/datamodule.py", "data/render.py", "data/audio.py",
                          "data/naming.py", "data/db.py"),
     output:

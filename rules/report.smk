@@ -2,21 +2,20 @@
 # split), learning curves and a hyper-parameter parallel-coordinates plot read from MLflow. Every file
 # is marked with report() for `snakemake --report report.html` (or report.zip); captions in report/.
 
-from se_lib.report.tables import METRIC_LABELS, METRICS
+from se_lib.report.names import METRIC_LABELS, METRICS
 
 REPORT_DIR = "results/report"
 REPORT_EXAMPLES = int(config.get("report", {}).get("spectrogram_examples", 3))
 REPORT_SNR_BINS = int(config.get("report", {}).get("snr_bins", 5))
 
 
-def report_targets():
-    """Every report output (for the `all` target)."""
-    targets = [f"{REPORT_DIR}/learning_curves.png", f"{REPORT_DIR}/hparams_parallel.png"]
-    for split in PREDICT_SPLITS:
-        targets += [f"{REPORT_DIR}/{split}/comparison.html", f"{REPORT_DIR}/{split}/comparison.tsv",
-                    f"{REPORT_DIR}/{split}/spectrograms"]
-        targets += [f"{REPORT_DIR}/{split}/snr/{m}.png" for m in METRICS]
-    return targets
+# Every report output, for the `all` target.
+REPORT_TARGETS = [f"{REPORT_DIR}/learning_curves.png", f"{REPORT_DIR}/hparams_parallel.png"] + [
+    path
+    for split in PREDICT_SPLITS
+    for path in [f"{REPORT_DIR}/{split}/comparison.html", f"{REPORT_DIR}/{split}/comparison.tsv",
+                 f"{REPORT_DIR}/{split}/spectrograms"] + [f"{REPORT_DIR}/{split}/snr/{m}.png" for m in METRICS]
+]
 
 
 rule report_table:

@@ -3,6 +3,11 @@
 # The summaries also land on each model's training run in MLflow as `<split>_<metric>` metrics.
 # A model must therefore not be called `noisy` (the baseline's name in results/scores/).
 
+from se_lib.report.names import BASELINE
+
+if BASELINE in MODELS:
+    raise ValueError(f"config key 'models': {BASELINE!r} is reserved for the unprocessed-input baseline")
+
 
 rule score:
     """Score one model's predictions of one split (mode `enhanced`)."""

@@ -234,7 +234,7 @@ def test_scorer_counts_unscorable_files_as_nan(tmp_path, speech):
     silent = np.zeros(SR, np.float32)  # PESQ and STOI cannot score a silent target
     _write_mixture(tmp_path, 2, silent, np.stack([_add_noise(target, 0, seed=7)] * 2), target)
     df = score_directory(tmp_path, tmp_path / "o.tsv", tmp_path / "s.tsv", metrics=("pesq", "stoi", "si_sdr"),
-                         progress=False)
+                         threads=0, progress=False)  # in-process
     assert df.loc[df["sid"] == "s2", ["pesq_wb", "stoi", "estoi"]].isna().all(axis=None)
     summary = summarize(df).set_index("metric")
     assert summary.loc["pesq_wb", "nan_count"] == 1 and summary.loc["pesq_wb", "count"] == 2

@@ -194,3 +194,64 @@ def test_predict_args_follow_the_workflow_config():
     assert value("--trainer.callbacks.init_args.output_dir") == "results/predictions/dprnn/test"
     assert "--trainer.callbacks+=se_lib.train.prediction_writer.AudioPredictionWriter" in args
     assert "--trainer.max_epochs" not in args  # only data./model. extra args apply to prediction
+
+
+# ------------------------------------------------------------------------ through `se predict`
+TINY_NET = {"class_path": "se_lib.models.conv_tasnet.ConvTasNet",
+            "init_args": {"N": 16, "L": 8, "B": 8, "H": 16, "Sc": 8, "P": 3, "X": 2, "R": 1}}
+
+
+def test_predict_job_through_lightning_cli_matches_references(tmp_path):
+    """`se predict --ckpt_path` (in-process, as the workflow's rule runs it) on a tiny mixture DB: one
+    file set per test mixture, noisy/target identical to the model-free reference export."""
+    import sys
+
+    import yaml
+
+    from se_lib.models.conv_tasnet import ConvTasNet
+    from se_lib.train.prediction_writer import export_references, predict_job
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_db import build_world, tiny_config
+
+    root = tmp_path / "world"
+    root.mkdir()
+    cfg, url = build_world(root, tiny_config(root, count={"train": 2, "val": 1, "test": 3}),
+                           speech_per_split=1, noise_per_split=2)
+    module = EnhancementModule(ConvTasNet(**TINY_NET["init_args"]), sample_rate=cfg["sample_rate"])
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    ckpt = tmp_path / "best.ckpt"
+    trainer.save_checkpoint(ckpt)
+    state = torch.load(ckpt, weights_only=True)  # hyper-parameters as a LightningCLI-trained checkpoint has them
+    state["hyper_parameters"] = {"_class_path": "se_lib.train.module.EnhancementModule", "net": TINY_NET,
+                                 **state["hyper_parameters"]}
+    torch.save(state, ckpt)
+    model_cfg = tmp_path / "tiny.yaml"
+    model_cfg.write_text(yaml.safe_dump({
+        "model": {"class_path": "se_lib.train.module.EnhancementModule", "init_args": {"net": TINY_NET}},
+        "data": {"class_path": "se_lib.data.datamodule.MixtureDataModule", "init_args": {"db_url": url}},
+        "trainer": {"accelerator": "cpu", "devices": 1, "enable_model_summary": False},
+        "mlflow": {"enabled": False},
+    }))
+    cfg = dict(cfg, predict={"batch_size": 2},
+               train={"extra_args": {"data.init_args.corpus_root": str(root), "data.init_args.num_workers": 0}})
+    out, stats_file = tmp_path / "pred" / "test", tmp_path / "pred" / "test_predict_stats.json"
+    stats = predict_job("tiny", "test", cfg, ckpt_path=ckpt, output_dir=out, stats_file=stats_file,
+                        config_files=[str(model_cfg)], db_url=url)
+    assert stats["n_files"] == 3 and stats["inference_mode"] and stats["parameters"] == sum(
+        p.numel() for p in module.parameters())
+    refs = export_references(url, "test", tmp_path / "refs", sample_rate=cfg["sample_rate"], corpus_root=str(root))
+    assert refs["n_files"] == 3
+    kinds = sorted(parse_mixture_filename(p)["kind"] for p in out.glob("*.wav"))
+    assert kinds == ["enhanced"] * 3 + ["noisy"] * 3 + ["target"] * 3
+    for ref in sorted((tmp_path / "refs").glob("*.wav")):
+        a, _ = sf.read(ref, dtype="float32")
+        b, _ = sf.read(out / ref.name, dtype="float32")
+        np.testing.assert_array_equal(a, b)
+    with torch.inference_mode():  # enhanced = the checkpoint's network on the unpadded noisy input
+        for enh in sorted(out.glob("*_enhanced.wav")):
+            noisy, _ = sf.read(str(enh).replace("_enhanced", "_noisy"), dtype="float32", always_2d=True)
+            want = module.net(torch.from_numpy(noisy.T.copy())[None])[0].numpy()
+            got, _ = sf.read(enh, dtype="float32")
+            np.testing.assert_allclose(got, want, atol=1e-5)

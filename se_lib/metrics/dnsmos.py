@@ -310,9 +310,10 @@ class DNSMOS:
         num_threads: ONNX Runtime intra-op threads; ``None`` keeps ONNX Runtime's default (one per
             physical core, what speechmos uses). Use 1 inside process pools.
         max_windows: windows scored per trunk span (bounds memory: about 20 MB per window).
-        arena: keep ONNX Runtime's CPU memory arena and memory patterns. They are cached per input
-            shape, and the shapes here vary with the clip length, so with them a process grows to ~1 GB
-            over clips of varied length; without (default) it stays near 350 MB.
+        arena: ONNX Runtime's CPU memory arena and memory patterns for the trunk session, whose input
+            length changes with every clip length: with them a process grows to ~1 GB over clips of
+            varied length, without (default) it stays near 400 MB. The other sessions (fixed shapes, run
+            one window at a time) always keep them.
     """
 
     def __init__(self, personalized: bool = False, num_threads: int | None = 1, max_windows: int = 8,
@@ -334,13 +335,18 @@ class DNSMOS:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        opts.enable_cpu_mem_arena = arena
-        opts.enable_mem_pattern = arena
         providers = ["CPUExecutionProvider"]
         trunk, head, self.halo, self.pool = _split_primary(_load_model(primary_path))
         self.margin = -(-self.halo // self.pool) * self.pool
-        self._trunk = ort.InferenceSession(trunk, opts, providers=providers)
+        trunk_opts = ort.SessionOptions()
+        for name in ("intra_op_num_threads", "inter_op_num_threads", "execution_mode", "graph_optimization_level",
+                     "log_severity_level"):
+            setattr(trunk_opts, name, getattr(opts, name))
+        trunk_opts.enable_cpu_mem_arena = arena  # its input length varies with every clip length
+        trunk_opts.enable_mem_pattern = arena
+        self._trunk = ort.InferenceSession(trunk, trunk_opts, providers=providers)
         self._head = ort.InferenceSession(head, opts, providers=providers)
+        self._full = ort.InferenceSession(str(primary_path), opts, providers=providers)
         self._p808 = ort.InferenceSession(str(p808_path), opts, providers=providers)
         if self.halo < 1:
             raise ValueError(f"unexpected DNSMOS model {primary_path}: no 3x3 convolutions before pooling")
@@ -350,6 +356,12 @@ class DNSMOS:
     # Frame indices below are STFT frames (10 ms); the trunk returns pooled frames (``pool`` frames
     # each). ``self.margin`` is the halo rounded up to a whole number of pools, so chunk borders always
     # fall on pool boundaries and the pooled outputs line up with the full-window computation.
+    @staticmethod
+    def _run_fixed(session, x: np.ndarray) -> np.ndarray:
+        """Run a fixed-shape session one window at a time: a single input shape keeps its memory arena
+        small (batching windows gains little for these compute-bound convolutions)."""
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+
     def _run_trunk(self, frames: np.ndarray) -> np.ndarray:
         return self._trunk.run(None, {self._trunk.get_inputs()[0].name: frames})[0]
 
@@ -390,6 +402,10 @@ class DNSMOS:
     def _primary_raw(self, span: np.ndarray, offsets: list[int], period: int | None) -> np.ndarray:
         """Raw [sig, bak, ovr] for windows starting at ``offsets`` (samples, multiples of 1 s) in ``span``."""
         n_frames = (len(span) - 2 * FRAME_HOP) // FRAME_HOP + 1
+        if len(offsets) == 1 and (period is None or 2 * self.margin + period >= n_frames):
+            # a lone window with nothing to share: the uncut model is the cheapest way (same kernels)
+            x = np.ascontiguousarray(span[None, offsets[0]: offsets[0] + LEN_SAMPLES], dtype=np.float32)
+            return self._full.run(None, {self._full.get_inputs()[0].name: x})[0]
         frames = np.lib.stride_tricks.sliding_window_view(span, 2 * FRAME_HOP)[::FRAME_HOP][:n_frames]
         frames = np.ascontiguousarray(frames, dtype=np.float32)
         base, index = self._span_features(frames, period)
@@ -415,7 +431,7 @@ class DNSMOS:
                 feats[i, :, :mp] = edges[e, :, :mp]
             else:
                 feats[i, :, -mp:] = edges[e, :, -mp:]
-        return self._head.run(None, {self._head.get_inputs()[0].name: feats})[0]
+        return np.concatenate([self._run_fixed(self._head, feats[i: i + 1]) for i in range(len(feats))])
 
     # ---- public API -------------------------------------------------------------------------------
     def score(self, audio: np.ndarray, sample_rate: int = SR) -> DnsmosScores:
@@ -454,7 +470,7 @@ class DNSMOS:
             raw[g0: g0 + len(group)] = self._primary_raw(span, [s - group[0] for s in group], period)
             segs = np.stack([rep[s: s + LEN_SAMPLES - FRAME_HOP] for s in group])
             mel = log_mel_p808(segs)
-            p808[g0: g0 + len(group)] = self._p808.run(None, {self._p808.get_inputs()[0].name: mel})[0][:, 0]
+            p808[g0: g0 + len(group)] = [self._run_fixed(self._p808, mel[i: i + 1])[0, 0] for i in range(len(group))]
 
         def wmean(values: np.ndarray) -> float:
             return float(np.sum(weights * values) / np.sum(weights))

@@ -304,13 +304,18 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def _import_table_modules() -> None:
+    import pandas  # noqa: F401
+    import scipy.special  # noqa: F401
+
+
 def _iter_rows(mixtures: Sequence[MixtureFiles], settings: tuple, threads: int, progress: bool):
     from tqdm import tqdm
 
     bar = tqdm(total=len(mixtures), desc=f"scoring ({settings[1]})", unit="file", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     try:
-        if threads == 1:
+        if threads == 0:  # in-process (debugging); BLAS/ONNX Runtime threads as the caller has them
             _init_worker(*settings)
             for mix in mixtures:
                 yield _score_task(mix)
@@ -328,6 +333,7 @@ def _iter_rows(mixtures: Sequence[MixtureFiles], settings: tuple, threads: int, 
                         break
 
             refill()
+            _import_table_modules()  # while the workers start: the main process is idle anyway
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -359,6 +365,10 @@ def score_directory(
 ) -> pd.DataFrame:
     """Score every mixture of ``pred_dir``; write the per-file and summary TSVs (when paths are given).
 
+    ``threads``: worker processes (the job's thread count); every mixture is scored in a worker, even
+    with 1, so BLAS/OpenMP stay single-threaded whatever the caller's environment. ``0`` scores in this
+    process instead (for debugging).
+
     Returns the per-file table (one row per mixture, sorted by mixture name). Raises
     :class:`ScoringError` naming the file for unreadable/empty/non-finite/wrong-rate/wrong-channel audio,
     badly named or missing files; nothing is written then.
@@ -367,14 +377,14 @@ def score_directory(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     chosen = _check_metrics(metrics)
     threads = int(threads)
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    if threads > 1:
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0, got {threads}")
+    if threads > 0:
         _pool_context()  # start the fork server now: its imports overlap with the header checks below
     mixtures = collect_mixtures(pred_dir, mode, need_noisy="si_sdr" in chosen)
     check_headers(mixtures, mode=mode, ref_mic=ref_mic, sample_rate=sample_rate)
     settings = (chosen, mode, int(ref_mic), int(sample_rate))
-    workers = min(threads, len(mixtures))
+    workers = min(threads, len(mixtures))  # 0 stays 0: in-process
     rows = []
     n_problem_files = 0
     for row in _iter_rows(mixtures, settings, workers, progress):
@@ -383,7 +393,7 @@ def score_directory(
             n_problem_files += 1
             log.warning("%s: NaN scores (%s)", row["mixture"], "; ".join(problems))
         rows.append(row)
-    import pandas as pd  # only now: workers are busy meanwhile, and they never need pandas
+    import pandas as pd  # imported by the main process only, while the workers start (never in workers)
 
     columns = list(ID_COLUMNS) + metric_columns(chosen)
     df = pd.DataFrame(rows, columns=columns).sort_values("mixture", kind="stable").reset_index(drop=True)
@@ -422,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--summary", required=True, help="summary TSV to write")
     parser.add_argument("--mode", choices=MODES, default="enhanced")
     parser.add_argument("--ref-mic", type=int, default=0, help="reference microphone channel of the noisy files")
-    parser.add_argument("--threads", type=int, default=1, help="worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="worker processes (0: score in this process)")
     parser.add_argument("--metrics", default=",".join(ALL_METRICS),
                         help=f"comma-separated subset of {','.join(ALL_METRICS)}")
     parser.add_argument("--sample-rate", type=int, default=16000)

@@ -15,6 +15,6 @@ are safe in worker processes and tests.
 
 from __future__ import annotations
 
-from se_lib.report.tables import METRIC_LABELS, METRICS
+from se_lib.report.names import BASELINE, METRIC_LABELS, METRICS
 
-__all__ = ["METRICS", "METRIC_LABELS"]
+__all__ = ["BASELINE", "METRICS", "METRIC_LABELS"]

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from se_lib.report.tables import BASELINE, METRIC_LABELS, mean_ci95
 
@@ -165,6 +166,7 @@ def plot_learning_curves(
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="0.5")
         ax.set_title(_CURVE_LABELS.get(metric, metric))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
     handles, labels = [], []
     for ax in axes:

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from se_lib.report.names import BASELINE, METRIC_LABELS, METRICS
+
 __all__ = [
     "METRICS",
     "METRIC_LABELS",
@@ -37,21 +39,6 @@ __all__ = [
     "write_comparison",
 ]
 
-METRICS: tuple[str, ...] = (
-    "si_sdr", "si_sdri", "pesq_wb", "stoi", "estoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808",
-)
-METRIC_LABELS: dict[str, str] = {
-    "si_sdr": "SI-SDR [dB]",
-    "si_sdri": "SI-SDRi [dB]",
-    "pesq_wb": "PESQ (WB)",
-    "stoi": "STOI",
-    "estoi": "ESTOI",
-    "dnsmos_sig": "DNSMOS SIG",
-    "dnsmos_bak": "DNSMOS BAK",
-    "dnsmos_ovrl": "DNSMOS OVRL",
-    "dnsmos_p808": "DNSMOS P.808",
-}
-BASELINE = "noisy"
 SUMMARY_COLUMNS = ("metric", "mean", "ci95", "count", "nan_count")
 # Per-file TSV columns identifying the mixture (the scorer may add more, e.g. the file name).
 ID_COLUMNS = ("sid", "nid1", "nid2", "rid", "snr_db")
@@ -199,7 +186,7 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #1e293b; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }}
 caption {{ caption-side: top; font-weight: 600; font-size: 1.1em; text-align: left; padding-bottom: 0.5em; }}
 th, td {{ border-bottom: 1px solid #cbd5e1; padding: 0.35em 0.7em; text-align: right; white-space: nowrap; }}
-th[scope=row] {{ text-align: left; }}
+th[scope=row], thead th:first-child {{ text-align: left; }}
 thead th {{ background: #f1f5f9; }}
 tr.baseline {{ color: #64748b; font-style: italic; }}
 td.best {{ font-weight: 700; }}
