@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -20,6 +23,9 @@ wildcard_constraints:
 
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/predict.smk"
+include: "rules/score.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -35,4 +41,9 @@ onstart:
 
 
 onsuccess:
-    print(f"Workflow finished. Invocation {INVOCATION_ID}; MLflow store: {tracking_uri(config)}")
+    print(
+        f"Workflow finished (invocation {INVOCATION_ID}).\n"
+        f"  Results: results/  (comparison table: results/report/<split>/comparison.html)\n"
+        f"  Report:  uv run snakemake --report report.html\n"
+        f"  MLflow:  {tracking_uri(config)}  (uv run mlflow ui)"
+    )

@@ -57,6 +57,7 @@ def db_outputs():
 def all_targets():
     targets = [DB_FILE]
     targets += expand("results/models/{model}/best.ckpt", model=MODELS)
+    targets += REPORT_TARGETS
     return targets
 
 

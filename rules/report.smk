@@ -87,7 +87,7 @@ rule report_spectrograms:
     params:
         models=MODELS,
         n_examples=REPORT_EXAMPLES,
-        ref_mic=config.get("score", {}).get("ref_mic", 0),
+        ref_mic=config["rooms"]["mic_array"]["reference_mic"],
         sample_rate=config["sample_rate"],
     log:
         "logs/report/spectrograms_{split}.log",

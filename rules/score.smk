@@ -21,7 +21,7 @@ rule score:
         summary="results/scores/{model}/{split}_summary.tsv",
     params:
         mode="enhanced",
-        ref_mic=config.get("score", {}).get("ref_mic", 0),
+        ref_mic=config["rooms"]["mic_array"]["reference_mic"],
         sample_rate=config["sample_rate"],
     wildcard_constraints:
         model="(?!noisy$)[A-Za-z0-9_\-]+",
@@ -46,7 +46,7 @@ rule score_noisy:
         summary="results/scores/noisy/{split}_summary.tsv",
     params:
         mode="noisy",
-        ref_mic=config.get("score", {}).get("ref_mic", 0),
+        ref_mic=config["rooms"]["mic_array"]["reference_mic"],
         sample_rate=config["sample_rate"],
     log:
         "logs/score/noisy/{split}.log",

@@ -135,6 +135,8 @@ def test_dnsmos_matches_speechmos(speech):
         "2.9s": padded[:46400],
         # 2.9 s + 7 samples: 2 overlapping windows sharing one trunk span, window edges recomputed
         "2.9s+7": _add_noise(padded[:46407], 10.0, seed=4),
+        # 2.3 s + 3 samples: tiled to 9.2 s, a single window (uncut-model path)
+        "2.3s+3": padded[:36803],
     }
     for name, x in cases.items():
         x = np.clip(x, -1, 1)

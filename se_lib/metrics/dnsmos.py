@@ -309,7 +309,7 @@ class DNSMOS:
             ``speechmos.dnsmos.run(..., model_type="dnsmos_personalized")``.
         num_threads: ONNX Runtime intra-op threads; ``None`` keeps ONNX Runtime's default (one per
             physical core, what speechmos uses). Use 1 inside process pools.
-        max_windows: windows scored per trunk span (bounds memory: about 20 MB per window).
+        max_windows: windows scored per trunk span (bounds memory: about 5 MB of features per window).
         arena: ONNX Runtime's CPU memory arena and memory patterns for the trunk session, whose input
             length changes with every clip length: with them a process grows to ~1 GB over clips of
             varied length, without (default) it stays near 400 MB. The other sessions (fixed shapes, run

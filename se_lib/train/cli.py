@@ -126,6 +126,7 @@ class SECLI(LightningCLI):
         self.workflow_config = workflow_config
         self.resume_run_id: str | None = None
         self.checkpoint_dir: Path | None = None
+        self.digest = ""
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.fit_result: dict[str, Any] | None = None
