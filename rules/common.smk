@@ -46,6 +46,11 @@ def lib_sources(*names):
     return rel + [os.path.relpath(Path(workflow.basedir) / "config/schema/config.schema.yaml", Path.cwd())]
 
 
+def repo_path(path):
+    """A file shipped with the workflow (e.g. config/models/x.yaml), relative to the working directory."""
+    return os.path.relpath(Path(workflow.basedir) / path, Path.cwd())
+
+
 def db_outputs():
     """Outputs of the mixture DB job -- the digest always; the SQLite file too when the DB is a local file."""
     outs = {"digest": DB_FILE, "summary": "results/db/summary.tsv"}

@@ -8,8 +8,8 @@
 
 # LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
 # `train.overlay` is demo.
-TRAIN_CONFIG_DIRS = ["config/models"] + (
-    ["config/models/demo"] if config.get("train", {}).get("overlay", "demo") == "demo" else []
+TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
+    [repo_path("config/models/demo")] if config.get("train", {}).get("overlay", "demo") == "demo" else []
 )
 
 
