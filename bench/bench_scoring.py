@@ -17,7 +17,7 @@ measured in the same run, on the same machine, never absolute targets).
 
 Usage::
 
-    uv run python bench/bench_scoring.py            # default sizes, ~2-5 minutes on 2 cores
+    uv run python bench/bench_scoring.py            # default sizes: ~3 min on 2 idle cores, more when shared
     uv run python bench/bench_scoring.py --files 12 --utterances 4 --mem-sizes 8 24   # quick
 
 Writes ``bench/out/bench_scoring.json`` and prints a table.
@@ -355,10 +355,10 @@ def bench_memory(root: Path, sizes: list[int], workers: int, source: Path) -> li
 # --------------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=32, help="mixtures for the throughput comparison (a)")
+    parser.add_argument("--files", type=int, default=24, help="mixtures for the throughput comparison (a)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each side in (a); the best is compared")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--utterances", type=int, default=6, help="utterances per DNSMOS set (b)")
+    parser.add_argument("--utterances", type=int, default=5, help="utterances per DNSMOS set (b)")
     parser.add_argument("--mem-sizes", type=int, nargs=2, default=[20, 80], help="file counts for (c)")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "bench_scoring.json"))
     parser.add_argument("--mem-child", help=argparse.SUPPRESS)
