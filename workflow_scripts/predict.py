@@ -18,7 +18,7 @@ def main(smk) -> None:
         stats = predict_job(model, split, smk.config, ckpt_path=smk.input.ckpt,
                             output_dir=smk.output.wavs, stats_file=smk.output.stats,
                             wildcards=dict(smk.wildcards.items()), threads=smk.threads,
-                            db_url=smk.params.db_url)
+                            db_url=smk.params.db_url, config_files=list(smk.input.model_config))
         mlflow.log_metrics({k: float(stats[k]) for k in ("n_files", "audio_seconds", "inference_seconds", "wall_seconds",
                                                           "real_time_factor", "wall_real_time_factor", "parameters")})
         mlflow.set_tag("se.device", stats["device_name"])

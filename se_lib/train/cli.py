@@ -331,8 +331,15 @@ def main(args: Sequence[str] | None = None) -> None:
 
 
 # --------------------------------------------------------------------------------- workflow job
-def model_config_files(model: str, overlay: str = "demo", root: str | Path = "config/models") -> list[str]:
-    """``config/models/<model>.yaml`` (+ ``demo/<model>.yaml`` for the demo overlay), checked to exist."""
+def model_config_files(model: str, overlay: str = "demo", root: str | Path | None = None) -> list[str]:
+    """``config/models/<model>.yaml`` (+ ``demo/<model>.yaml`` for the demo overlay), checked to exist.
+
+    ``root`` defaults to ``config/models`` in the working directory if present, else the repository's.
+    """
+    if root is None:
+        from se_lib.config import REPO_ROOT
+
+        root = Path("config/models") if Path("config/models").is_dir() else REPO_ROOT / "config" / "models"
     root = Path(root)
     files = [root / f"{model}.yaml"]
     if overlay == "demo":
@@ -397,6 +404,9 @@ def _copy_atomic(src: str | Path, dst: str | Path) -> None:
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are shared like any other file
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
