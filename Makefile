@@ -9,7 +9,7 @@ export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test env lint report clean-results bench help
+.PHONY: run test env lint report clean-results bench help sysdeps
 
 help:
 	@echo "make run    - whole workflow on the built-in demo data (uv run snakemake --cores all --resources gpu=1)"
@@ -37,7 +37,20 @@ run: .venv/.synced
 	$(UV) run snakemake --cores all --resources gpu=1 $(SNAKEMAKE_ARGS)
 	@echo "Results under results/; MLflow: uv run mlflow ui (store sqlite:///mlflow.db)"
 
-test: .venv/.synced
+# System packages some tests use for real (PostgreSQL server, headless Chromium). Installed with apt-get
+# when running as root and missing; otherwise those tests install/skip themselves and say why.
+sysdeps:
+	@need=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need="$$need postgresql"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need="$$need chromium"; \
+	if [ -n "$$need" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing system packages:$$need"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+		else echo "note: missing system packages:$$need (not root: dependent tests will say so)"; fi; \
+	fi
+
+test: .venv/.synced sysdeps
 	$(UV) run pytest $(PYTEST_ARGS)
 
 lint: .venv/.synced

@@ -79,3 +79,53 @@ def test_nothing_left_to_do_afterwards(workflow_run):
     workdir, _ = workflow_run
     out = _snakemake(workdir, "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
+
+
+MODELS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
+
+
+def test_predictions_are_named_after_db_rows(workflow_run):
+    from se_lib.data.naming import find_mixture, parse_mixture_filename
+
+    workdir, _ = workflow_run
+    url = f"sqlite:///{workdir}/results/db/mixtures.sqlite"
+    for model in MODELS:
+        wavs = sorted((workdir / "results/predictions" / model / "test").glob("*.wav"))
+        kinds = {parse_mixture_filename(p.name)["kind"] for p in wavs}
+        assert kinds == {"noisy", "enhanced", "target"}
+        enhanced = [p for p in wavs if p.name.endswith("_enhanced.wav")]
+        assert len(enhanced) == 3  # tiny config: 3 test mixtures
+        for p in enhanced:
+            assert find_mixture(url, parse_mixture_filename(p.name)) is not None
+
+
+def test_scores_and_report(workflow_run):
+    import pandas as pd
+
+    workdir, _ = workflow_run
+    for name in (*MODELS, "noisy"):
+        per_file = pd.read_csv(workdir / f"results/scores/{name}/test.tsv", sep="\t")
+        assert len(per_file) == 3 and {"si_sdr", "pesq_wb", "stoi", "dnsmos_ovrl"} <= set(per_file.columns)
+        summary = pd.read_csv(workdir / f"results/scores/{name}/test_summary.tsv", sep="\t")
+        assert {"metric", "mean", "ci95", "count", "nan_count"} <= set(summary.columns)
+    table = pd.read_csv(workdir / "results/report/test/comparison.tsv", sep="\t")
+    assert len(table) == len(MODELS) + 1
+    for png in ("results/report/learning_curves.png", "results/report/hparams_parallel.png"):
+        assert (workdir / png).stat().st_size > 1000
+
+
+def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run):
+    from se_lib.report.browser import BrowserError, check_report_html, find_chromium
+
+    workdir, _ = workflow_run
+    _snakemake(workdir, "--report", "report.html")
+    _snakemake(workdir, "--report", "report.zip")
+    assert (workdir / "report.zip").stat().st_size > 0
+    try:
+        find_chromium()
+    except BrowserError as exc:  # `make test` installs chromium when run as root (CI)
+        pytest.skip(str(exc))
+    found = check_report_html(workdir / "report.html")
+    assert found["app_rendered"], found.get("errors")
+    assert found["tables"], "comparison table not rendered in the report"
+    assert any("learning_curves" in name for name in found["images"]), found["images"]
