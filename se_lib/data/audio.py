@@ -194,6 +194,9 @@ def _resampler(orig_sr: int, new_sr: int):
     return AT.Resample(orig_sr, new_sr, dtype=torch.float64)
 
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command; argument SF_FALSE (0) disables the chunk
+
+
 def write_wav_atomic(
     path: str | os.PathLike, data: Any, sr: int, subtype: str = "PCM_16"
 ) -> Path:
@@ -228,7 +231,12 @@ def write_wav_atomic(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, unlike mkstemp
     try:
         with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, frames.T, int(sr), subtype=subtype, format=fmt)
+            with sf.SoundFile(fh, "w", int(sr), frames.shape[0] if frames.ndim == 2 else 1,
+                              subtype=subtype, format=fmt) as out:
+                # Float WAVs get a PEAK chunk holding a timestamp by default: turn it off so the same
+                # samples always give the same bytes (DVC/content digests).
+                sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+                out.write(frames.T)
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
