@@ -240,10 +240,11 @@ def test_workflow_args_parse(tmp_path, capsys):
         workflow_cli_args("nosuch", config, "x")
 
 
-def test_config_digest_ignores_trainer():
+def test_resume_digest_covers_model_data_seed_and_db_not_trainer():
     a = {"seed_everything": 1, "model": {"lr": 1}, "data": {"b": 2}, "trainer": {"max_epochs": 3}}
     assert config_digest(a) == config_digest({**a, "trainer": {"max_epochs": 9}})
     assert config_digest(a) != config_digest({**a, "model": {"lr": 2}})
+    assert config_digest(a, "db1") != config_digest(a, "db2")
 
 
 # ------------------------------------------------------------------------- end to end (subprocess)

@@ -87,9 +87,11 @@ class TrackingOptions:
     register: bool = True
 
 
-def config_digest(dumped: Mapping[str, Any]) -> str:
-    """SHA-256 of the config sections that define the trained model (model, data, seed)."""
-    payload = {key: dumped.get(key) for key in DIGEST_KEYS}
+def config_digest(dumped: Mapping[str, Any], db_digest: str = "") -> str:
+    """SHA-256 of what defines the trained model: config sections model, data, seed, and the mixture
+    DB's digest (a rebuilt DB with other content must not continue an old run)."""
+    payload: dict[str, Any] = {key: dumped.get(key) for key in DIGEST_KEYS}
+    payload["db_digest"] = db_digest
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -201,7 +203,9 @@ class SECLI(LightningCLI):
         self.checkpoint_dir = Path(cfg.checkpoint.dirpath)
         if self.subcommand != "fit":
             return
-        self.digest = config_digest(self._dumped())
+        from se_lib.tracking.runs import db_digest
+
+        self.digest = config_digest(self._dumped(), db_digest())
         if cfg.resume and not cfg.ckpt_path:
             self._prepare_resume(cfg)
 
