@@ -14,7 +14,14 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
     try:
         with os.fdopen(fd, "w", encoding=encoding) as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

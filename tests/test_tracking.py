@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture()
 def store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root (./mlruns) lands in tmp, not the repo
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("SE_INVOCATION_ID", "inv-123")
     return uri
@@ -62,6 +63,7 @@ def test_rule_run_carries_design_tags(store):
 
 def _worker(args):
     uri, i = args
+    os.chdir(uri[len("sqlite:///"):].rsplit("/", 1)[0])
     os.environ["MLFLOW_TRACKING_URI"] = uri
     with rule_run("job", {"i": i}, {"experiment": "parallel"}) as run:
         mlflow.log_metric("i", i)
