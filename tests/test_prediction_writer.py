@@ -124,23 +124,23 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     items = make_items([400, 500])
     meta = [it["meta"] for it in items]
     w = ItemWriter(tmp_path, SR)
-    real_write = audio_mod.sf.write
+    real_write = audio_mod.sf.SoundFile.write
     calls = {"n": 0}
 
-    def failing_write(fh, data, *args, **kwargs):
+    def failing_write(self, data, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:  # second file: write half of it, then die
-            real_write(fh, data[: len(data) // 2], *args, **kwargs)
+            real_write(self, data[: len(data) // 2], *args, **kwargs)
             raise OSError("disk full (simulated)")
-        return real_write(fh, data, *args, **kwargs)
+        return real_write(self, data, *args, **kwargs)
 
-    monkeypatch.setattr(audio_mod.sf, "write", failing_write)
+    monkeypatch.setattr(audio_mod.sf.SoundFile, "write", failing_write)
     batch = collate_mixtures(items)
     with pytest.raises(OSError, match="disk full"):
         w.write_batch(meta, batch["lengths"], enhanced=batch["target"], noisy=batch["noisy"])
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [mixture_filename(meta[0], "enhanced")]  # the first finished file only, no partial one
-    monkeypatch.setattr(audio_mod.sf, "write", real_write)
+    monkeypatch.setattr(audio_mod.sf.SoundFile, "write", real_write)
     w2 = ItemWriter(tmp_path, SR)
     w2.write_batch(meta, batch["lengths"], enhanced=batch["target"], noisy=batch["noisy"])
     assert len(list(tmp_path.glob("*.wav"))) == 4 and not list(tmp_path.glob(".*"))
