@@ -221,10 +221,15 @@ def test_ref_mic_rolls_channels_for_multichannel_models() -> None:
             assert torch.allclose(net(x), y_rolled, atol=1e-6)
 
 
-def test_causal_conv_tasnet_ignores_the_future() -> None:
+@pytest.mark.parametrize("arch", ["conv_tasnet", "ic_conv_tasnet"])
+def test_causal_models_ignore_the_future(arch) -> None:
     torch.manual_seed(0)
-    net = ConvTasNet(N=16, L=16, B=8, H=16, Sc=8, X=3, R=2, norm="cLN", causal=True).eval()
-    x = _noisy(1, 1, 4000)
+    if arch == "conv_tasnet":
+        net, mics = ConvTasNet(N=16, L=16, B=8, H=16, Sc=8, X=3, R=2, norm="cLN", causal=True), 1
+    else:
+        net, mics = ICConvTasNet(in_channels=3, N=16, L=16, B=8, Cs=4, H=8, X=3, R=2, norm="cLN", causal=True), 3
+    net.eval()
+    x = _noisy(1, mics, 4000)
     x_future = x.clone()
     x_future[..., 2000:] += 1.0
     with torch.no_grad():
@@ -232,6 +237,16 @@ def test_causal_conv_tasnet_ignores_the_future() -> None:
     # an encoder frame spans L=16 samples, so samples before 2000 - 16 cannot see the change
     assert torch.allclose(y[..., : 2000 - 16], y_future[..., : 2000 - 16], atol=1e-6)
     assert not torch.allclose(y[..., 2000:], y_future[..., 2000:], atol=1e-4)
+    if arch == "ic_conv_tasnet":  # the feature axis is padded symmetrically, time on the left only
+        assert net.blocks[1].pad == (4, 0, 1, 1)
+
+
+def test_non_causal_blocks_pad_inside_the_convolution() -> None:
+    """Symmetric ("same") padding is the depthwise conv's own: no separate F.pad copy per block."""
+    net = ConvTasNet(N=16, L=16, B=8, H=16, Sc=8, X=3, R=2)
+    ic = ICConvTasNet(in_channels=2, N=16, L=16, B=8, Cs=4, H=8, X=3, R=2)
+    assert all(b.pad is None for b in net.separator.blocks) and all(b.pad is None for b in ic.blocks)
+    assert net.separator.blocks[2].depthwise.padding == (4,) and ic.blocks[2].depthwise.padding == (1, 4)
 
 
 # ------------------------------------------------------------------------------ building blocks

@@ -24,12 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "ConvBlock",
+    "ConvBlockStack",
     "CumulativeLayerNorm",
     "GlobalLayerNorm",
     "TasNetDecoder",
     "TasNetEncoder",
     "check_input",
     "check_positive",
+    "check_ref_mic",
     "count_parameters",
     "frame_padding",
     "make_mask_activation",
@@ -47,6 +50,15 @@ def check_positive(owner: str, **values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{owner}: argument {name!r} must be a positive integer, got {value!r}")
+
+
+def check_ref_mic(owner: str, in_channels: int, ref_mic: int) -> None:
+    """Constructor check of the reference microphone: ``ref_mic >= 0`` and, for a model that
+    consumes all channels (``in_channels > 1``), one of its ``in_channels`` microphones."""
+    if isinstance(ref_mic, bool) or not isinstance(ref_mic, int) or ref_mic < 0:
+        raise ValueError(f"{owner}: ref_mic must be a non-negative integer, got {ref_mic!r}")
+    if in_channels > 1 and ref_mic >= in_channels:
+        raise ValueError(f"{owner}: ref_mic={ref_mic} is not one of in_channels={in_channels} mics")
 
 
 def check_input(x: torch.Tensor, owner: str, in_channels: int, ref_mic: int) -> None:
@@ -156,6 +168,80 @@ def make_mask_activation(kind: str, owner: str = "model") -> nn.Module:
     if kind == "relu":
         return nn.ReLU()
     raise ValueError(f"{owner}: unknown mask_activation {kind!r}; expected one of {MASK_ACTIVATIONS}")
+
+
+class ConvBlock(nn.Module):
+    """Conv-TasNet 1-D conv block (paper Fig. 1C), also in the 2-D form of the inter-channel model.
+
+    1x1 conv ``io -> H``, PReLU, norm, dilated depthwise conv, PReLU, norm, then a residual 1x1 conv
+    ``H -> io`` (omitted in the very last block of a stack) and a skip 1x1 conv ``H -> skip``.
+    ``dims=1`` works on ``[batch, io, time]`` with a ``P``-tap depthwise conv; ``dims=2`` on
+    ``[batch, io, feature, time]`` with a ``P x P`` depthwise conv over (feature, time), dilated in
+    time only.  Non-causal ("same") padding is done by the convolution itself; causal padding
+    (left only) by an explicit ``F.pad``.
+    """
+
+    def __init__(
+        self, io: int, H: int, skip: int, P: int, dilation: int, norm: str, causal: bool, residual: bool,
+        dims: int = 1, owner: str = "model",
+    ) -> None:
+        super().__init__()
+        if dims not in (1, 2):
+            raise ValueError(f"{owner}: ConvBlock dims must be 1 or 2, got {dims!r}")
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        time_pad = same_padding(P, dilation, causal)
+        if dims == 1:
+            kernel, dil, pads = P, dilation, [time_pad]
+        else:
+            kernel, dil, pads = (P, P), (1, dilation), [same_padding(P), time_pad]
+        symmetric = all(left == right for left, right in pads)
+        # F.pad order is last dim first: (time_l, time_r[, feat_l, feat_r])
+        self.pad = None if symmetric else tuple(v for pair in reversed(pads) for v in pair)
+        conv_padding = tuple(left for left, _ in pads) if symmetric else 0
+        self.in_conv = conv(io, H, 1)
+        self.act1 = nn.PReLU()
+        self.norm1 = make_norm(norm, H, owner)
+        self.depthwise = conv(H, H, kernel, dilation=dil, groups=H, padding=conv_padding)
+        self.act2 = nn.PReLU()
+        self.norm2 = make_norm(norm, H, owner)
+        self.res_out = conv(H, io, 1) if residual else None
+        self.skip_out = conv(H, skip, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        y = self.norm1(self.act1(self.in_conv(x)))
+        if self.pad is not None:
+            y = F.pad(y, self.pad)
+        y = self.norm2(self.act2(self.depthwise(y)))
+        residual = self.res_out(y) if self.res_out is not None else None
+        return residual, self.skip_out(y)
+
+
+class ConvBlockStack(nn.ModuleList):
+    """``R`` repeats of ``X`` :class:`ConvBlock` s with dilations ``1, 2, ..., 2**(X-1)``.
+
+    ``forward(feats)`` runs the residual path through every block and returns the sum of the skip
+    outputs (paper Fig. 1B).  The very last block has no residual output.
+    """
+
+    def __init__(
+        self, io: int, H: int, skip: int, P: int, X: int, R: int, norm: str, causal: bool,
+        dims: int = 1, owner: str = "model",
+    ) -> None:
+        super().__init__(
+            ConvBlock(io, H, skip, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1),
+                      dims=dims, owner=owner)
+            for r in range(R)
+            for x in range(X)
+        )
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        skip_sum = torch.zeros((), dtype=feats.dtype, device=feats.device)
+        for block in self:
+            residual, skip = block(feats)
+            if residual is not None:
+                feats = feats + residual
+            skip_sum = skip_sum + skip
+        return skip_sum
 
 
 class TasNetEncoder(nn.Module):

@@ -37,46 +37,21 @@ microphone ``ref_mic`` alone; ``in_channels=C`` feeds all ``C`` microphones to t
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from se_lib.models.common import (
+    ConvBlockStack,
     TasNetDecoder,
     TasNetEncoder,
     check_input,
     check_positive,
+    check_ref_mic,
     make_mask_activation,
     make_norm,
-    same_padding,
     select_channels,
 )
 
-__all__ = ["ConvBlock", "ConvTasNet", "TemporalConvNet"]
-
-
-class ConvBlock(nn.Module):
-    """1-D conv block (paper Fig. 1C): 1x1 conv B->H, PReLU, norm, dilated depthwise conv, PReLU,
-    norm, then a residual 1x1 conv H->B (omitted in the very last block) and a skip 1x1 conv H->Sc."""
-
-    def __init__(
-        self, B: int, H: int, Sc: int, P: int, dilation: int, norm: str, causal: bool, residual: bool
-    ) -> None:
-        super().__init__()
-        self.pad = same_padding(P, dilation, causal)
-        self.in_conv = nn.Conv1d(B, H, 1)
-        self.act1 = nn.PReLU()
-        self.norm1 = make_norm(norm, H, "ConvTasNet")
-        self.depthwise = nn.Conv1d(H, H, P, dilation=dilation, groups=H)
-        self.act2 = nn.PReLU()
-        self.norm2 = make_norm(norm, H, "ConvTasNet")
-        self.res_out = nn.Conv1d(H, B, 1) if residual else None
-        self.skip_out = nn.Conv1d(H, Sc, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        y = self.norm1(self.act1(self.in_conv(x)))
-        y = self.norm2(self.act2(self.depthwise(F.pad(y, self.pad))))
-        residual = self.res_out(y) if self.res_out is not None else None
-        return residual, self.skip_out(y)
+__all__ = ["ConvTasNet", "TemporalConvNet"]
 
 
 class TemporalConvNet(nn.Module):
@@ -99,23 +74,13 @@ class TemporalConvNet(nn.Module):
         super().__init__()
         self.input_norm = make_norm(norm, N, "ConvTasNet")
         self.bottleneck = nn.Conv1d(N, B, 1)
-        self.blocks = nn.ModuleList(
-            ConvBlock(B, H, Sc, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1))
-            for r in range(R)
-            for x in range(X)
-        )
+        self.blocks = ConvBlockStack(B, H, Sc, P, X, R, norm, causal, dims=1, owner="ConvTasNet")
         self.output_act = nn.PReLU()
         self.output_conv = nn.Conv1d(Sc, N, 1)
         self.mask_activation = make_mask_activation(mask_activation, "ConvTasNet")
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        feats = self.bottleneck(self.input_norm(w))
-        skip_sum = torch.zeros((), dtype=w.dtype, device=w.device)
-        for block in self.blocks:
-            residual, skip = block(feats)
-            if residual is not None:
-                feats = feats + residual
-            skip_sum = skip_sum + skip
+        skip_sum = self.blocks(self.bottleneck(self.input_norm(w)))
         return self.mask_activation(self.output_conv(self.output_act(skip_sum)))
 
 
@@ -143,10 +108,7 @@ class ConvTasNet(nn.Module):
     ) -> None:
         super().__init__()
         check_positive("ConvTasNet", N=N, L=L, B=B, H=H, Sc=Sc, P=P, X=X, R=R, in_channels=in_channels)
-        if ref_mic < 0:
-            raise ValueError(f"ConvTasNet: ref_mic must be >= 0, got {ref_mic}")
-        if in_channels > 1 and ref_mic >= in_channels:
-            raise ValueError(f"ConvTasNet: ref_mic={ref_mic} is not one of in_channels={in_channels} mics")
+        check_ref_mic("ConvTasNet", in_channels, ref_mic)
         self.in_channels = in_channels
         self.ref_mic = ref_mic
         self.encoder = TasNetEncoder(in_channels, N, L)

@@ -45,6 +45,7 @@ from se_lib.models.common import (
     TasNetEncoder,
     check_input,
     check_positive,
+    check_ref_mic,
     make_mask_activation,
     make_norm,
     select_channels,
@@ -153,8 +154,7 @@ class DPRNN(nn.Module):
             raise ValueError(f"DPRNN: unknown rnn_type {rnn_type!r}; expected one of {RNN_TYPES}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"DPRNN: dropout must be in [0, 1), got {dropout}")
-        if ref_mic < 0 or (in_channels > 1 and ref_mic >= in_channels):
-            raise ValueError(f"DPRNN: ref_mic={ref_mic} is not valid for in_channels={in_channels}")
+        check_ref_mic("DPRNN", in_channels, ref_mic)
         self.in_channels = in_channels
         self.ref_mic = ref_mic
         self.K = K

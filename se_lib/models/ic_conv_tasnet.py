@@ -49,48 +49,21 @@ multichannel networks).  Memory grows with ``H * B * T'``, so a short window is 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from se_lib.models.common import (
+    ConvBlockStack,
     TasNetDecoder,
     TasNetEncoder,
     check_input,
     check_positive,
+    check_ref_mic,
     make_mask_activation,
     make_norm,
-    same_padding,
     select_channels,
 )
 
-__all__ = ["ICConvBlock", "ICConvTasNet"]
-
-
-class ICConvBlock(nn.Module):
-    """Inter-channel conv block on ``[batch, Cs, feature, time]``: 1x1 convs across the spatial
-    channels, a depthwise ``P x P`` conv over (feature, time) dilated in time only."""
-
-    def __init__(
-        self, Cs: int, H: int, P: int, dilation: int, norm: str, causal: bool, residual: bool
-    ) -> None:
-        super().__init__()
-        feat_pad = same_padding(P, 1, causal=False)
-        time_pad = same_padding(P, dilation, causal)
-        self.pad = (time_pad[0], time_pad[1], feat_pad[0], feat_pad[1])  # F.pad order: last dim first
-        self.in_conv = nn.Conv2d(Cs, H, 1)
-        self.act1 = nn.PReLU()
-        self.norm1 = make_norm(norm, H, "ICConvTasNet")
-        self.depthwise = nn.Conv2d(H, H, (P, P), dilation=(1, dilation), groups=H)
-        self.act2 = nn.PReLU()
-        self.norm2 = make_norm(norm, H, "ICConvTasNet")
-        self.res_out = nn.Conv2d(H, Cs, 1) if residual else None
-        self.skip_out = nn.Conv2d(H, Cs, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        y = self.norm1(self.act1(self.in_conv(x)))
-        y = self.norm2(self.act2(self.depthwise(F.pad(y, self.pad))))
-        residual = self.res_out(y) if self.res_out is not None else None
-        return residual, self.skip_out(y)
+__all__ = ["ICConvTasNet"]
 
 
 class ICConvTasNet(nn.Module):
@@ -117,19 +90,14 @@ class ICConvTasNet(nn.Module):
     ) -> None:
         super().__init__()
         check_positive("ICConvTasNet", in_channels=in_channels, N=N, L=L, B=B, Cs=Cs, H=H, P=P, X=X, R=R)
-        if not 0 <= ref_mic < in_channels:
-            raise ValueError(f"ICConvTasNet: ref_mic={ref_mic} is not one of in_channels={in_channels} mics")
+        check_ref_mic("ICConvTasNet", in_channels, ref_mic)
         self.in_channels = in_channels
         self.ref_mic = ref_mic
         self.encoder = TasNetEncoder(1, N, L)
         self.input_norm = make_norm(norm, in_channels, "ICConvTasNet")
         self.feature_bottleneck = nn.Conv1d(N, B, 1)
         self.spatial_in = nn.Conv2d(in_channels, Cs, 1)
-        self.blocks = nn.ModuleList(
-            ICConvBlock(Cs, H, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1))
-            for r in range(R)
-            for x in range(X)
-        )
+        self.blocks = ConvBlockStack(Cs, H, Cs, P, X, R, norm, causal, dims=2, owner="ICConvTasNet")
         self.output_act = nn.PReLU()
         self.spatial_out = nn.Conv2d(Cs, 1, 1)
         self.feature_expand = nn.Conv1d(B, N, 1)
@@ -147,12 +115,7 @@ class ICConvTasNet(nn.Module):
         feats = self.input_norm(w).reshape(batch * mics, -1, frames)
         feats = self.feature_bottleneck(feats).view(batch, mics, -1, frames)  # [B, M, B, T']
         feats = self.spatial_in(feats)  # [B, Cs, B, T']
-        skip_sum = torch.zeros((), dtype=feats.dtype, device=feats.device)
-        for block in self.blocks:
-            residual, skip = block(feats)
-            if residual is not None:
-                feats = feats + residual
-            skip_sum = skip_sum + skip
+        skip_sum = self.blocks(feats)  # [B, Cs, B, T']
         mask = self.spatial_out(self.output_act(skip_sum)).squeeze(1)  # [B, B, T']
         mask = self.mask_activation(self.feature_expand(mask))  # [B, N, T']
         return self.decoder(w[:, 0] * mask, pad, length)

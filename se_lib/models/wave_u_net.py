@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from se_lib.models.common import check_input, check_positive, same_padding, select_channels
+from se_lib.models.common import check_input, check_positive, check_ref_mic, same_padding, select_channels
 
 __all__ = ["WaveUNet"]
 
@@ -91,8 +91,7 @@ class WaveUNet(nn.Module):
             raise ValueError(
                 f"WaveUNet: unknown output_activation {output_activation!r}; expected one of {OUTPUT_ACTIVATIONS}"
             )
-        if not 0 <= ref_mic < in_channels:
-            raise ValueError(f"WaveUNet: ref_mic={ref_mic} is not one of in_channels={in_channels} mics")
+        check_ref_mic("WaveUNet", in_channels, ref_mic)
         self.in_channels = in_channels
         self.ref_mic = ref_mic
         self.num_layers = num_layers
