@@ -1,27 +1,95 @@
-"""Small atomic file-writing helpers: write to a temp file in the same folder, then os.replace."""
+"""Atomic outputs: write beside the destination under a hidden temporary name, then rename into place.
+
+Readers (and Snakemake/DVC) therefore see a file or folder complete or not at all, and a failure
+leaves any previous version untouched and no temporary behind. Temporaries are created with the
+usual mode (``0o666`` / ``0o777`` minus the umask), unlike ``tempfile.mkstemp``/``mkdtemp``,
+whose private ``0600``/``0700`` would otherwise end up on shared outputs.
+
+* :func:`atomic_file` - a temporary file path that replaces ``path`` when the block succeeds.
+* :func:`atomic_dir` - the same for a whole folder (the old folder is swapped out, then removed).
+* :func:`write_text_atomic`, :func:`copy_file_atomic` - the two common cases of :func:`atomic_file`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+__all__ = ["atomic_dir", "atomic_file", "copy_file_atomic", "write_text_atomic"]
 
-def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+def _temp_name(dest: Path, kind: str) -> Path:
+    return dest.parent / f".{dest.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary file beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    Parent folders are created. The temporary file already exists (mode ``0o666`` minus the
+    umask); the block may write it by name or reopen it.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(dest, "tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
+        yield tmp
+        os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@contextlib.contextmanager
+def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``out_dir``; on success it replaces ``out_dir``.
+
+    On error the temporary folder is removed and ``out_dir`` is left as it was. The previous
+    ``out_dir`` (folder, file or link) is renamed aside first and removed only once the new one is
+    in place; if the final rename fails it is put back.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(out, "tmp")
+    tmp.mkdir(mode=0o777)  # umask applies
+    try:
+        yield tmp
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists() or out.is_symlink():
+        old = _temp_name(out, "old")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding=encoding)
+
+
+def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy the contents of ``src`` to ``dst`` atomically (the copy gets the usual mode, not ``src``'s)."""
+    with atomic_file(dst) as tmp:
+        shutil.copyfile(src, tmp)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
+
+from se_lib.io import atomic_file
 
 __all__ = [
     "AudioError",
@@ -226,21 +227,13 @@ def write_wav_atomic(
     if not sf.check_format(fmt, subtype):
         raise ValueError(f"{p}: subtype {subtype!r} is not valid for format {fmt}")
     frames = _quantise(arr, subtype, p)  # [C, T] -> array to write
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, unlike mkstemp
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with sf.SoundFile(fh, "w", int(sr), frames.shape[0] if frames.ndim == 2 else 1,
-                              subtype=subtype, format=fmt) as out:
-                # Float WAVs get a PEAK chunk holding a timestamp by default: turn it off so the same
-                # samples always give the same bytes (DVC/content digests).
-                sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-                out.write(frames.T)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(p) as tmp, open(tmp, "wb") as fh:
+        with sf.SoundFile(fh, "w", int(sr), frames.shape[0] if frames.ndim == 2 else 1,
+                          subtype=subtype, format=fmt) as out:
+            # Float WAVs get a PEAK chunk holding a timestamp by default: turn it off so the same
+            # samples always give the same bytes (DVC/content digests).
+            sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+            out.write(frames.T)
     return p
 
 

@@ -40,10 +40,8 @@ import glob
 import json
 import os
 import re
-import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +50,15 @@ from typing import Any
 import numpy as np
 
 from se_lib.config import ConfigError
-from se_lib.data.audio import AudioError, AudioInfo, read_audio, resample_audio, write_wav_atomic
+from se_lib.data.audio import (
+    AudioError,
+    AudioInfo,
+    read_audio,
+    resample_audio,
+    write_wav_atomic,
+)
 from se_lib.data.demo_corpus import SPLITS, allocate_splits, derive_rng
+from se_lib.io import atomic_dir
 
 __all__ = [
     "CorpusError",
@@ -119,16 +124,9 @@ def build_corpus(config: dict, out_dir: str | os.PathLike = "results/corpus", lo
     else:
         raise ConfigError(f"config key 'corpus.kind': unknown kind {kind!r} (demo | files)")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir(mode=0o777)  # honours the umask (tempfile.mkdtemp would leave the corpus 0700)
-    try:
+    with atomic_dir(out) as tmp:
         stats = build(tmp, out)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     stats["elapsed_s"] = round(time.perf_counter() - t0, 3)
     log(_summary(stats, out))
     return stats
@@ -522,24 +520,6 @@ def _manifest_path(final: Path) -> str:
         return final.relative_to(Path.cwd()).as_posix()
     except ValueError:
         return final.as_posix()
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists() or out.is_symlink():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        if old.is_symlink() or old.is_file():
-            old.unlink()
-        else:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(stats: dict, out: Path) -> str:

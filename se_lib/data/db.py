@@ -66,10 +66,18 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    aliased,
+    mapped_column,
+    relationship,
+)
 
 from se_lib.data.naming import check_id, round_snr, snr_tenths
 from se_lib.data.rooms import SPLITS, derive_seed, read_rooms
+from se_lib.io import atomic_file
 
 SCHEMA_VERSION = "1"
 NOISE2_REL_DB_RANGE = (-10.0, 0.0)
@@ -414,18 +422,15 @@ def _build_target(url: str) -> Iterator[Engine]:
         finally:
             engine.dispose()
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    engine = create_engine(make_url(url).set(database=str(tmp)))
     try:
-        yield engine
-        engine.dispose()
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            engine = create_engine(make_url(url).set(database=str(tmp)))
+            try:
+                yield engine
+            finally:
+                engine.dispose()
+                tmp.with_name(tmp.name + "-journal").unlink(missing_ok=True)
     finally:
-        engine.dispose()
-        for p in (tmp, tmp.with_name(tmp.name + "-journal")):
-            p.unlink(missing_ok=True)
         for key in [k for k in _ENGINES if k.endswith(url)]:
             _ENGINES.pop(key).dispose()
 

@@ -51,21 +51,20 @@ into place, so an interrupted build leaves the previous output untouched.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from se_lib.io import atomic_dir
 
 SPLITS = ("train", "val", "test")
 WALL_MARGIN = 0.5  # m, sources and array centre (plus the array's own radius) from the walls
@@ -340,26 +339,6 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
             direct_delay=float(peak),
         ))
     return out
-
-
-@contextlib.contextmanager
-def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp dir beside ``out_dir``; on success it replaces ``out_dir``, on error it is removed."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    trash = None
-    if out.exists():
-        trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.rename(out, trash / out.name)
-    os.rename(tmp, out)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _json(x: Any) -> str:

@@ -41,7 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from se_lib.models.common import check_input, check_positive, check_ref_mic, same_padding, select_channels
+from se_lib.models.common import (
+    check_input,
+    check_positive,
+    check_ref_mic,
+    same_padding,
+    select_channels,
+)
 
 __all__ = ["WaveUNet"]
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pandas as pd
 
 from se_lib.data.audio import read_audio
 from se_lib.data.naming import mixture_filename, parse_mixture_filename
+from se_lib.io import atomic_dir
 from se_lib.report.plots import plot_spectrograms, select_examples
 from se_lib.report.tables import read_per_file
 
@@ -79,11 +78,8 @@ def write_spectrogram_examples(
     scores = {name: read_per_file(p) for name, p in (model_scores or {}).items()}
     chosen = select_examples(noisy_df, n_examples)
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp creates 0700
     written = []
-    try:
+    with atomic_dir(out) as tmp:
         for _, row in chosen.iterrows():
             stem = mixture_stem(row)
             noisy, _ = read_audio(refs / f"{stem}_noisy.wav", sample_rate, mono=False, resample=False, min_peak=None)
@@ -99,10 +95,4 @@ def write_spectrogram_examples(
             title = f"{stem}  -  input SNR {float(row['snr_db']):g} dB"
             plot_spectrograms(panels, sample_rate, tmp / f"{stem}.png", title=title)
             written.append(out / f"{stem}.png")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return written

@@ -26,8 +26,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,7 +285,11 @@ class SECLI(LightningCLI):
         return params
 
     def _make_logger(self, cfg: Any) -> Any:
-        from se_lib.tracking.runs import log_git_diff_if_dirty, setup_tracking, standard_tags
+        from se_lib.tracking.runs import (
+            log_git_diff_if_dirty,
+            setup_tracking,
+            standard_tags,
+        )
 
         uri, experiment = self._tracking_uri(cfg), self._experiment(cfg)
         tags = standard_tags(self.rule, self.wildcards, self.workflow_config)
@@ -401,22 +403,6 @@ def workflow_cli_args(
     return args
 
 
-def _copy_atomic(src: str | Path, dst: str | Path) -> None:
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are shared like any other file
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def train_job(
     model: str,
     config: Mapping[str, Any],
@@ -437,7 +423,7 @@ def train_job(
     """
     import torch
 
-    from se_lib.io import write_text_atomic
+    from se_lib.io import copy_file_atomic, write_text_atomic
     from se_lib.tracking.git import git_info
 
     out = Path(out_dir or f"results/models/{model}")
@@ -453,8 +439,8 @@ def train_job(
         if not result.get("best_checkpoint") or not Path(result["best_checkpoint"]).is_file():
             raise RuntimeError(f"training {model}: no best checkpoint was written (did validation run?)")
         last = result.get("last_checkpoint") or result["best_checkpoint"]
-        _copy_atomic(result["best_checkpoint"], out / "best.ckpt")
-        _copy_atomic(last, out / "last.ckpt")
+        copy_file_atomic(result["best_checkpoint"], out / "best.ckpt")
+        copy_file_atomic(last, out / "last.ckpt")
         info = {
             "model": model,
             **result,
