@@ -10,6 +10,10 @@ The small ``eps`` terms follow ``torchmetrics.functional.audio.scale_invariant_s
 (machine epsilon of the computation dtype), so both give the same numbers. SI-SDRi is the SI-SDR of
 the estimate minus the SI-SDR of the unprocessed mixture (here: the reference-microphone channel of the
 noisy recording), both against the same reference.
+
+This module scores finished files (numpy, float64). The differentiable, padding-aware torch SI-SDR
+used as training objective and validation metric is :func:`se_lib.train.losses.si_sdr`; a test
+checks that both give the same numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["si_sdr", "si_sdr_improvement", "si_sdr_torch"]
+__all__ = ["si_sdr", "si_sdr_improvement"]
 
 
 def _pair(estimate: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -48,19 +52,3 @@ def si_sdr(estimate: Any, reference: Any, *, zero_mean: bool = True) -> np.ndarr
 def si_sdr_improvement(estimate: Any, reference: Any, mixture: Any, *, zero_mean: bool = True) -> np.ndarray | float:
     """SI-SDRi = SI-SDR(estimate, reference) - SI-SDR(mixture, reference), in dB."""
     return si_sdr(estimate, reference, zero_mean=zero_mean) - si_sdr(mixture, reference, zero_mean=zero_mean)
-
-
-def si_sdr_torch(estimate, reference, *, zero_mean: bool = True):
-    """Differentiable torch version (``[..., T]`` -> ``[...]``), e.g. for a validation metric or a loss."""
-    import torch
-
-    if estimate.shape != reference.shape:
-        raise ValueError(f"SI-SDR: estimate shape {tuple(estimate.shape)} != reference shape {tuple(reference.shape)}")
-    eps = torch.finfo(estimate.dtype).eps
-    if zero_mean:
-        estimate = estimate - estimate.mean(dim=-1, keepdim=True)
-        reference = reference - reference.mean(dim=-1, keepdim=True)
-    alpha = ((estimate * reference).sum(-1, keepdim=True) + eps) / (reference.pow(2).sum(-1, keepdim=True) + eps)
-    target = alpha * reference
-    noise = target - estimate
-    return 10.0 * torch.log10((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
