@@ -2,8 +2,8 @@
 # inputs and targets of each split are also exported once, independently of any model, as the
 # baseline the scorer compares against.
 
-PREDICT_SPLITS = list(config.get("predict", {}).get("splits", ["test"]))
-PREDICT_BATCH_SIZE = int(config.get("predict", {}).get("batch_size", 4))
+PREDICT_SPLITS = list(config["predict"]["splits"])
+PREDICT_BATCH_SIZE = int(config["predict"]["batch_size"])
 
 
 rule predict:
@@ -21,7 +21,7 @@ rule predict:
         stats="results/predictions/{model}/{split}_predict_stats.json",
     params:
         batch_size=PREDICT_BATCH_SIZE,
-        overlay=config["train"].get("overlay", "demo"),
+        overlay=config["train"]["overlay"],
         db_url=DB_URL,
     log:
         "logs/predict/{model}/{split}.log",

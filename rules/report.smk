@@ -5,8 +5,8 @@
 from se_lib.report.names import METRIC_LABELS, METRICS
 
 REPORT_DIR = "results/report"
-REPORT_EXAMPLES = int(config.get("report", {}).get("spectrogram_examples", 3))
-REPORT_SNR_BINS = int(config.get("report", {}).get("snr_bins", 5))
+REPORT_EXAMPLES = int(config["report"]["spectrogram_examples"])
+REPORT_SNR_BINS = int(config["report"]["snr_bins"])
 
 
 # Every report output, for the `all` target.
@@ -136,7 +136,7 @@ rule report_hparams:
         models=MODELS,
         objective="val_si_sdr",
         mode="max",
-        max_axes=int(config.get("report", {}).get("max_hparam_axes", 10)),
+        max_axes=int(config["report"]["max_hparam_axes"]),
     log:
         "logs/report/hparams.log",
     threads: 1

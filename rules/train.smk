@@ -9,7 +9,7 @@
 # LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
 # `train.overlay` is demo.
 TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
-    [repo_path("config/models/demo")] if config.get("train", {}).get("overlay", "demo") == "demo" else []
+    [repo_path("config/models/demo")] if config["train"]["overlay"] == "demo" else []
 )
 
 
@@ -41,14 +41,14 @@ rule train:
         last="results/models/{model}/last.ckpt",
         run="results/models/{model}/run.json",
     params:
-        train=config.get("train", {}),
+        train=config["train"],
         seed=config["seed"],
         sample_rate=config["sample_rate"],
         experiment=config["experiment"],
         db_url=DB_URL,
     log:
         "logs/train/{model}.log",
-    threads: int(config.get("train", {}).get("threads", 2))
+    threads: int(config["train"]["threads"])
     resources:
         gpu=1,
         mem_mb=8000,

@@ -8,18 +8,21 @@ whose private ``0600``/``0700`` would otherwise end up on shared outputs.
 * :func:`atomic_file` - a temporary file path that replaces ``path`` when the block succeeds.
 * :func:`atomic_dir` - the same for a whole folder (the old folder is swapped out, then removed).
 * :func:`write_text_atomic`, :func:`copy_file_atomic` - the two common cases of :func:`atomic_file`.
+* :func:`read_json_object` - the reading side of the small JSON records the rules pass along.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_dir", "atomic_file", "copy_file_atomic", "write_text_atomic"]
+__all__ = ["atomic_dir", "atomic_file", "copy_file_atomic", "read_json_object", "write_text_atomic"]
 
 
 def _temp_name(dest: Path, kind: str) -> Path:
@@ -93,3 +96,21 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy the contents of ``src`` to ``dst`` atomically (the copy gets the usual mode, not ``src``'s)."""
     with atomic_file(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def read_json_object(path: str | os.PathLike, what: str = "JSON record", hint: str = "") -> dict[str, Any]:
+    """The JSON object stored in ``path``; errors name the file and ``what`` it should hold.
+
+    Raises ``FileNotFoundError`` (with ``hint``, e.g. which rule writes it) or ``ValueError`` for
+    invalid JSON or a value that is not an object.
+    """
+    p = Path(path)
+    try:
+        value = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {p} not found" + (f" ({hint})" if hint else "")) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p}: {what} is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"{p}: {what} must be a JSON object, got {type(value).__name__}")
+    return value

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from se_lib.io import atomic_dir, atomic_file, copy_file_atomic, write_text_atomic
+from se_lib.io import atomic_dir, atomic_file, copy_file_atomic, read_json_object, write_text_atomic
 
 
 @pytest.fixture
@@ -74,3 +74,19 @@ def test_dir_replaces_a_file_or_link(tmp_path):
     with atomic_dir(link) as tmp:
         (tmp / "f").write_text("1")
     assert link.is_dir() and not link.is_symlink() and target.exists()  # the link's target is not deleted
+
+
+def test_read_json_object_names_the_file(tmp_path):
+
+
+    good = tmp_path / "run.json"
+    good.write_text('{"run_id": "abc"}')
+    assert read_json_object(good) == {"run_id": "abc"}
+    with pytest.raises(FileNotFoundError, match=r"training record .*missing\.json not found \(run the train rule"):
+        read_json_object(tmp_path / "missing.json", "training record", hint="run the train rule first")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"bad\.json: stats is not valid JSON"):
+        read_json_object(tmp_path / "bad.json", "stats")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"list\.json: .* must be a JSON object, got list"):
+        read_json_object(tmp_path / "list.json")

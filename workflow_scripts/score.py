@@ -4,11 +4,11 @@ For a model, the summary also goes onto the model's training run as `<split>_<me
 inference real-time factor as `<split>_real_time_factor`), so MLflow's runs table compares models.
 """
 
-import json
 
 import mlflow
 
 from se_lib.config import tracking_uri
+from se_lib.io import read_json_object
 from se_lib.metrics.scorer import score_directory
 from se_lib.report.mlflow_data import log_split_metrics, read_run_json
 from se_lib.report.tables import read_summary
@@ -31,8 +31,7 @@ def main(smk) -> None:
         mlflow.log_artifact(smk.output.tsv, artifact_path="scores")
         if mode == "enhanced":
             train_run = read_run_json(smk.input.run)
-            with open(smk.input.stats, encoding="utf-8") as fh:
-                stats = json.load(fh)
+            stats = read_json_object(smk.input.stats, "prediction statistics")
             logged = log_split_metrics(train_run["run_id"], summary, split, tracking_uri=tracking_uri(smk.config),
                                        extra={f"{split}_real_time_factor": stats["real_time_factor"]})
             mlflow.set_tag("se.train_run_id", train_run["run_id"])

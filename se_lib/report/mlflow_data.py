@@ -13,16 +13,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from se_lib.io import read_json_object
 
 __all__ = [
     "experiment_runs",
@@ -45,15 +45,9 @@ _PREFERRED = ("arch", "lr", "weight_decay", "loss", "batch_size", "segment_secon
 
 def read_run_json(path: str | os.PathLike) -> dict[str, Any]:
     """The ``run.json`` of a trained model; must hold a ``run_id``."""
-    p = Path(path)
-    try:
-        info = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"training record {p} not found (run the train rule first)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: invalid JSON ({exc})") from exc
-    if not isinstance(info, dict) or not info.get("run_id"):
-        raise ValueError(f"{p}: no MLflow run_id recorded")
+    info = read_json_object(path, "training record", hint="run the train rule first")
+    if not info.get("run_id"):
+        raise ValueError(f"{path}: no MLflow run_id recorded")
     return info
 
 

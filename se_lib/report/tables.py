@@ -14,7 +14,6 @@ et al., ICASSP 2019), wide-band PESQ (ITU-T P.862.2), STOI (Taal et al., TASLP 2
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from se_lib.io import read_json_object
 from se_lib.report.names import BASELINE, METRIC_LABELS, METRICS
 
 __all__ = [
@@ -78,16 +78,7 @@ def read_stats(path: str | os.PathLike | None) -> dict[str, Any]:
     """Prediction statistics JSON (``predict_stats.json``); ``{}`` for ``None``."""
     if path is None:
         return {}
-    p = Path(path)
-    try:
-        stats = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"prediction statistics {p} not found") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: invalid JSON ({exc})") from exc
-    if not isinstance(stats, dict):
-        raise ValueError(f"{p}: expected a JSON object")
-    return stats
+    return read_json_object(path, "prediction statistics", hint="run the predict rule first")
 
 
 def mean_ci95(values: Any) -> tuple[float, float, int]:

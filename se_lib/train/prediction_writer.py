@@ -43,7 +43,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from se_lib.data.audio import write_wav_atomic
 from se_lib.data.naming import mixture_filename
-from se_lib.io import write_text_atomic
+from se_lib.io import read_json_object, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +413,6 @@ def predict_job(
     stats_path = Path(stats_file)
     if not stats_path.is_file():
         raise RuntimeError(f"predict {model}/{split}: no statistics written to {stats_path} (was the writer run?)")
-    stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    stats = read_json_object(stats_path, "prediction statistics")
     stats["cli_args"] = args
     return stats
