@@ -106,9 +106,23 @@ def world(tmp_path_factory):
     return root, config, url
 
 
-def _rebuild(root: Path, config: dict, url: str, **kw) -> str:
+def rebuild(root: Path, config: dict, url: str, **kw) -> str:
+    """Build the DB of the world under ``root`` into ``url``; returns the digest."""
     return dbm.build_db(config, url, root / "results/corpus", root / "results/rooms", root=root,
                         log=lambda m: None, **kw)
+
+
+def interrupt_build_after(monkeypatch, n_rows: int, exc: BaseException) -> None:
+    """Make the next DB builds raise ``exc`` once ``n_rows`` candidate rows have been produced."""
+    real = dbm._candidate_rows
+
+    def failing(*args, **kwargs):
+        for i, row in enumerate(real(*args, **kwargs)):
+            if i == n_rows:
+                raise exc
+            yield row
+
+    monkeypatch.setattr(dbm, "_candidate_rows", failing)
 
 
 # -------------------------------------------------------------------------------------- tests
@@ -116,11 +130,11 @@ def test_digest_deterministic_and_seed_sensitive(world, tmp_path):
     root, config, url = world
     d1 = dbm.digest(url)
     url2 = f"sqlite:///{tmp_path / 'again.sqlite'}"
-    assert _rebuild(root, config, url2) == d1
+    assert rebuild(root, config, url2) == d1
     assert dbm.digest(url2) == d1
     other = dict(config, seed=config["seed"] + 1)
     url3 = f"sqlite:///{tmp_path / 'other.sqlite'}"
-    assert _rebuild(root, other, url3) != d1
+    assert rebuild(root, other, url3) != d1
     # the build timestamp does not enter the digest
     engine = sa.create_engine(url2)
     with engine.begin() as conn:
@@ -167,7 +181,7 @@ def test_collisions_are_redrawn(tmp_path):
     build_rooms(config, root / "results/rooms", root / "results/corpus", log=lambda m: None, root=root)
     url = config["db"]["url"]
     # train: 1 speech * 2 ordered noise pairs * 2 rooms * 5 SNR values = 20 keys for 8 rows
-    _rebuild(root, config, url, chunk_size=3)
+    rebuild(root, config, url, chunk_size=3)
     engine = sa.create_engine(url)
     with engine.connect() as c:
         n, distinct = c.execute(sa.text(
@@ -178,33 +192,25 @@ def test_collisions_are_redrawn(tmp_path):
     too_many = tiny_config(root, snr_range=[0.0, 0.4], count={"train": 21, "val": 4, "test": 4})
     too_many["rooms"]["count"] = config["rooms"]["count"]
     with pytest.raises(dbm.DBError, match="mixtures.count.train"):
-        _rebuild(root, too_many, f"sqlite:///{tmp_path / 'x.sqlite'}")
+        rebuild(root, too_many, f"sqlite:///{tmp_path / 'x.sqlite'}")
 
 
 def test_interrupted_build_leaves_previous_db(world, tmp_path, monkeypatch):
     root, config, _ = world
     target = tmp_path / "db" / "mix.sqlite"
     url = f"sqlite:///{target}"
-    good = _rebuild(root, config, url)
+    good = rebuild(root, config, url)
 
-    real = dbm._candidate_rows
-
-    def failing(*args, **kwargs):
-        for i, row in enumerate(real(*args, **kwargs)):
-            if i == 25:
-                raise KeyboardInterrupt("simulated interruption")
-            yield row
-
-    monkeypatch.setattr(dbm, "_candidate_rows", failing)
+    interrupt_build_after(monkeypatch, 25, KeyboardInterrupt("simulated interruption"))
     with pytest.raises(KeyboardInterrupt):
-        _rebuild(root, dict(config, seed=99), url, chunk_size=10)
+        rebuild(root, dict(config, seed=99), url, chunk_size=10)
     assert sorted(p.name for p in target.parent.iterdir()) == ["mix.sqlite"]  # no temp left over
     dbm._ENGINES.clear()
     assert dbm.digest(url) == good
 
     fresh = tmp_path / "fresh" / "mix.sqlite"
     with pytest.raises(KeyboardInterrupt):
-        _rebuild(root, config, f"sqlite:///{fresh}", chunk_size=10)
+        rebuild(root, config, f"sqlite:///{fresh}", chunk_size=10)
     assert not fresh.exists() and list(fresh.parent.iterdir()) == []
 
 
@@ -279,9 +285,9 @@ def test_bad_inputs_named(tmp_path):
     write_corpus(root, speech_per_split=2, noise_per_split=2)
     config = tiny_config(root)
     with pytest.raises(Exception, match="rooms.tsv"):
-        _rebuild(root, config, config["db"]["url"])
+        rebuild(root, config, config["db"]["url"])
     build_rooms(config, root / "results/rooms", root / "results/corpus", log=lambda m: None, root=root)
     (root / "results/corpus/noise/val-n01.wav").unlink()
     with pytest.raises(dbm.DBError, match="val-n01.wav"):
-        _rebuild(root, config, config["db"]["url"])
+        rebuild(root, config, config["db"]["url"])
     assert not Path(config["db"]["url"].removeprefix("sqlite:///")).exists()

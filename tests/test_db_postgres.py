@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from pg import PostgresUnavailable, postgres_server
-from test_db import build_world
+from test_db import build_world, interrupt_build_after, rebuild
 
 from se_lib.data import db as dbm
 from se_lib.data.naming import find_mixture, mixture_filename
@@ -29,14 +29,9 @@ def world(tmp_path_factory):
     return root, config, sqlite_url
 
 
-def _build(root, config, url, **kw):
-    return dbm.build_db(config, url, root / "results/corpus", root / "results/rooms", root=root,
-                        log=lambda m: None, **kw)
-
-
 def test_postgres_build_matches_sqlite(pg_url, world):
     root, config, sqlite_url = world
-    digest = _build(root, config, pg_url)
+    digest = rebuild(root, config, pg_url)
     assert digest == dbm.digest(pg_url) == dbm.digest(sqlite_url)  # same content on both backends
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:
@@ -53,16 +48,8 @@ def test_postgres_build_matches_sqlite(pg_url, world):
 
 def test_postgres_interrupted_build_rolls_back(pg_url, world, monkeypatch):
     root, config, _ = world
-    good = _build(root, config, pg_url)
-    real = dbm._candidate_rows
-
-    def failing(*args, **kwargs):
-        for i, row in enumerate(real(*args, **kwargs)):
-            if i == 30:
-                raise RuntimeError("simulated interruption")
-            yield row
-
-    monkeypatch.setattr(dbm, "_candidate_rows", failing)
+    good = rebuild(root, config, pg_url)
+    interrupt_build_after(monkeypatch, 30, RuntimeError("simulated interruption"))
     with pytest.raises(RuntimeError, match="simulated"):
-        _build(root, dict(config, seed=123), pg_url, chunk_size=10)
+        rebuild(root, dict(config, seed=123), pg_url, chunk_size=10)
     assert dbm.digest(pg_url) == good  # DDL + inserts were one transaction: nothing changed
