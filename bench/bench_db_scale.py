@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from se_lib.io import write_json_atomic  # noqa: E402
 
 
 def _split_counts(n: int) -> dict[str, int]:
@@ -126,9 +127,8 @@ def main() -> None:
               f"tracemalloc peak x{a1['tracemalloc_peak_mib'] / a0['tracemalloc_peak_mib']:.2f}, "
               f"RSS growth x{(a1['rss_peak_mib'] - a1['rss_before_mib']) / max(1e-9, a0['rss_peak_mib'] - a0['rss_before_mib']):.2f}")
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"results": results, "python": platform.python_version(),
-                               "machine": platform.machine(), "cpus": os.cpu_count()}, indent=2) + "\n")
+    write_json_atomic(out, {"results": results, "python": platform.python_version(),
+                            "machine": platform.machine(), "cpus": os.cpu_count()})
     print(f"wrote {out}")
 
 

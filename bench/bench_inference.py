@@ -40,6 +40,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from se_lib.io import write_json_atomic  # noqa: E402
 
 PAPER = dict(N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3)
 SR = 16000
@@ -234,8 +235,7 @@ def main() -> None:
         for key in ("predict", "predict_return_predictions", "score"):
             print(f"  {key}: growth {mem[f'{key}_growth_mib']:+.1f} MiB from {args.sizes[0]} to {args.sizes[1]} files")
     result["machine"]["load_avg_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(args.out, result)
     print(f"wrote {args.out}")
 
 

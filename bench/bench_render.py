@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import torchaudio.functional as AF
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from se_lib.io import write_json_atomic  # noqa: E402
 
 from se_lib.config import load_config
 from se_lib.data import db as dbm
@@ -178,8 +178,7 @@ def main() -> None:
         print(f"{name:<40}{v:>12.1f}{v / t_ref:>8.2f}")
     print(f"max |Renderer - reference| = {diff:.2e}")
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json_atomic(out, results)
     print(f"wrote {out}")
 
 

@@ -47,6 +47,7 @@ import soundfile as sf  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+from se_lib.io import write_json_atomic  # noqa: E402
 
 SR = 16000
 SENTENCES = [
@@ -392,8 +393,7 @@ def main() -> None:
     report["machine"]["load_avg_end"] = os.getloadavg()
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_json_atomic(out, report)
 
     a, b, c = report["throughput"], report["dnsmos"], report["memory"]
     print(f"\nmachine: {os.cpu_count()} CPUs, load average at start {report['machine']['load_avg_start'][0]:.1f}, "

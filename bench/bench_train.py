@@ -45,6 +45,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from se_lib.io import write_json_atomic  # noqa: E402
 
 ARCHS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
 SR = 16000
@@ -356,8 +357,7 @@ def main() -> None:
         print(f"{r['arch']:<16}{r['size']:<7}{r['parameters']:>11,}{r['batch']:>6}{r['step_s']:>9.2f}"
               f"{r['cpu_s_per_step']:>8.2f}{r['samples_per_s']:>11.2f}{r['rss_peak_mib']:>9.0f}Mi{gpu:>10}  {bound}{note}")
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json_atomic(out, results)
     print(f"wrote {out}")
 
 

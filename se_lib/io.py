@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_file", "copy_file_atomic", "read_json_object", "write_text_atomic"]
+__all__ = ["atomic_dir", "atomic_file", "copy_file_atomic", "read_json_object", "write_json_atomic",
+           "write_text_atomic"]
 
 
 def _temp_name(dest: Path, kind: str) -> Path:
@@ -90,6 +91,11 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
     """Write ``text`` to ``path`` atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding=encoding)
+
+
+def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
+    """Write ``value`` as indented JSON (one trailing newline) to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from se_lib.tracking.git import git_info
-from se_lib.tracking.runs import rule_run, run_name, setup_tracking, standard_tags
+from se_lib.tracking.runs import rule_run, run_name, standard_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,6 @@ training of all four models, prediction, scoring, the report, and one MLflow sql
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

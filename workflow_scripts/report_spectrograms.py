@@ -1,6 +1,5 @@
 """Snakemake glue for rule `report_spectrograms`: spectrogram panels of a few mixtures of one split."""
 
-from pathlib import Path
 
 import mlflow
 

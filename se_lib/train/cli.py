@@ -423,7 +423,7 @@ def train_job(
     """
     import torch
 
-    from se_lib.io import copy_file_atomic, write_text_atomic
+    from se_lib.io import copy_file_atomic, write_json_atomic
     from se_lib.tracking.git import git_info
 
     out = Path(out_dir or f"results/models/{model}")
@@ -453,7 +453,7 @@ def train_job(
         info["best_checkpoint_file"] = Path(result["best_checkpoint"]).name
         info["best_checkpoint"] = str(out / "best.ckpt")
         info["last_checkpoint"] = str(out / "last.ckpt")
-        write_text_atomic(out / "run.json", json.dumps(info, indent=2) + "\n")
+        write_json_atomic(out / "run.json", info)
         if cli.checkpoint_dir is not None:
             clear_checkpoint_dir(cli.checkpoint_dir)
             try:

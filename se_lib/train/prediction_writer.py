@@ -30,7 +30,6 @@ DB (no model), with the same names and format: the workflow's noisy baseline is 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -43,7 +42,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from se_lib.data.audio import write_wav_atomic
 from se_lib.data.naming import mixture_filename
-from se_lib.io import read_json_object, write_text_atomic
+from se_lib.io import read_json_object, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +287,7 @@ class AudioPredictionWriter(BasePredictionWriter):
         }
         if getattr(trainer, "is_global_zero", True):
             path = Path(self.stats_file) if self.stats_file else writer.output_dir / STATS_NAME
-            write_text_atomic(path, json.dumps(self.stats, indent=2) + "\n")
+            write_json_atomic(path, self.stats)
             log.info("predicted %d mixtures (%.1f s audio) in %.2f s: RTF %.4f, wrote %s", n_items, audio_s,
                      inference_s, self.stats["real_time_factor"], writer.output_dir)
 
