@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: run test env lint report clean-results bench help sysdeps
 
 help:
-	@echo "make run    - whole workflow on the built-in demo data (uv run snakemake --cores all --resources gpu=1)"
+	@echo "make run    - whole workflow on the built-in demo data (uv run snakemake --cores all --resources gpu=1), then report.html"
 	@echo "make test   - the test suite (uv run pytest)"
 	@echo "make lint   - snakemake --lint"
 	@echo "make report - snakemake --report report.html after a run"
@@ -35,7 +35,9 @@ env: .venv/.synced
 
 run: .venv/.synced
 	$(UV) run snakemake --cores all --resources gpu=1 $(SNAKEMAKE_ARGS)
-	@echo "Results under results/; MLflow: uv run mlflow ui (store sqlite:///mlflow.db)"
+	$(UV) run snakemake --report report.html $(SNAKEMAKE_ARGS)
+	@echo "Report: $(CURDIR)/report.html (open it in a browser); tables: results/report/<split>/comparison.html"
+	@echo "MLflow: uv run mlflow ui (store sqlite:///mlflow.db)"
 
 # System packages some tests use for real (PostgreSQL server, headless Chromium). Installed with apt-get
 # when running as root and missing; otherwise those tests install/skip themselves and say why.
