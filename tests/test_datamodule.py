@@ -6,7 +6,7 @@ import lightning.pytorch as L
 import numpy as np
 import pytest
 import torch
-from test_db import build_world
+from worlds import build_world
 
 from se_lib.data import db as dbm
 from se_lib.data.datamodule import EpochSampler, MixtureDataModule, collate_mixtures

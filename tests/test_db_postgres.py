@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from pg import PostgresUnavailable, postgres_server
-from test_db import build_world, interrupt_build_after, rebuild
+from worlds import build_world, interrupt_build_after, rebuild
 
 from se_lib.data import db as dbm
 from se_lib.data.naming import find_mixture, mixture_filename

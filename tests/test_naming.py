@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_db import build_world
+from worlds import build_world
 
 from se_lib.data import db as dbm
 from se_lib.data.naming import (

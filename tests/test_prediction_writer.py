@@ -212,7 +212,7 @@ def test_predict_job_through_lightning_cli_matches_references(tmp_path):
     from se_lib.train.prediction_writer import export_references, predict_job
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_db import build_world, tiny_config
+    from worlds import build_world, tiny_config
 
     root = tmp_path / "world"
     root.mkdir()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_db import build_world
+from worlds import build_world
 
 from se_lib.data import db as dbm
 from se_lib.data.audio import AudioError, write_wav_atomic

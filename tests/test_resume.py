@@ -56,7 +56,7 @@ print("RESULT", json.dumps(info))
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from test_db import build_world, tiny_config
+    from worlds import build_world, tiny_config
 
     root = tmp_path_factory.mktemp("resumeworld")
     _, url = build_world(root, tiny_config(root, count={"train": 6, "val": 4, "test": 3}),
@@ -182,9 +182,9 @@ def test_stale_state_starts_a_new_run(world, tmp_path, monkeypatch):
     """A leftover from a job with another model/data config is not resumed: its run is marked KILLED."""
     from mlflow import MlflowClient
 
+    from se_lib.tracking.runs import setup_tracking
     from se_lib.train.callbacks import write_resume_state
     from se_lib.train.cli import train_job
-    from se_lib.tracking.runs import setup_tracking
 
     monkeypatch.chdir(tmp_path)
     root, url = world

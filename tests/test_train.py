@@ -276,7 +276,7 @@ def tiny_fit_config(root: Path, url: str, out: Path, max_epochs: int = 2, callba
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     sys.path.insert(0, str(REPO / "tests"))
-    from test_db import build_world, tiny_config
+    from worlds import build_world, tiny_config
 
     root = tmp_path_factory.mktemp("trainworld")
     config, url = build_world(root, tiny_config(root, count={"train": 6, "val": 4, "test": 3}),
