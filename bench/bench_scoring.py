@@ -290,20 +290,12 @@ def bench_throughput(folder: Path, workers: int, repeats: int = 2) -> dict:
     parts = _split(folder, folder.parent / "ceiling", workers)
     import multiprocessing
 
-    from se_lib.metrics.scorer import _WORKER_ENV
+    from se_lib.metrics.scorer import single_threaded_children
 
-    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
-    os.environ.update(_WORKER_ENV)
-    try:
+    with single_threaded_children():
         ceiling_pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ceiling_init,
                                                                  initargs=(str(warm),))
-        ceiling_pool.map(_ceiling_part, [str(warm)] * workers)  # every process started and warm
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    ceiling_pool.map(_ceiling_part, [str(warm)] * workers)  # every process started and warm
     runs["warm_ceiling"] = []
     try:
         for _ in range(repeats):

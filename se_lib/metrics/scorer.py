@@ -36,12 +36,13 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,17 +292,25 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_PRELOAD)
-    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
-    os.environ.update(_WORKER_ENV)  # only the server process (started now, if not yet) sees these
-    try:
+    with single_threaded_children():  # only the server process (started now, if not yet) sees these
         forkserver.ensure_running()
+    return ctx
+
+
+@contextlib.contextmanager
+def single_threaded_children() -> Iterator[None]:
+    """Processes started inside the block get single-threaded BLAS/OpenMP (:data:`_WORKER_ENV`);
+    this process's environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
+    os.environ.update(_WORKER_ENV)
+    try:
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return ctx
 
 
 def _import_table_modules() -> None:
