@@ -43,7 +43,7 @@ def lib_sources(*names):
         else:
             raise ValueError(f"lib_sources: se_lib/{name} does not exist")
     rel = sorted(os.path.relpath(p, Path.cwd()) for p in files)
-    return rel + [os.path.relpath(Path(workflow.basedir) / "config/schema/config.schema.yaml", Path.cwd())]
+    return rel + [repo_path("config/schema/config.schema.yaml")]
 
 
 def repo_path(path):

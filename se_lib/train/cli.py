@@ -362,6 +362,14 @@ def _arg_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def resolve_config_files(model: str, config: Mapping[str, Any], config_files: Sequence[str] | None = None) -> list[str]:
+    """LightningCLI config files of ``model``: ``config_files`` when given (the rule's inputs), else the
+    model's files for the workflow config's ``train.overlay``."""
+    if config_files:
+        return [str(p) for p in config_files]
+    return model_config_files(model, (config.get("train") or {}).get("overlay", "demo"))
+
+
 def workflow_cli_args(
     model: str,
     config: Mapping[str, Any],
@@ -373,7 +381,7 @@ def workflow_cli_args(
     from se_lib.config import db_url as default_db_url
 
     train = dict(config.get("train") or {})
-    files = list(config_files) if config_files else model_config_files(model, train.get("overlay", "demo"))
+    files = resolve_config_files(model, config, config_files)
     args = ["fit"]
     for path in files:
         args += ["--config", str(path)]
@@ -429,7 +437,8 @@ def train_job(
     out = Path(out_dir or f"results/models/{model}")
     if threads:
         torch.set_num_threads(int(threads))
-    args = workflow_cli_args(model, config, out, config_files, db_url=db_url)
+    files = resolve_config_files(model, config, config_files)
+    args = workflow_cli_args(model, config, out, files, db_url=db_url)
     log.info("se %s", " ".join(args))
     holder: dict[str, Any] = {}
     try:
@@ -447,7 +456,7 @@ def train_job(
             "experiment": str(config.get("experiment") or DEFAULT_EXPERIMENT),
             "tracking_uri": default_tracking_uri(config),
             "git_commit": git_info().commit,
-            "config_files": list(config_files or model_config_files(model, (config.get("train") or {}).get("overlay", "demo"))),
+            "config_files": files,
             "cli_args": args,
         }
         info["best_checkpoint_file"] = Path(result["best_checkpoint"]).name

@@ -344,11 +344,11 @@ def predict_args(
     hyper-parameters come from the checkpoint (LightningCLI reads them from ``--ckpt_path``).
     """
     from se_lib.config import db_url as default_db_url
-    from se_lib.train.cli import _arg_value, model_config_files
+    from se_lib.train.cli import _arg_value, resolve_config_files
 
     train = dict(config.get("train") or {})
     pred = dict(config.get("predict") or {})
-    files = list(config_files) if config_files else model_config_files(model, train.get("overlay", "demo"))
+    files = resolve_config_files(model, config, config_files)
     sr = int(config.get("sample_rate", 16000))
     args = ["predict"]
     for path in files:
