@@ -13,7 +13,7 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
 from torch import nn
 
-from se_lib.models import ARCHITECTURES, DPRNN, ConvTasNet, ICConvTasNet, WaveUNet, count_parameters
+from se_lib.models import ARCHITECTURES, DPRNN, ConvTasNet, ICConvTasNet, ReferenceMicNet, WaveUNet, count_parameters
 from se_lib.models.common import CumulativeLayerNorm, GlobalLayerNorm, frame_padding
 from se_lib.models.dprnn import overlap_add, segment
 
@@ -111,6 +111,49 @@ def test_bad_arguments_are_rejected() -> None:
         WaveUNet(in_channels=2, num_layers=2, Fc=2, ref_mic=2)
     with pytest.raises(ValueError, match="'X'"):
         ICConvTasNet(X=0)
+
+
+class _Doubler(ReferenceMicNet):
+    """Smallest model on the template: pads 3 + 5 samples, returns twice its first channel."""
+
+    def __init__(self, in_channels: int = 1, ref_mic: int = 0, width: int = 1) -> None:
+        super().__init__(in_channels, ref_mic, width=width)
+        self.seen: tuple[int, ...] = ()
+
+    def padding(self, length: int) -> tuple[int, int]:
+        return 3, 5
+
+    def enhance(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen = tuple(x.shape)
+        return 2 * x[:, 0]
+
+
+def test_template_selects_pads_and_crops() -> None:
+    x = _noisy(2, MICS, 100)
+    single, multi = _Doubler(ref_mic=2), _Doubler(in_channels=MICS, ref_mic=1)
+    assert torch.equal(single(x), 2 * x[:, 2]) and single.seen == (2, 1, 108)
+    assert torch.equal(multi(x), 2 * x[:, 1]) and multi.seen == (2, MICS, 108)  # rolled: mic 1 first
+    with pytest.raises(ValueError, match="_Doubler: argument 'width' must be a positive integer"):
+        _Doubler(width=0)
+    with pytest.raises(ValueError, match="_Doubler: ref_mic=4 is not one of in_channels=4"):
+        _Doubler(in_channels=MICS, ref_mic=4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_model_fills_in_the_one_template(arch: str) -> None:
+    """The input checks live once (ReferenceMicNet.forward); every model's errors name the model."""
+    cls = ARCHITECTURES[arch]
+    assert issubclass(cls, ReferenceMicNet) and cls.forward is ReferenceMicNet.forward
+    net = _build(arch)
+    name = cls.__name__
+    with pytest.raises(ValueError, match=rf"^{name}: expected noisy input of shape \[batch, mics, time\]"):
+        net(torch.zeros(2, 1000))
+    with pytest.raises(ValueError, match=f"^{name}: empty input"):
+        net(torch.zeros(2, MICS, 0))
+    with pytest.raises(TypeError, match=f"^{name}: expected a floating-point"):
+        net(torch.zeros(2, MICS, 100, dtype=torch.int16))
+    with pytest.raises(ValueError, match=f"^{name}: .*ref_mic=7"):
+        _build(arch, ref_mic=7)(_noisy(1, MICS, 100))
 
 
 # ------------------------------------------------------------------------------ parameter counts
@@ -337,7 +380,7 @@ def test_yaml_model_section_instantiates_the_lightning_module(arch: str, tmp_pat
 def test_yaml_headers_cite_the_paper() -> None:
     for arch in ARCHS:
         text = (MODELS_DIR / f"{arch}.yaml").read_text(encoding="utf-8")
-        assert re.search(r"^# .*\(.*(19|20)\d\d", text, flags=re.M), f"{arch}.yaml: no paper citation"
+        assert re.search(r"^# .*\(.*(19|20)\d\d", text, flags=re.MULTILINE), f"{arch}.yaml: no paper citation"
 
 
 # ----------------------------------------------------------------------------------- learning

@@ -1,20 +1,19 @@
 """Building blocks shared by the enhancement models in :mod:`se_lib.models`.
 
-* Input handling common to every model: shape checks with clear errors, the reference-microphone
-  convention (:func:`select_channels`) and the framing pad/crop arithmetic of a TasNet
-  encoder/decoder pair (:func:`frame_padding`).
+* The framing arithmetic of a TasNet encoder/decoder pair (:func:`frame_padding`) and "same"
+  convolution padding (:func:`same_padding`).
 * Normalisations of Conv-TasNet (Luo & Mesgarani, "Conv-TasNet: Surpassing Ideal Time-Frequency
   Magnitude Masking for Speech Separation", IEEE/ACM TASLP 27(8), 2019, Sec. III-C): global
   layer norm (gLN, non-causal) and cumulative layer norm (cLN, causal).  Both accept
   ``[batch, channels, time]`` and ``[batch, channels, ..., time]`` tensors (the inter-channel
-  Conv-TasNet normalises 4-D ``[batch, channels, feature, time]`` tensors).
+  Conv-TasNet normalises 4-D ``[batch, C, N, T']`` tensors).
+* :class:`ConvBlock` / :class:`ConvBlockStack`: Conv-TasNet's 1-D conv blocks (and their 2-D
+  form in the inter-channel model).
 * :class:`TasNetEncoder` / :class:`TasNetDecoder`: the learned linear analysis/synthesis
-  filterbanks (kernel ``L``, hop ``L // 2``) used by Conv-TasNet, IC Conv-TasNet and DPRNN.
+  filterbanks (window ``L``, hop ``L // 2``) used by Conv-TasNet, IC Conv-TasNet and DPRNN.
 
-Reference-microphone convention: a model that consumes a single channel uses channel
-``ref_mic``; a model that consumes all ``C`` channels sees them rolled so that ``ref_mic`` comes
-first (``x.roll(-ref_mic, dim=1)``).  For a uniform circular array the roll is a rotation of the
-array, so a network trained for one reference microphone keeps its meaning for another.
+The input checks and the reference-microphone convention live in :mod:`se_lib.models.base`;
+shapes use the legend of :mod:`se_lib.models`.
 """
 
 from __future__ import annotations
@@ -30,68 +29,15 @@ __all__ = [
     "GlobalLayerNorm",
     "TasNetDecoder",
     "TasNetEncoder",
-    "check_input",
-    "check_positive",
-    "check_ref_mic",
     "count_parameters",
     "frame_padding",
     "make_mask_activation",
     "make_norm",
     "same_padding",
-    "select_channels",
 ]
 
 NORMS = ("gLN", "cLN")
 MASK_ACTIVATIONS = ("sigmoid", "relu")
-
-
-def check_positive(owner: str, **values: int) -> None:
-    """Raise ``ValueError`` naming ``owner`` and the argument if any value is not a positive int."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{owner}: argument {name!r} must be a positive integer, got {value!r}")
-
-
-def check_ref_mic(owner: str, in_channels: int, ref_mic: int) -> None:
-    """Constructor check of the reference microphone: ``ref_mic >= 0`` and, for a model that
-    consumes all channels (``in_channels > 1``), one of its ``in_channels`` microphones."""
-    if isinstance(ref_mic, bool) or not isinstance(ref_mic, int) or ref_mic < 0:
-        raise ValueError(f"{owner}: ref_mic must be a non-negative integer, got {ref_mic!r}")
-    if in_channels > 1 and ref_mic >= in_channels:
-        raise ValueError(f"{owner}: ref_mic={ref_mic} is not one of in_channels={in_channels} mics")
-
-
-def check_input(x: torch.Tensor, owner: str, in_channels: int, ref_mic: int) -> None:
-    """Validate a noisy batch ``[B, C, T]`` for a model named ``owner``.
-
-    ``in_channels == 1`` accepts any ``C > ref_mic`` (the model picks the reference channel);
-    otherwise ``C`` must equal ``in_channels``.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{owner}: expected a torch.Tensor [batch, mics, time], got {type(x).__name__}")
-    if x.ndim != 3:
-        raise ValueError(f"{owner}: expected noisy input of shape [batch, mics, time], got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{owner}: expected a floating-point waveform tensor, got dtype {x.dtype}")
-    batch, mics, time = x.shape
-    if batch < 1 or time < 1:
-        raise ValueError(f"{owner}: empty input of shape {tuple(x.shape)}")
-    if ref_mic >= mics:
-        raise ValueError(f"{owner}: ref_mic={ref_mic} but the input has only {mics} microphone channel(s)")
-    if in_channels > 1 and mics != in_channels:
-        raise ValueError(
-            f"{owner}: built for in_channels={in_channels} microphones but the input has {mics}; "
-            "set in_channels to the number of microphones in the data"
-        )
-
-
-def select_channels(x: torch.Tensor, in_channels: int, ref_mic: int) -> torch.Tensor:
-    """Reference channel ``[B, 1, T]`` if ``in_channels == 1``, else all channels rolled so ``ref_mic`` is first."""
-    if in_channels == 1:
-        return x[:, ref_mic : ref_mic + 1]
-    if ref_mic == 0:
-        return x
-    return torch.roll(x, shifts=-ref_mic, dims=1)
 
 
 def frame_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -129,7 +75,7 @@ class GlobalLayerNorm(nn.GroupNorm):
 class CumulativeLayerNorm(nn.Module):
     """cLN: at frame t normalise with statistics over all channels (and features) of frames ``<= t``.
 
-    Causal counterpart of gLN (Conv-TasNet eq. 16-18).  Input ``[B, C, ..., T]``.
+    Causal counterpart of gLN (Conv-TasNet eq. 16-18).  Input ``[batch, channels, ..., T']``.
     """
 
     def __init__(self, channels: int, eps: float = 1e-8) -> None:
@@ -141,8 +87,8 @@ class CumulativeLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduce_dims = tuple(range(1, x.ndim - 1))
         per_frame = x[0, ..., 0].numel()
-        step_sum = x.sum(dim=reduce_dims)  # [B, T]
-        step_pow = x.pow(2).sum(dim=reduce_dims)
+        step_sum = x.sum(dim=reduce_dims)  # [batch, T']
+        step_pow = x.pow(2).sum(dim=reduce_dims)  # [batch, T']
         count = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype) * per_frame
         mean = step_sum.cumsum(dim=-1) / count
         var = (step_pow.cumsum(dim=-1) / count - mean.pow(2)).clamp_min(0.0)
@@ -175,10 +121,22 @@ class ConvBlock(nn.Module):
 
     1x1 conv ``io -> H``, PReLU, norm, dilated depthwise conv, PReLU, norm, then a residual 1x1 conv
     ``H -> io`` (omitted in the very last block of a stack) and a skip 1x1 conv ``H -> skip``.
-    ``dims=1`` works on ``[batch, io, time]`` with a ``P``-tap depthwise conv; ``dims=2`` on
-    ``[batch, io, feature, time]`` with a ``P x P`` depthwise conv over (feature, time), dilated in
+    ``dims=1`` works on ``[batch, io, T']`` with a ``P``-tap depthwise conv; ``dims=2`` on
+    ``[batch, io, B, T']`` with a ``P x P`` depthwise conv over (feature, time), dilated in
     time only.  Non-causal ("same") padding is done by the convolution itself; causal padding
     (left only) by an explicit ``F.pad``.
+
+    Args:
+        io: channels of the residual path, ``B`` (Conv-TasNet) or ``Cs`` (inter-channel model).
+        H: hidden channels inside the block, ``H``.
+        skip: channels of the skip output, ``Sc`` (Conv-TasNet) or ``Cs``.
+        P: depthwise kernel size, ``P``.
+        dilation: time dilation of the depthwise conv (``2**x`` for block ``x`` of a repeat).
+        norm: ``"gLN"`` or ``"cLN"``.
+        causal: pad the time axis on the left only.
+        residual: whether the block has a residual output.
+        dims: 1 (Conv-TasNet) or 2 (inter-channel model).
+        owner: model name for error messages.
     """
 
     def __init__(
@@ -208,19 +166,22 @@ class ConvBlock(nn.Module):
         self.skip_out = conv(H, skip, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        y = self.norm1(self.act1(self.in_conv(x)))
+        """``x [batch, io, (B,) T']`` -> (residual ``[batch, io, (B,) T']`` or None,
+        skip ``[batch, skip, (B,) T']``); ``(B,)`` is the feature axis of the 2-D form."""
+        y = self.norm1(self.act1(self.in_conv(x)))  # [batch, H, (B,) T']
         if self.pad is not None:
-            y = F.pad(y, self.pad)
-        y = self.norm2(self.act2(self.depthwise(y)))
-        residual = self.res_out(y) if self.res_out is not None else None
+            y = F.pad(y, self.pad)  # causal: left padding in time
+        y = self.norm2(self.act2(self.depthwise(y)))  # [batch, H, (B,) T']
+        residual = self.res_out(y) if self.res_out is not None else None  # [batch, io, (B,) T']
         return residual, self.skip_out(y)
 
 
 class ConvBlockStack(nn.ModuleList):
     """``R`` repeats of ``X`` :class:`ConvBlock` s with dilations ``1, 2, ..., 2**(X-1)``.
 
-    ``forward(feats)`` runs the residual path through every block and returns the sum of the skip
-    outputs (paper Fig. 1B).  The very last block has no residual output.
+    ``forward(feats [batch, io, (B,) T'])`` runs the residual path through every block and returns
+    the sum of the skip outputs ``[batch, skip, (B,) T']`` (paper Fig. 1B).  The very last block has
+    no residual output.  Arguments as in :class:`ConvBlock`; ``X`` blocks per repeat, ``R`` repeats.
     """
 
     def __init__(
@@ -237,18 +198,24 @@ class ConvBlockStack(nn.ModuleList):
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         skip_sum = torch.zeros((), dtype=feats.dtype, device=feats.device)
         for block in self:
-            residual, skip = block(feats)
+            residual, skip = block(feats)  # [batch, io, (B,) T'], [batch, skip, (B,) T']
             if residual is not None:
-                feats = feats + residual
-            skip_sum = skip_sum + skip
+                feats = feats + residual  # [batch, io, (B,) T']
+            skip_sum = skip_sum + skip  # [batch, skip, (B,) T']
         return skip_sum
 
 
 class TasNetEncoder(nn.Module):
     """Learned analysis filterbank: ``Conv1d(in_channels, N, L, stride=L // 2, bias=False)``.
 
-    :meth:`forward` pads the waveform with :func:`frame_padding` and returns the encoding
-    ``[B, N, frames]`` plus the padding, which :class:`TasNetDecoder` uses to crop back.
+    ``forward(x [batch, in_channels, Tp]) -> w [batch, N, T']``; the input is padded beforehand
+    with :func:`frame_padding` (``kernel``, ``stride``) so that the frames tile it
+    (:class:`~se_lib.models.base.EncoderMaskerDecoder` does that).
+
+    Args:
+        in_channels: input channels (microphones the encoder sees).
+        N: number of basis functions (encoder filters), ``N``.
+        L: window length in samples, ``L`` (hop ``L // 2``).
     """
 
     def __init__(self, in_channels: int, N: int, L: int) -> None:
@@ -259,22 +226,23 @@ class TasNetEncoder(nn.Module):
         self.stride = L // 2
         self.conv = nn.Conv1d(in_channels, N, kernel_size=L, stride=self.stride, bias=False)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        pad = frame_padding(x.shape[-1], self.kernel, self.stride)
-        return self.conv(F.pad(x, pad)), pad
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)  # [batch, N, T']
 
 
 class TasNetDecoder(nn.Module):
-    """Learned synthesis filterbank: ``ConvTranspose1d(N, 1, L, stride=L // 2, bias=False)``."""
+    """Learned synthesis filterbank: ``ConvTranspose1d(N, 1, L, stride=L // 2, bias=False)``.
+
+    ``forward(w [batch, N, T']) -> [batch, Tp]`` with ``Tp = (T' - 1) * (L // 2) + L``, the padded
+    length the encoder saw.
+    """
 
     def __init__(self, N: int, L: int) -> None:
         super().__init__()
         self.conv = nn.ConvTranspose1d(N, 1, kernel_size=L, stride=L // 2, bias=False)
 
-    def forward(self, w: torch.Tensor, pad: tuple[int, int], length: int) -> torch.Tensor:
-        """``w [B, N, frames]`` -> waveform ``[B, length]`` cropped from the padded frame grid."""
-        y = self.conv(w).squeeze(1)
-        return y[:, pad[0] : pad[0] + length]
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(w).squeeze(1)  # [batch, 1, Tp] -> [batch, Tp]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -6,24 +6,6 @@ for Speech Separation", IEEE/ACM Trans. Audio, Speech, Lang. Process. 27(8):1256
 ``torchaudio.models.ConvTasNet``; with ``Sc == B`` and ``in_channels == 1`` the parameter count is
 identical to torchaudio's ``ConvTasNet(num_sources=1, ...)``.
 
-Constructor arguments are the paper's symbols (Table I):
-
-=================  ==========================================================================
-argument           paper
-=================  ==========================================================================
-``N``              number of encoder filters (encoder/decoder basis size)
-``L``              encoder/decoder filter length in samples (hop ``L // 2``)
-``B``              bottleneck channels (input of every 1-D conv block, residual path)
-``H``              hidden channels inside a conv block
-``Sc``             skip-connection channels
-``P``              kernel size of the depthwise convolution in the conv blocks
-``X``              conv blocks per repeat (dilations ``1, 2, ..., 2**(X-1)``)
-``R``              number of repeats
-``norm``           ``"gLN"`` (global layer norm, non-causal) or ``"cLN"`` (cumulative, causal)
-``causal``         causal depthwise convolutions (left padding only)
-``mask_activation`` non-linearity of the mask, ``"sigmoid"`` (paper) or ``"relu"``
-=================  ==========================================================================
-
 The paper's headline non-causal configuration (Table II, 5.1 M parameters for two speakers) is
 ``N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3``; :class:`ConvTasNet` defaults to it.  With one
 output source (enhancement) the count is 4.92 M.
@@ -31,7 +13,9 @@ output source (enhancement) the count is 4.92 M.
 Multichannel use (not in the paper): ``in_channels=1`` (default) enhances the reference
 microphone ``ref_mic`` alone; ``in_channels=C`` feeds all ``C`` microphones to the encoder
 (``Conv1d(C, N, L)``), channels rolled so that ``ref_mic`` comes first (see
-:mod:`se_lib.models.common`).  The output is always the enhanced reference-microphone signal.
+:mod:`se_lib.models.base`).  The output is always the enhanced reference-microphone signal.
+
+Shapes use the legend of :mod:`se_lib.models`.
 """
 
 from __future__ import annotations
@@ -39,16 +23,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from se_lib.models.base import EncoderMaskerDecoder
 from se_lib.models.common import (
     ConvBlockStack,
     TasNetDecoder,
     TasNetEncoder,
-    check_input,
-    check_positive,
-    check_ref_mic,
     make_mask_activation,
     make_norm,
-    select_channels,
 )
 
 __all__ = ["ConvTasNet", "TemporalConvNet"]
@@ -56,7 +37,10 @@ __all__ = ["ConvTasNet", "TemporalConvNet"]
 
 class TemporalConvNet(nn.Module):
     """Separation module (paper Fig. 1B): norm + bottleneck, ``R`` repeats of ``X`` conv blocks,
-    PReLU + 1x1 conv Sc->N and the mask non-linearity.  ``[B, N, frames] -> mask [B, N, frames]``."""
+    PReLU + 1x1 conv ``Sc -> N`` and the mask non-linearity.
+
+    ``forward(w [batch, N, T']) -> mask [batch, N, T']``.  Arguments as in :class:`ConvTasNet`.
+    """
 
     def __init__(
         self,
@@ -80,14 +64,29 @@ class TemporalConvNet(nn.Module):
         self.mask_activation = make_mask_activation(mask_activation, "ConvTasNet")
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        skip_sum = self.blocks(self.bottleneck(self.input_norm(w)))
-        return self.mask_activation(self.output_conv(self.output_act(skip_sum)))
+        feats = self.bottleneck(self.input_norm(w))  # [batch, B, T']
+        skip_sum = self.blocks(feats)  # [batch, Sc, T']
+        return self.mask_activation(self.output_conv(self.output_act(skip_sum)))  # [batch, N, T']
 
 
-class ConvTasNet(nn.Module):
-    """Conv-TasNet enhancing the reference microphone; ``forward([B, C, T]) -> [B, T]``.
+class ConvTasNet(EncoderMaskerDecoder):
+    """Conv-TasNet enhancing the reference microphone; ``forward([batch, C, T]) -> [batch, T]``.
 
-    See the module docstring for the mapping of arguments to the paper.
+    Args (the paper's symbols, Table I):
+        N: number of encoder filters (encoder/decoder basis size), ``N``.
+        L: encoder/decoder filter length in samples, ``L`` (hop ``L // 2``).
+        B: bottleneck channels (input of every 1-D conv block, residual path), ``B``.
+        H: hidden channels inside a conv block, ``H``.
+        Sc: skip-connection channels, ``Sc``.
+        P: kernel size of the depthwise convolution in the conv blocks, ``P``.
+        X: conv blocks per repeat (dilations ``1, 2, ..., 2**(X-1)``), ``X``.
+        R: number of repeats, ``R``.
+        norm: ``"gLN"`` (global layer norm, non-causal) or ``"cLN"`` (cumulative, causal).
+        causal: causal depthwise convolutions (left padding only).
+        mask_activation: non-linearity of the mask, ``"sigmoid"`` (paper) or ``"relu"``.
+        in_channels: microphones the encoder takes: 1 (the reference microphone, the paper's
+            single-channel model) or ``C`` (all microphones, not in the paper).
+        ref_mic: the reference microphone, whose signal the model enhances.
     """
 
     def __init__(
@@ -106,18 +105,11 @@ class ConvTasNet(nn.Module):
         in_channels: int = 1,
         ref_mic: int = 0,
     ) -> None:
-        super().__init__()
-        check_positive("ConvTasNet", N=N, L=L, B=B, H=H, Sc=Sc, P=P, X=X, R=R, in_channels=in_channels)
-        check_ref_mic("ConvTasNet", in_channels, ref_mic)
-        self.in_channels = in_channels
-        self.ref_mic = ref_mic
+        super().__init__(in_channels, ref_mic, N=N, L=L, B=B, H=H, Sc=Sc, P=P, X=X, R=R)
         self.encoder = TasNetEncoder(in_channels, N, L)
         self.separator = TemporalConvNet(N, B, H, Sc, P, X, R, norm, causal, mask_activation)
         self.decoder = TasNetDecoder(N, L)
 
-    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        """``noisy [B, C, T]`` -> enhanced reference-microphone signal ``[B, T]``."""
-        check_input(noisy, "ConvTasNet", self.in_channels, self.ref_mic)
-        x = select_channels(noisy, self.in_channels, self.ref_mic)
-        w, pad = self.encoder(x)
-        return self.decoder(w * self.separator(w), pad, noisy.shape[-1])
+    def mask(self, w: torch.Tensor) -> torch.Tensor:
+        """``w [batch, N, T']`` -> mask ``[batch, N, T']``."""
+        return self.separator(w)

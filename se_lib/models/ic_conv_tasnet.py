@@ -10,33 +10,18 @@ convolutions mix the *spatial* (microphone) axis, depthwise convolutions act on 
 structure:
 
 1. **Shared encoder** (Conv-TasNet's, ``Conv1d(1, N, L, stride L // 2)``) applied to every
-   microphone: ``W [B, M, N, T']`` with ``M = in_channels``.
-2. **Input stage**: gLN over ``(M, N, T')``, a feature bottleneck ``N -> B`` shared by all mics
-   (1x1 over the feature axis), then a spatial 1x1 conv ``M -> Cs`` (mics become the
-   convolution channels of a 2-D feature map ``[B, Cs, B, T']``).
+   microphone: ``w [batch, C, N, T']`` with ``C = in_channels``.
+2. **Input stage**: gLN over ``(C, N, T')``, a feature bottleneck ``N -> B`` shared by all mics
+   (1x1 over the feature axis), then a spatial 1x1 conv ``C -> Cs`` (mics become the
+   convolution channels of a 2-D feature map ``[batch, Cs, B, T']``).
 3. ``R`` repeats of ``X`` **inter-channel conv blocks**: spatial 1x1 conv ``Cs -> H``, PReLU,
    norm, 2-D depthwise conv with kernel ``P x P`` over (feature, time) with dilation
    ``(1, 2**x)`` (time only), PReLU, norm, and spatial 1x1 convs ``H -> Cs`` for the residual
    and skip paths (Conv-TasNet's block with its axes re-assigned).
 4. **Mask**: PReLU on the skip sum, spatial 1x1 conv ``Cs -> 1``, feature expansion ``B -> N``,
-   mask non-linearity.  The mask multiplies the **reference microphone's encoding** ``W[:, ref]``
-   and one shared decoder (``ConvTranspose1d(N, 1, L)``) returns the enhanced reference signal.
-
-Argument mapping (Conv-TasNet symbols, which the paper inherits):
-
-=================  ==========================================================================
-argument           meaning
-=================  ==========================================================================
-``in_channels``    number of microphones M (size of the spatial axis of the 3-D tensor)
-``N``              encoder filters (feature axis of the encoder output)
-``L``              encoder/decoder filter length in samples (hop ``L // 2``)
-``B``              feature-axis bottleneck of the separator (Conv-TasNet's B)
-``Cs``             spatial channels carried between blocks (residual/skip path width)
-``H``              spatial channels inside a block (Conv-TasNet's H)
-``P``              depthwise kernel size on both the feature and the time axis
-``X``, ``R``       blocks per repeat (time dilations ``1 .. 2**(X-1)``) and repeats
-``norm``           ``"gLN"`` / ``"cLN"``; ``causal`` pads the time axis on the left only
-=================  ==========================================================================
+   mask non-linearity.  The mask multiplies the **reference microphone's encoding** ``w[:, 0]``
+   (channels are rolled so that ``ref_mic`` comes first) and one shared decoder
+   (``ConvTranspose1d(N, 1, L)``) returns the enhanced reference signal.
 
 The paper's full text and tables were not available when this module was written, so the
 default sizes are not claimed to be the paper's: they are Conv-TasNet's ``N=512, B=128, P=3,
@@ -44,6 +29,8 @@ X=8, R=3`` with a 16 ms window (``L=256`` at 16 kHz, which keeps the 2-D feature
 full-size model trainable on one GPU), ``Cs=64`` and ``H=256`` (about 1.7 M parameters for four
 microphones, in line with the paper's claim of a model a tenth of the size of competing
 multichannel networks).  Memory grows with ``H * B * T'``, so a short window is costly.
+
+Shapes use the legend of :mod:`se_lib.models` (``C`` microphones: the paper's spatial axis).
 """
 
 from __future__ import annotations
@@ -51,25 +38,37 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from se_lib.models.base import EncoderMaskerDecoder
 from se_lib.models.common import (
     ConvBlockStack,
     TasNetDecoder,
     TasNetEncoder,
-    check_input,
-    check_positive,
-    check_ref_mic,
     make_mask_activation,
     make_norm,
-    select_channels,
 )
 
 __all__ = ["ICConvTasNet"]
 
 
-class ICConvTasNet(nn.Module):
-    """Inter-channel Conv-TasNet; ``forward([B, M, T]) -> [B, T]`` (enhanced reference mic).
+class ICConvTasNet(EncoderMaskerDecoder):
+    """Inter-channel Conv-TasNet; ``forward([batch, C, T]) -> [batch, T]`` (enhanced reference mic).
 
-    See the module docstring for the structure and the argument mapping.
+    See the module docstring for the structure.
+
+    Args (Conv-TasNet's symbols, which the paper inherits):
+        in_channels: number of microphones ``C`` (size of the spatial axis of the 3-D tensor).
+        N: encoder filters (feature axis of the encoder output), ``N``.
+        L: encoder/decoder filter length in samples, ``L`` (hop ``L // 2``).
+        B: feature-axis bottleneck of the separator, Conv-TasNet's ``B``.
+        Cs: spatial channels carried between blocks (residual/skip path width).
+        H: spatial channels inside a block, Conv-TasNet's ``H``.
+        P: depthwise kernel size on both the feature and the time axis, ``P``.
+        X: blocks per repeat (time dilations ``1 .. 2**(X-1)``), ``X``.
+        R: number of repeats, ``R``.
+        norm: ``"gLN"`` (non-causal) or ``"cLN"`` (causal).
+        causal: pad the time axis on the left only.
+        mask_activation: non-linearity of the mask, ``"sigmoid"`` or ``"relu"``.
+        ref_mic: the reference microphone, whose signal the model enhances (rolled to the front).
     """
 
     def __init__(
@@ -88,11 +87,7 @@ class ICConvTasNet(nn.Module):
         mask_activation: str = "sigmoid",
         ref_mic: int = 0,
     ) -> None:
-        super().__init__()
-        check_positive("ICConvTasNet", in_channels=in_channels, N=N, L=L, B=B, Cs=Cs, H=H, P=P, X=X, R=R)
-        check_ref_mic("ICConvTasNet", in_channels, ref_mic)
-        self.in_channels = in_channels
-        self.ref_mic = ref_mic
+        super().__init__(in_channels, ref_mic, N=N, L=L, B=B, Cs=Cs, H=H, P=P, X=X, R=R)
         self.encoder = TasNetEncoder(1, N, L)
         self.input_norm = make_norm(norm, in_channels, "ICConvTasNet")
         self.feature_bottleneck = nn.Conv1d(N, B, 1)
@@ -104,18 +99,22 @@ class ICConvTasNet(nn.Module):
         self.mask_activation = make_mask_activation(mask_activation, "ICConvTasNet")
         self.decoder = TasNetDecoder(N, L)
 
-    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        """``noisy [B, M, T]`` -> enhanced reference-microphone signal ``[B, T]``."""
-        check_input(noisy, "ICConvTasNet", self.in_channels, self.ref_mic)
-        x = select_channels(noisy, self.in_channels, self.ref_mic)  # reference mic first
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [batch, C, Tp]`` -> ``w [batch, C, N, T']``: the shared encoder on every microphone."""
         batch, mics, length = x.shape
-        w, pad = self.encoder(x.reshape(batch * mics, 1, length))  # [B*M, N, T']
-        frames = w.shape[-1]
-        w = w.view(batch, mics, -1, frames)  # [B, M, N, T']
-        feats = self.input_norm(w).reshape(batch * mics, -1, frames)
-        feats = self.feature_bottleneck(feats).view(batch, mics, -1, frames)  # [B, M, B, T']
-        feats = self.spatial_in(feats)  # [B, Cs, B, T']
-        skip_sum = self.blocks(feats)  # [B, Cs, B, T']
-        mask = self.spatial_out(self.output_act(skip_sum)).squeeze(1)  # [B, B, T']
-        mask = self.mask_activation(self.feature_expand(mask))  # [B, N, T']
-        return self.decoder(w[:, 0] * mask, pad, length)
+        w = self.encoder(x.reshape(batch * mics, 1, length))  # [batch*C, N, T']
+        return w.view(batch, mics, -1, w.shape[-1])  # [batch, C, N, T']
+
+    def reference(self, w: torch.Tensor) -> torch.Tensor:
+        """The reference microphone's encoding ``w[:, 0]`` ``[batch, N, T']`` (rolled to the front)."""
+        return w[:, 0]
+
+    def mask(self, w: torch.Tensor) -> torch.Tensor:
+        """``w [batch, C, N, T']`` -> mask ``[batch, N, T']``."""
+        batch, mics, _, frames = w.shape
+        feats = self.input_norm(w).reshape(batch * mics, -1, frames)  # [batch*C, N, T']
+        feats = self.feature_bottleneck(feats).view(batch, mics, -1, frames)  # [batch, C, B, T']
+        feats = self.spatial_in(feats)  # [batch, Cs, B, T']
+        skip_sum = self.blocks(feats)  # [batch, Cs, B, T']
+        mask = self.spatial_out(self.output_act(skip_sum)).squeeze(1)  # [batch, 1, B, T'] -> [batch, B, T']
+        return self.mask_activation(self.feature_expand(mask))  # [batch, N, T']

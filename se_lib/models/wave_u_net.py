@@ -13,19 +13,6 @@ interpolation by 2, concatenation with skip ``i``, conv with ``Fc * i`` filters 
 LeakyReLU.  Finally the input is concatenated and a 1x1 conv gives the output waveform
 (``tanh`` in the paper).
 
-Constructor arguments vs. Stoller et al. (Sec. 3 / experiment set-up):
-
-=====================  ======================================================================
-argument               paper
-=====================  ======================================================================
-``num_layers``         ``Ls``, number of down-/up-sampling blocks (12)
-``Fc``                 extra filters per layer (24)
-``down_kernel``        ``fd``, down-sampling conv kernel (15)
-``up_kernel``          ``fu``, up-sampling conv kernel (5)
-``output_activation``  ``"tanh"`` (paper) or ``"linear"``
-``in_channels``        input channels: here the ``C`` microphones (the paper: mono/stereo mix)
-=====================  ======================================================================
-
 The defaults are the paper's baseline hyper-parameters (``Ls=12, Fc=24, fd=15, fu=5``).
 
 Departure from the paper: convolutions are zero-padded ("same") instead of the paper's
@@ -33,6 +20,9 @@ Departure from the paper: convolutions are zero-padded ("same") instead of the p
 (all microphones, rolled so ``ref_mic`` is first) is zero-padded at the right to a multiple of
 ``2 ** num_layers`` and the output cropped back to ``T``; the single output channel is the
 enhanced reference-microphone signal.
+
+Shapes use the legend of :mod:`se_lib.models`; inside the U-Net, block ``i`` has ``Fc * i``
+channels at ``Tp / 2**(i-1)`` samples.
 """
 
 from __future__ import annotations
@@ -41,13 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from se_lib.models.common import (
-    check_input,
-    check_positive,
-    check_ref_mic,
-    same_padding,
-    select_channels,
-)
+from se_lib.models.base import ReferenceMicNet
+from se_lib.models.common import same_padding
 
 __all__ = ["WaveUNet"]
 
@@ -55,7 +40,7 @@ OUTPUT_ACTIVATIONS = ("tanh", "linear")
 
 
 class _ConvAct(nn.Module):
-    """Zero-padded ("same") 1-D conv + LeakyReLU."""
+    """Zero-padded ("same") 1-D conv + LeakyReLU: ``[batch, in_ch, t] -> [batch, out_ch, t]``."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, slope: float) -> None:
         super().__init__()
@@ -67,10 +52,18 @@ class _ConvAct(nn.Module):
         return self.act(self.conv(F.pad(x, self.pad)))
 
 
-class WaveUNet(nn.Module):
-    """Wave-U-Net enhancing the reference microphone; ``forward([B, C, T]) -> [B, T]``.
+class WaveUNet(ReferenceMicNet):
+    """Wave-U-Net enhancing the reference microphone; ``forward([batch, C, T]) -> [batch, T]``.
 
-    See the module docstring for the mapping of arguments to the paper.
+    Args (Stoller et al.'s symbols, Sec. 3 / experiment set-up; paper values in brackets):
+        in_channels: input channels, here the ``C`` microphones (the paper: mono/stereo mix).
+        num_layers: ``Ls``, number of down-/up-sampling blocks (12).
+        Fc: extra filters per layer, ``Fc`` (24).
+        down_kernel: ``fd``, down-sampling conv kernel (15).
+        up_kernel: ``fu``, up-sampling conv kernel (5).
+        output_activation: ``"tanh"`` (paper) or ``"linear"``.
+        leaky_slope: negative slope of the LeakyReLUs (0.2).
+        ref_mic: the reference microphone, whose signal the model enhances (rolled to the front).
     """
 
     def __init__(
@@ -84,22 +77,13 @@ class WaveUNet(nn.Module):
         leaky_slope: float = 0.2,
         ref_mic: int = 0,
     ) -> None:
-        super().__init__()
-        check_positive(
-            "WaveUNet",
-            in_channels=in_channels,
-            num_layers=num_layers,
-            Fc=Fc,
-            down_kernel=down_kernel,
-            up_kernel=up_kernel,
+        super().__init__(
+            in_channels, ref_mic, num_layers=num_layers, Fc=Fc, down_kernel=down_kernel, up_kernel=up_kernel
         )
         if output_activation not in OUTPUT_ACTIVATIONS:
             raise ValueError(
                 f"WaveUNet: unknown output_activation {output_activation!r}; expected one of {OUTPUT_ACTIVATIONS}"
             )
-        check_ref_mic("WaveUNet", in_channels, ref_mic)
-        self.in_channels = in_channels
-        self.ref_mic = ref_mic
         self.num_layers = num_layers
         self.down = nn.ModuleList(
             _ConvAct(in_channels if i == 0 else Fc * i, Fc * (i + 1), down_kernel, leaky_slope)
@@ -114,22 +98,21 @@ class WaveUNet(nn.Module):
         self.output_conv = nn.Conv1d(Fc + in_channels, 1, 1)
         self.output_activation = nn.Tanh() if output_activation == "tanh" else nn.Identity()
 
-    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        """``noisy [B, C, T]`` -> enhanced reference-microphone signal ``[B, T]``."""
-        check_input(noisy, "WaveUNet", self.in_channels, self.ref_mic)
-        x = select_channels(noisy, self.in_channels, self.ref_mic)
-        length = x.shape[-1]
-        multiple = 2**self.num_layers
-        x = F.pad(x, (0, (-length) % multiple))
+    def padding(self, length: int) -> tuple[int, int]:
+        """Right padding to a multiple of ``2 ** Ls`` (every decimation halves an even length)."""
+        return 0, (-length) % 2**self.num_layers
+
+    def enhance(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [batch, in_channels, Tp]`` -> ``[batch, Tp]``."""
         skips = []
         y = x
-        for layer in self.down:
-            y = layer(y)
+        for layer in self.down:  # block i = 1..Ls
+            y = layer(y)  # [batch, Fc*i, Tp / 2**(i-1)]
             skips.append(y)
-            y = y[..., ::2]  # decimation
-        y = self.bottleneck(y)
-        for i in reversed(range(self.num_layers)):
-            y = F.interpolate(y, scale_factor=2.0, mode="linear", align_corners=False)
-            y = self.up[i](torch.cat([y, skips[i]], dim=1))
-        y = self.output_activation(self.output_conv(torch.cat([y, x], dim=1)))
-        return y[:, 0, :length]
+            y = y[..., ::2]  # decimation: [batch, Fc*i, Tp / 2**i]
+        y = self.bottleneck(y)  # [batch, Fc*(Ls+1), Tp / 2**Ls]
+        for i in reversed(range(self.num_layers)):  # block i + 1 = Ls..1
+            y = F.interpolate(y, scale_factor=2.0, mode="linear", align_corners=False)  # [batch, Fc*(i+2), Tp / 2**i]
+            y = self.up[i](torch.cat([y, skips[i]], dim=1))  # [batch, Fc*(i+1), Tp / 2**i]
+        y = self.output_activation(self.output_conv(torch.cat([y, x], dim=1)))  # [batch, 1, Tp]
+        return y[:, 0]  # [batch, Tp]
