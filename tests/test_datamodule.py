@@ -6,17 +6,9 @@ import lightning.pytorch as L
 import numpy as np
 import pytest
 import torch
-from worlds import build_world
 
 from se_lib.data import db as dbm
 from se_lib.data.datamodule import EpochSampler, MixtureDataModule, collate_mixtures
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dmworld")
-    config, url = build_world(root)
-    return root, config, url
 
 
 def make_dm(world, **kw) -> MixtureDataModule:

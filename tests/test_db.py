@@ -9,21 +9,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from worlds import build_world, interrupt_build_after, rebuild, tiny_config, write_corpus
+from worlds import interrupt_build_after, rebuild, tiny_config, write_corpus
 
 from se_lib.data import db as dbm
 from se_lib.data.naming import ID_RE
 from se_lib.data.rooms import build_rooms
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-# ----------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dbworld")
-    config, url = build_world(root)
-    return root, config, url
 
 
 # -------------------------------------------------------------------------------------- tests

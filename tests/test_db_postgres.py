@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from pg import PostgresUnavailable, postgres_server
-from worlds import build_world, interrupt_build_after, rebuild
+from worlds import interrupt_build_after, rebuild
 
 from se_lib.data import db as dbm
 from se_lib.data.naming import find_mixture, mixture_filename
@@ -20,13 +20,6 @@ def pg_url():
             yield url
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pgworld")
-    config, sqlite_url = build_world(root)
-    return root, config, sqlite_url
 
 
 def test_postgres_build_matches_sqlite(pg_url, world):

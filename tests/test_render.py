@@ -6,19 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from worlds import build_world
 
-from se_lib.data import db as dbm
 from se_lib.data.audio import AudioError, write_wav_atomic
 from se_lib.data.render import PEAK_LIMIT, Renderer
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("renderworld")
-    config, url = build_world(root)
-    rows = list(dbm.iter_mixtures(url))
-    return root, config, rows
 
 
 def _snr(target: torch.Tensor, noise_ref: torch.Tensor) -> float:
@@ -27,7 +17,7 @@ def _snr(target: torch.Tensor, noise_ref: torch.Tensor) -> float:
 
 
 def test_snr_channels_and_clipping_on_all_rows(world):
-    root, config, rows = world
+    root, config, rows = world.root, world.config, world.rows()
     r = Renderer(root)
     length = int(config["mixtures"]["seconds"] * config["sample_rate"])
     for row in rows:
@@ -48,7 +38,7 @@ def test_snr_channels_and_clipping_on_all_rows(world):
 def test_matches_plain_convolution(world):
     """noisy - noise is the speech convolved with the RIRs, target = speech * target_rir, and the
     noise is the looped noises convolved with their RIRs (with the pre-roll), up to one gain."""
-    root, _, rows = world
+    root, rows = world.root, world.rows()
     row = next(r for r in rows if r["speech_start"] > 0) if any(r["speech_start"] > 0 for r in rows) else rows[0]
     out = Renderer(root).render(row)
     with np.load(root / row["rir_path"]) as z:
@@ -73,7 +63,7 @@ def test_matches_plain_convolution(world):
 
 
 def test_deterministic(world):
-    root, _, rows = world
+    root, rows = world.root, world.rows()
     a, b = Renderer(root), Renderer(root)
     for row in rows[:5]:
         x, y = a.render(row), b.render(row)
@@ -83,7 +73,7 @@ def test_deterministic(world):
 
 
 def test_clipping_guard_scales_everything(world, tmp_path):
-    root, _, rows = world
+    root, rows = world.root, world.rows()
     row = dict(rows[0])
     speech, sr = sf.read(root / row["speech_path"], dtype="float32")
     loud = tmp_path / "loud.wav"
@@ -97,7 +87,7 @@ def test_clipping_guard_scales_everything(world, tmp_path):
 
 
 def test_errors_name_the_file(world):
-    root, _, rows = world
+    root, rows = world.root, world.rows()
     row = dict(rows[0], rir_path="results/rooms/rirs/nope.npz")
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         Renderer(root).render(row)

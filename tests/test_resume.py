@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
@@ -52,16 +51,6 @@ info = train_job("conv_tasnet", spec["config"], out_dir=spec["out"], config_file
                  wildcards={"model": "conv_tasnet"}, db_url=spec["url"])
 print("RESULT", json.dumps(info))
 '''
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from worlds import build_world, tiny_config
-
-    root = tmp_path_factory.mktemp("resumeworld")
-    _, url = build_world(root, tiny_config(root, count={"train": 6, "val": 4, "test": 3}),
-                         speech_per_split=2, noise_per_split=3)
-    return root, url
 
 
 def workflow_config(tmp_path: Path, max_epochs: int) -> dict:
@@ -106,12 +95,12 @@ def ckpt_step(path: Path) -> int | None:
         return None
 
 
-def test_kill_and_resume_continues_same_run(world, tmp_path, monkeypatch):
+def test_kill_and_resume_continues_same_run(train_world, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     from se_lib.train.cli import train_job
 
-    root, url = world
+    root, _, url = train_world
     out = tmp_path / "results" / "models" / "conv_tasnet"
     config = workflow_config(tmp_path, MAX_EPOCHS)
     uri = config["tracking"]["uri"]
@@ -178,7 +167,7 @@ def test_kill_and_resume_continues_same_run(world, tmp_path, monkeypatch):
     assert [v.run_id for v in versions] == [run_id]
 
 
-def test_stale_state_starts_a_new_run(world, tmp_path, monkeypatch):
+def test_stale_state_starts_a_new_run(train_world, tmp_path, monkeypatch):
     """A leftover from a job with another model/data config is not resumed: its run is marked KILLED."""
     from mlflow import MlflowClient
 
@@ -187,7 +176,7 @@ def test_stale_state_starts_a_new_run(world, tmp_path, monkeypatch):
     from se_lib.train.cli import train_job
 
     monkeypatch.chdir(tmp_path)
-    root, url = world
+    root, _, url = train_world
     out = tmp_path / "results" / "models" / "conv_tasnet"
     config = workflow_config(tmp_path, 1)
     uri = config["tracking"]["uri"]

@@ -273,21 +273,10 @@ def tiny_fit_config(root: Path, url: str, out: Path, max_epochs: int = 2, callba
     }
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    sys.path.insert(0, str(REPO / "tests"))
-    from worlds import build_world, tiny_config
-
-    root = tmp_path_factory.mktemp("trainworld")
-    config, url = build_world(root, tiny_config(root, count={"train": 6, "val": 4, "test": 3}),
-                              speech_per_split=2, noise_per_split=3)
-    return root, url
-
-
-def test_se_fit_end_to_end(world, tmp_path):
+def test_se_fit_end_to_end(train_world, tmp_path):
     from mlflow import MlflowClient
 
-    root, url = world
+    root, _, url = train_world
     out = tmp_path / "run"
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_fit_config(root, url, out)), encoding="utf-8")

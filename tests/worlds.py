@@ -1,11 +1,13 @@
 """Synthetic test *worlds*: corpus wavs + TSVs in the contract format, simulated rooms and a mixture DB,
 small enough to build in seconds. Used by the DB, render, data-module, naming, predict, train and resume
-tests (and the PostgreSQL one)."""
+tests (and the PostgreSQL one). The shared, session-wide worlds are the fixtures ``world`` and
+``train_world`` in tests/conftest.py; a test that needs a world of its own calls :func:`build_world`."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,6 +18,19 @@ from se_lib.data.rooms import build_rooms
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 16000
+
+
+class World(NamedTuple):
+    """A built world: its root (corpus under ``results/corpus``, rooms under ``results/rooms``), its
+    validated config and the mixture DB URL. Unpacks as ``root, config, url``."""
+
+    root: Path
+    config: dict
+    url: str
+
+    def rows(self, split: str | None = None) -> list[dict]:
+        """The DB's mixture rows (of one split, or all), in ``mid`` order."""
+        return list(dbm.iter_mixtures(self.url, split))
 
 
 # ----------------------------------------------------------------------------- world helpers
