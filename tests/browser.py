@@ -94,19 +94,23 @@ return (async () => {
   const catNames = Object.keys(categories);
   // The results list keeps its first data when React reuses it, so go back to the menu in between
   // (as a user clicking "Results" does) before every category/subcategory view.
-  const show = async (view) => { app.setView({navbarMode: 'menu'}); await sleep(60); app.setView(view); await sleep(120); };
+  const show = async (view) => {
+    app.setView({navbarMode: 'menu'}); await sleep(60); app.setView(view); await sleep(120);
+  };
   const listed = (shown, r) => shown.includes(r.name) ||
       (r.labels && Object.keys(r.labels).length > 0 && Object.values(r.labels).every(v => shown.includes(String(v))));
   for (const cat of catNames) {
     const subNames = Object.keys(categories[cat]);
     const single = subNames.length == 1;
-    await show({navbarMode: single ? 'subcategory' : 'category', category: cat, subcategory: single ? subNames[0] : undefined});
+    await show({navbarMode: single ? 'subcategory' : 'category', category: cat,
+                subcategory: single ? subNames[0] : undefined});
     const menuText = document.querySelector('#app nav').innerText;
     const subcats = {};
     for (const sub of subNames) {
       if (!single) await show({navbarMode: 'subcategory', category: cat, subcategory: sub});
       const shown = document.querySelector('#app nav').innerText;
-      subcats[sub] = categories[cat][sub].map(p => ({path: p, name: results[p].name, listed: listed(shown, results[p])}));
+      subcats[sub] = categories[cat][sub].map(
+          p => ({path: p, name: results[p].name, listed: listed(shown, results[p])}));
     }
     out.categories[cat] = {menu_text: menuText, subcategories: subcats};
   }

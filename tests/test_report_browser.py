@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from browser import BrowserUnavailable, check_report_html, find_browser, summarize
 
 from se_lib.report.plots import plot_metric_vs_snr

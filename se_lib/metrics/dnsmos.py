@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
 import numpy as np
 import onnx
 import onnx.utils
