@@ -39,12 +39,14 @@ run: .venv/.synced
 	@echo "Report: $(CURDIR)/report.html (open it in a browser); tables: results/report/<split>/comparison.html"
 	@echo "MLflow: uv run mlflow ui (store sqlite:///mlflow.db)"
 
-# System packages some tests use for real (PostgreSQL server, headless Chromium). Installed with apt-get
-# when running as root and missing; otherwise those tests install/skip themselves and say why.
+# System packages some tests use for real (PostgreSQL server, headless Chromium driven by Selenium through
+# chromedriver). Installed with apt-get when running as root and missing; otherwise those tests
+# install/skip themselves and say why.
 sysdeps:
 	@need=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need="$$need postgresql"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need="$$need chromium"; \
+	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
 	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing system packages:$$need"; \

@@ -146,14 +146,33 @@ def test_dnsmos_matches_speechmos(speech):
         ref = speechmos_dnsmos.run(x, SR)
         got = ours.score(x, SR)
         for ours_value, key in ((got.sig, "sig_mos"), (got.bak, "bak_mos"), (got.ovrl, "ovrl_mos"), (got.p808, "p808_mos")):
-            assert abs(ours_value - float(ref[key])) < 0.01, (name, key, ours_value, ref[key])
+            assert abs(ours_value - float(ref[key])) <= 1e-5, (name, key, ours_value, ref[key])
     # personalized DNSMOS (pDNSMOS model, same cut points)
     x = np.clip(cases["2.9s+7"], -1, 1)
     ref = speechmos_dnsmos.run(x, SR, model_type="dnsmos_personalized")
     got = DNSMOS(personalized=True, num_threads=None).score(x, SR)
-    assert abs(got.ovrl - float(ref["ovrl_mos"])) < 0.01 and abs(got.sig - float(ref["sig_mos"])) < 0.01
+    for ours_value, key in ((got.sig, "sig_mos"), (got.bak, "bak_mos"), (got.ovrl, "ovrl_mos")):
+        assert abs(ours_value - float(ref[key])) <= 1e-5, ("personalized", key, ours_value, ref[key])
     with pytest.raises(ValueError, match="empty"):
         ours.score(np.zeros(0, np.float32))
+
+
+def test_dnsmos_graph_cut_points_are_checked():
+    """The sub-graph cut refuses a cut that would leave part of the model reading the original input."""
+    import onnx
+
+    from se_lib.metrics.dnsmos import _subgraph, model_dir
+
+    model = onnx.load(str(model_dir() / "dnsmos_models" / "sig_bak_ovr.onnx"))
+    first_slice = next(n for n in model.graph.node if n.op_type == "Slice").output[0]
+    concat = next(n for n in model.graph.node if n.op_type == "Concat").output[0]
+    # the framing Concat reads two slices of the waveform: cutting at one leaves the other on input_1
+    with pytest.raises(ValueError, match=r"depends on \['input_1'\]"):
+        _subgraph(model, first_slice, ["N", 1], concat, ["N", "F", 320])
+    with pytest.raises(ValueError, match="no node produces tensor 'nope'"):
+        _subgraph(model, "nope", ["N", 1], concat, ["N", "F", 320])
+    cut = onnx.load_from_string(_subgraph(model, concat, ["N", "F", 320], model.graph.output[0].name, ["N", 3]))
+    assert [i.name for i in cut.graph.input] == [concat] and len(cut.graph.node) < len(model.graph.node)
 
 
 def test_dnsmos_features_equal_librosa():

@@ -1,40 +1,41 @@
-"""check_report_html in a real headless Chromium, on a small Snakemake report built here (.html and .zip).
+"""check_report_html (tests/browser.py: Selenium driving the system Chromium through chromedriver) on a
+small Snakemake report built here (.html and .zip).
 
 The report holds what the workflow's report holds: a workflow description, an HTML comparison table
 (from :func:`se_lib.report.tables.write_comparison`) and a PNG plot, each marked with ``report()``
-(caption, category, subcategory, labels). Skipped when no Chromium is installed (Debian: ``apt-get
-install chromium``).
+(caption, category, subcategory, labels). Skipped, saying what is missing, when Chromium or chromedriver
+is not installed (Debian: ``apt-get install chromium chromium-driver``; ``make test`` does it as root).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import BrowserUnavailable, check_report_html, find_browser, summarize
 
-from se_lib.report.browser import BrowserError, check_report_html, find_chromium, summarize
 from se_lib.report.plots import plot_metric_vs_snr
 from se_lib.report.tables import write_comparison
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def _chromium_or_skip() -> str:
+def _browser_or_skip() -> tuple[str, str]:
     try:
-        return find_chromium()
-    except BrowserError as exc:
+        return find_browser()
+    except BrowserUnavailable as exc:
         pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
-    _chromium_or_skip()
+    _browser_or_skip()
     wf = tmp_path_factory.mktemp("wf")
     src = wf / "src"
     src.mkdir()
@@ -120,11 +121,44 @@ def test_broken_report_is_reported(reports, tmp_path):
     assert found["images"] == [] and [r["image_size"] for r in found["results"] if r["name"] == "si_sdr.png"] == [None]
 
 
-def test_missing_report_and_bad_suffix(tmp_path):
-    _chromium_or_skip()
-    with pytest.raises(FileNotFoundError):
+def test_page_errors_are_reported(reports, tmp_path):
+    """An uncaught exception and a console error in the page end up in ``errors``."""
+    text = reports["html"].read_text(encoding="utf-8")
+    end = text.rindex("</body>")
+    script = ('<script>console.error("se-check console error");'
+              'setTimeout(() => { throw new Error("se-check uncaught"); }, 0);</script>')
+    noisy = tmp_path / "noisy.html"
+    noisy.write_text(text[:end] + script + text[end:], encoding="utf-8")
+    found = check_report_html(noisy)
+    assert found["app_rendered"], summarize(found)
+    assert any("se-check console error" in e for e in found["errors"]), found["errors"]
+    assert any("se-check uncaught" in e for e in found["errors"]), found["errors"]
+
+
+def test_bad_report_paths(tmp_path):
+    """Checked before any browser is looked for, so this runs without Chromium too."""
+    with pytest.raises(FileNotFoundError, match="nope.html"):
         check_report_html(tmp_path / "nope.html")
     (tmp_path / "x.txt").write_text("x")
     with pytest.raises(ValueError, match="html or .zip"):
         check_report_html(tmp_path / "x.txt")
-    assert shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    (tmp_path / "empty.zip").write_bytes(b"")
+    with pytest.raises(zipfile.BadZipFile):
+        check_report_html(tmp_path / "empty.zip")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("data/readme.txt", "no report here")
+    with pytest.raises(ValueError, match="no report.html inside"):
+        check_report_html(tmp_path / "other.zip")
+
+
+def test_unavailable_browser_is_named(monkeypatch, tmp_path):
+    """With neither binary reachable, the check says which are missing and how to get them."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no chromium, no chromedriver
+    monkeypatch.delenv("SE_CHROMIUM", raising=False)
+    monkeypatch.delenv("SE_CHROMEDRIVER", raising=False)
+    with pytest.raises(BrowserUnavailable, match="apt-get install chromium-driver") as err:
+        find_browser()
+    assert "apt-get install chromium," in str(err.value)
+    (tmp_path / "report.html").write_text("<html></html>")
+    with pytest.raises(BrowserUnavailable, match="Chromium"):
+        check_report_html(tmp_path / "report.html")

@@ -114,7 +114,7 @@ def test_scores_and_report(workflow_run):
 
 
 def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run):
-    from se_lib.report.browser import BrowserError, check_report_html, find_chromium
+    from browser import BrowserUnavailable as BrowserError, check_report_html, find_browser as find_chromium
 
     workdir, _ = workflow_run
     _snakemake(workdir, "--report", "report.html")

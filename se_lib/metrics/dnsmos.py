@@ -20,12 +20,12 @@ mean over windows), but the work is organised differently so that it is several 
   the trunk is evaluated once over the whole span the windows cover; only the ``margin`` frames next
   to each window border (where the window's own zero padding differs from its neighbourhood in the
   span: the trunk's receptive-field radius, rounded up to whole pools) are recomputed per window. The
-  head then runs batched on the windows' pooled features.
+  head then runs on each window's pooled features, one window at a time.
   When the clip had to be tiled and its length is a whole number of frame hops (10 ms), the framed
   signal is periodic, so the trunk is evaluated on one period plus the span ends only.
-  The sub-models are cut from the bundled ONNX graph (no weights are copied or re-implemented), so
-  every value is computed by the same ONNX Runtime kernels as in speechmos; results agree with
-  speechmos to ~1e-6 (float32 summation order).
+  The sub-models are cut from the bundled ONNX graph with ``onnx.utils.Extractor`` (no weights are
+  copied or re-implemented), so every value is computed by the same ONNX Runtime kernels as in
+  speechmos; results agree with speechmos to ~1e-6 (float32 summation order).
 * The P.808 log-mel features are computed with numpy (same STFT, Slaney mel bank and dB scaling as
   ``librosa`` in speechmos) which avoids librosa's multi-second first-call cost in every worker.
 
@@ -40,9 +40,10 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import onnx
+import onnx.utils
 import scipy.fft
 
 from se_lib.data.audio import resample_audio
@@ -95,102 +96,45 @@ def model_dir() -> Path:
     return Path(spec.origin).parent
 
 
-# --------------------------------------------------------------------------------------------------
-# Minimal ONNX protobuf schema (field numbers from onnx/onnx.proto) to cut sub-graphs from the bundled
-# models without depending on the ``onnx`` package. Fields not declared here are kept as unknown fields
-# and written back unchanged.
-# --------------------------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _onnx_messages() -> dict[str, Any]:
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    fd = descriptor_pb2.FieldDescriptorProto
-    opt, rep = fd.LABEL_OPTIONAL, fd.LABEL_REPEATED
-    fdp = descriptor_pb2.FileDescriptorProto(name="se_lib_mini_onnx.proto", package="se_lib_mini_onnx",
-                                             syntax="proto2")
-
-    def message(name: str, fields: list[tuple]) -> None:
-        msg = fdp.message_type.add(name=name)
-        for fname, number, ftype, label, type_name, packed in fields:
-            field = msg.field.add(name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                field.type_name = f".se_lib_mini_onnx.{type_name}"
-            if packed:
-                field.options.packed = True
-
-    s, i32, i64, f32, b, m = (fd.TYPE_STRING, fd.TYPE_INT32, fd.TYPE_INT64, fd.TYPE_FLOAT, fd.TYPE_BYTES,
-                              fd.TYPE_MESSAGE)
-    message("Dim", [("dim_value", 1, i64, opt, None, False), ("dim_param", 2, s, opt, None, False)])
-    message("Shape", [("dim", 1, m, rep, "Dim", False)])
-    message("TensorType", [("elem_type", 1, i32, opt, None, False), ("shape", 2, m, opt, "Shape", False)])
-    message("Type", [("tensor_type", 1, m, opt, "TensorType", False)])
-    message("ValueInfo", [("name", 1, s, opt, None, False), ("type", 2, m, opt, "Type", False)])
-    message("Tensor", [("dims", 1, i64, rep, None, False), ("data_type", 2, i32, opt, None, False),
-                       ("float_data", 4, f32, rep, None, True), ("int64_data", 7, i64, rep, None, True),
-                       ("name", 8, s, opt, None, False), ("raw_data", 9, b, opt, None, False)])
-    message("Attribute", [("name", 1, s, opt, None, False), ("i", 3, i64, opt, None, False),
-                          ("ints", 8, i64, rep, None, False), ("type", 20, i32, opt, None, False)])
-    message("Node", [("input", 1, s, rep, None, False), ("output", 2, s, rep, None, False),
-                     ("name", 3, s, opt, None, False), ("op_type", 4, s, opt, None, False),
-                     ("attribute", 5, m, rep, "Attribute", False)])
-    message("Graph", [("node", 1, m, rep, "Node", False), ("initializer", 5, m, rep, "Tensor", False),
-                      ("input", 11, m, rep, "ValueInfo", False), ("output", 12, m, rep, "ValueInfo", False),
-                      ("value_info", 13, m, rep, "ValueInfo", False)])
-    message("Model", [("ir_version", 1, i64, opt, None, False), ("graph", 7, m, opt, "Graph", False)])
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"se_lib_mini_onnx.{name}"))
-            for name in ("Model",)}
+def _load_model(path: Path) -> onnx.ModelProto:
+    return onnx.load(str(path))
 
 
-def _load_model(path: Path):
-    model = _onnx_messages()["Model"]()
-    model.ParseFromString(path.read_bytes())
-    return model
+def _subgraph(model: onnx.ModelProto, input_name: str, input_shape: list[int | str], output_name: str,
+              output_shape: list[int | str]) -> bytes:
+    """Serialized ONNX model computing ``output_name`` from tensor ``input_name`` of ``model``'s graph.
 
-
-def _subgraph(model, input_name: str, input_shape: list[int | str], output_name: str) -> bytes:
-    """Serialized ONNX model computing ``output_name`` from tensor ``input_name`` of the given graph."""
-    graph = model.graph
-    producer = {out: idx for idx, node in enumerate(graph.node) for out in node.output}
-    initializers = {t.name for t in graph.initializer}
-    keep: set[int] = set()
-    stack, seen = [output_name], set()
-    while stack:
-        name = stack.pop()
-        if name in seen or name == input_name or name in initializers:
-            continue
-        seen.add(name)
-        if name not in producer:
-            raise ValueError(f"cannot cut DNSMOS graph: tensor {name!r} depends on a graph input other than "
-                             f"{input_name!r}")
-        keep.add(producer[name])
-        stack.extend(graph.node[producer[name]].input)
-    sub = type(model)()
-    sub.CopyFrom(model)
-    g = sub.graph
-    nodes = [graph.node[i] for i in sorted(keep)]  # original order is topological
-    used = {name for node in nodes for name in node.input}
-    del g.node[:]
-    g.node.extend(nodes)
-    del g.initializer[:]
-    g.initializer.extend(t for t in graph.initializer if t.name in used)
-    del g.input[:]
-    vi = g.input.add(name=input_name)
-    vi.type.tensor_type.elem_type = 1  # FLOAT
-    for dim in input_shape:
-        d = vi.type.tensor_type.shape.dim.add()
-        if isinstance(dim, str):
-            d.dim_param = dim
-        else:
-            d.dim_value = dim
-    del g.output[:]
-    g.output.add(name=output_name).type.tensor_type.elem_type = 1
-    del g.value_info[:]
+    Cut with :class:`onnx.utils.Extractor` (nodes reachable backwards from ``output_name``, stopping at
+    ``input_name``; the initializers they read). The cut tensors get float32 value infos with the given
+    (partly symbolic) shapes, since the trunk runs on spans of any length; no intermediate shapes are
+    declared (ONNX Runtime infers them for each run). A graph output of ``model`` keeps its own type.
+    """
+    produced = {out for node in model.graph.node for out in node.output}
+    for name in (input_name, output_name):
+        if name not in produced:
+            raise ValueError(f"cannot cut DNSMOS graph: no node produces tensor {name!r}")
+    # Extractor takes the cut points' types from the graph's value infos: give it exactly those two.
+    source = onnx.ModelProto()
+    source.CopyFrom(model)
+    del source.graph.value_info[:]
+    source.graph.value_info.extend([
+        onnx.helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, input_shape),
+        onnx.helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, output_shape),
+    ])
+    sub = onnx.utils.Extractor(source).extract_model([input_name], [output_name])
+    del sub.graph.value_info[:]
+    sub.ir_version = model.ir_version
+    # a tensor read by the cut graph that nothing in it computes: another graph input of the full model
+    read = {name for node in sub.graph.node for name in node.input if name}
+    made = {name for node in sub.graph.node for name in node.output} | {t.name for t in sub.graph.initializer}
+    if outside := sorted(read - made - {input_name}):
+        raise ValueError(f"cannot cut DNSMOS graph: tensor {output_name!r} depends on {outside}, not only on "
+                         f"{input_name!r}")
+    onnx.checker.check_model(sub)
     return sub.SerializeToString()
 
 
-def _split_primary(model) -> tuple[bytes, bytes, int, int]:
+def _split_primary(model: onnx.ModelProto) -> tuple[bytes, bytes, int, int]:
     """Cut the SIG/BAK/OVRL model into ``frames -> pooled trunk features`` and ``those -> [sig, bak, ovr]``.
 
     Returns ``(trunk_bytes, head_bytes, halo, pool)``. The trunk starts at the framed waveform (output of
@@ -219,8 +163,10 @@ def _split_primary(model) -> tuple[bytes, bytes, int, int]:
     if FRAMES_PER_WINDOW % pool or (SR // FRAME_HOP) % pool:
         raise ValueError(f"DNSMOS pooling {pool} does not divide the window/hop frame counts")
     trunk_out = pool_node.output[0]
-    trunk = _subgraph(model, concat[0].output[0], ["N", "F", 2 * FRAME_HOP], trunk_out)
-    head = _subgraph(model, trunk_out, ["N", channels, FRAMES_PER_WINDOW // pool, "Q"], graph.output[0].name)
+    pooled = ["N", channels, "P", "Q"]  # P = frames // pool, Q = frequency bins after the pool
+    trunk = _subgraph(model, concat[0].output[0], ["N", "F", 2 * FRAME_HOP], trunk_out, pooled)
+    head = _subgraph(model, trunk_out, ["N", channels, FRAMES_PER_WINDOW // pool, "Q"], graph.output[0].name,
+                     ["N", 3])
     return trunk, head, halo, pool
 
 

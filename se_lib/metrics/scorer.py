@@ -275,7 +275,7 @@ def _score_task(mix: MixtureFiles) -> dict[str, Any]:
 #: Imported once in the fork server, so every worker starts with them loaded (scipy.signal, pulled in by
 #: pystoi, alone takes seconds to import on a busy machine).
 _PRELOAD = ["numpy", "scipy.signal", "scipy.fft", "soundfile", "pesq", "pystoi", "onnxruntime",
-            "google.protobuf.descriptor_pool", "se_lib.metrics.scorer", "se_lib.metrics.dnsmos",
+            "onnx.utils", "se_lib.metrics.scorer", "se_lib.metrics.dnsmos",
             "se_lib.metrics.pesq_wb", "se_lib.metrics.stoi", "se_lib.metrics.si_sdr"]
 #: Workers are single-threaded: one process per core, no BLAS/OpenMP threads spinning against each other.
 _WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

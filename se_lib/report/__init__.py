@@ -8,8 +8,6 @@
   store, and the ``test_*`` metrics logged back onto each model's training run;
 * :mod:`se_lib.report.examples` - spectrogram panels (noisy / each model / target) of a few mixtures
   spread over the input-SNR range;
-* :mod:`se_lib.report.browser` - :func:`~se_lib.report.browser.check_report_html` opens a generated
-  report in headless Chromium and returns what the page actually shows;
 * :mod:`se_lib.report.names` - metric names and labels (light; imported by ``rules/report.smk``).
 
 Plots use matplotlib's object API (``Figure`` + Agg canvas), never pyplot's global state, so they
