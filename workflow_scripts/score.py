@@ -10,8 +10,9 @@ import mlflow
 from se_lib.config import tracking_uri
 from se_lib.io import read_json_object
 from se_lib.metrics.scorer import score_directory
-from se_lib.report.mlflow_data import log_split_metrics, read_run_json
 from se_lib.report.tables import read_summary
+from se_lib.tracking.history import read_run_json
+from se_lib.tracking.runs import log_split_metrics
 from se_lib.workflow import rule_job
 
 

@@ -1,28 +1,70 @@
-"""MLflow plumbing for training: the Lightning logger, run resumption and the model registry.
+"""MLflow side of a training job: the Lightning logger, run resumption and the model registry.
 
 * :class:`ResumableMLFlowLogger` is Lightning's ``MLFlowLogger`` that can continue an existing run
   after a crash: when resumed it drops metric points whose step is not past the last step already
   stored for that key (the part of the interrupted epoch that is being recomputed), so every metric
   history keeps strictly increasing, unique steps; parameters already stored are not re-logged.
 * :func:`build_logger` assembles the logger for a training job with the workflow's run tags.
+* :func:`mlflow_logger` finds that logger on a trainer (for the callbacks that log artifacts).
 * :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
   run's ``checkpoints`` artifact folder (MLflow 3 registry; works on the sqlite store).
+* :func:`run_is_active`, :func:`mark_run_killed` and :func:`attach_log_files` look up, supersede and
+  annotate a training run by id (resuming an interrupted job, attaching the job's log).
+
+This module imports Lightning; the light ``se_lib.tracking`` modules (``runs``, ``git``, ``env``,
+``history``) do not.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-from typing import Any, Mapping
+from argparse import Namespace
+from collections.abc import MutableMapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
+
+from se_lib.tracking.runs import client_for
 
 log = logging.getLogger(__name__)
 
 _METRIC_NAME = re.compile(r"[^a-zA-Z0-9_/. -]+")
 # LightningCLI bookkeeping stored in hparams, not a hyper-parameter of the experiment.
 INTERNAL_PARAMS = ("_instantiator", "_class_path")
+
+
+def flatten_hparams(params: Mapping[str, Any] | Namespace | None, parent: str = "") -> dict[str, Any]:
+    """Hyper-parameters keyed as Lightning's ``MLFlowLogger`` stores them, minus :data:`INTERNAL_PARAMS`.
+
+    Nested mappings, ``Namespace``s and dataclass instances become ``/``-joined keys
+    (``{"net": {"init_args": {"N": 64}}}`` -> ``{"net/init_args/N": 64}``), as do non-empty lists of
+    mappings (``key/<index>/...``); other values are kept as they are. Top-level keys named in
+    :data:`INTERNAL_PARAMS` are dropped.
+    """
+    if isinstance(params, Namespace):
+        params = vars(params)
+    flat: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if not parent and key in INTERNAL_PARAMS:
+            continue
+        name = f"{parent}/{key}" if parent else str(key)
+        if is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        elif isinstance(value, Namespace):
+            value = vars(value)
+        if isinstance(value, MutableMapping):
+            flat.update(flatten_hparams(value, name))
+        elif isinstance(value, list) and value and all(isinstance(v, MutableMapping) for v in value):
+            for i, item in enumerate(value):
+                flat.update(flatten_hparams(item, f"{name}/{i}"))
+        else:
+            flat[name] = value
+    return flat
 
 
 class ResumableMLFlowLogger(MLFlowLogger):
@@ -71,9 +113,7 @@ class ResumableMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any) -> None:
-        from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
-
-        flat = {k: v for k, v in _flatten_dict(_convert_params(params)).items() if k not in INTERNAL_PARAMS}
+        flat = flatten_hparams(params)
         if not self._resume:
             super().log_hyperparams(flat)
             return
@@ -141,15 +181,39 @@ def register_checkpoint(
     return str(version.version)
 
 
-def mark_run_killed(tracking_uri: str, run_id: str) -> None:
-    """Set a superseded interrupted run to KILLED (no-op if it is gone or already terminated)."""
-    from mlflow import MlflowClient
+def run_is_active(tracking_uri: str, run_id: str) -> bool:
+    """Whether run ``run_id`` exists in the store and is not deleted."""
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri)
+    try:
+        run = client_for(tracking_uri).get_run(run_id)
+    except MlflowException:
+        return False
+    return run.info.lifecycle_stage == "active"
+
+
+def mark_run_killed(tracking_uri: str, run_id: str) -> None:
+    """Set a superseded interrupted run to KILLED (no-op if it is gone or already terminated)."""
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(tracking_uri)
     try:
         run = client.get_run(run_id)
     except MlflowException:
         return
     if run.info.status == "RUNNING":
         client.set_terminated(run_id, status="KILLED")
+
+
+def attach_log_files(tracking_uri: str, run_id: str, paths: Sequence[str | os.PathLike]) -> None:
+    """Attach the existing files of ``paths`` to run ``run_id`` under ``logs/``.
+
+    Failures are logged as warnings, never raised: attaching a log must not mask the job's outcome.
+    """
+    client = client_for(tracking_uri)
+    for path in paths:
+        if path and Path(path).is_file():
+            try:
+                client.log_artifact(run_id, str(path), artifact_path="logs")
+            except Exception as exc:
+                log.warning("could not attach %s to run %s: %s", path, run_id, exc)
