@@ -25,7 +25,7 @@ from se_lib.report.plots import (
 from se_lib.report.spectrogram import plot_spectrograms, spectrogram_db, spectrogram_figure
 from se_lib.report.tables import comparison_table, mean_ci95, read_summary, table_html, write_comparison
 from se_lib.tracking.history import experiment_runs, learning_curves, read_run_json
-from se_lib.tracking.runs import log_split_metrics
+from se_lib.tracking.runs import log_split_metrics, summary_metrics
 
 SR = 16000
 
@@ -223,6 +223,7 @@ def test_mlflow_curves_runs_and_test_metrics(store, tmp_path):
     got = client.get_run(a).data.metrics
     assert got["test_si_sdr"] == 9.1 and got["test_pesq_wb_ci95"] == 0.1 and got["test_real_time_factor"] == 0.1
     assert "test_dnsmos_ovrl" not in got and set(logged) <= set(got)
+    assert summary_metrics(summary) == {"si_sdr": 9.1, "si_sdr_ci95": 0.5, "pesq_wb": 2.2, "pesq_wb_ci95": 0.1}
     run_json = tmp_path / "run.json"
     run_json.write_text(json.dumps({"model": "x"}))
     with pytest.raises(ValueError, match="run.json.*run_id"):

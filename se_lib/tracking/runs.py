@@ -189,6 +189,20 @@ def client_for(tracking_uri: str | None = None) -> Any:
     return MlflowClient(tracking_uri) if tracking_uri else MlflowClient()
 
 
+def summary_metrics(summary: pd.DataFrame, prefix: str = "") -> dict[str, float]:
+    """``<prefix><metric>`` (mean) and ``<prefix><metric>_ci95`` of a scorer summary, finite values only.
+
+    ``summary`` is indexed by metric with columns ``mean`` (and ``ci95``), as
+    :func:`se_lib.report.tables.read_summary` returns it.
+    """
+    values: dict[str, float] = {}
+    for metric, row in summary.iterrows():
+        values[f"{prefix}{metric}"] = float(row["mean"])
+        if "ci95" in row:
+            values[f"{prefix}{metric}_ci95"] = float(row["ci95"])
+    return {k: v for k, v in values.items() if math.isfinite(v)}
+
+
 def log_split_metrics(
     run_id: str,
     summary: pd.DataFrame,
@@ -197,20 +211,14 @@ def log_split_metrics(
     tracking_uri: str | None = None,
     extra: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Log ``<split>_<metric>`` (mean) and ``<split>_<metric>_ci95`` on run ``run_id`` (step 0).
+    """Log :func:`summary_metrics` with prefix ``<split>_`` on run ``run_id`` (step 0), e.g. ``test_pesq``.
 
-    ``summary`` is a scorer summary indexed by metric with columns ``mean`` (and ``ci95``); ``extra``
-    metrics are logged as given. Non-finite values are skipped. Returns what was logged.
+    ``extra`` metrics are logged as given. Non-finite values are skipped. Returns what was logged.
     """
     from mlflow.entities import Metric
 
-    values: dict[str, float] = {}
-    for metric, row in summary.iterrows():
-        values[f"{split}_{metric}"] = float(row["mean"])
-        if "ci95" in row:
-            values[f"{split}_{metric}_ci95"] = float(row["ci95"])
-    values.update({k: float(v) for k, v in (extra or {}).items()})
-    values = {k: v for k, v in values.items() if math.isfinite(v)}
+    values = summary_metrics(summary, f"{split}_")
+    values.update({k: float(v) for k, v in (extra or {}).items() if math.isfinite(float(v))})
     now = int(time.time() * 1000)
     if values:
         client_for(tracking_uri).log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()])

@@ -76,8 +76,9 @@ class ResumableMLFlowLogger(MLFlowLogger):
         Other arguments as :class:`lightning.pytorch.loggers.MLFlowLogger`.
     """
 
-    def __init__(self, *args: Any, resume: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, resume: bool = False, prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, prefix=prefix, **kwargs)
+        self._metric_prefix = prefix
         self._resume = bool(resume and kwargs.get("run_id"))
         self._last_steps: dict[str, int] | None = None
 
@@ -103,7 +104,7 @@ class ResumableMLFlowLogger(MLFlowLogger):
             s = step or 0
             kept = {}
             for key, value in metrics.items():
-                name = _METRIC_NAME.sub("", self._prefix + ("-" if self._prefix else "") + key)
+                name = _METRIC_NAME.sub("", f"{self._metric_prefix}{self.LOGGER_JOIN_CHAR}{key}" if self._metric_prefix else key)
                 if s > self._last_steps.get(name, -1):
                     kept[key] = value
             metrics = kept
