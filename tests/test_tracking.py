@@ -97,7 +97,9 @@ def test_training_logger_params_resume_and_run_helpers(store, tmp_path, caplog):
         attach_log_files,
         build_logger,
         flatten_hparams,
+        log_checkpoint,
         mark_run_killed,
+        register_checkpoint,
         run_is_active,
     )
 
@@ -131,6 +133,16 @@ def test_training_logger_params_resume_and_run_helpers(store, tmp_path, caplog):
     log_file.write_text("done\n")
     attach_log_files(store, run_id, [str(log_file), str(tmp_path / "missing.log"), ""])
     assert [a.path for a in client.list_artifacts(run_id, "logs")] == ["logs/train.log"]
+    ckpt = tmp_path / "best-epoch003.ckpt"
+    ckpt.write_bytes(b"weights")
+    log_checkpoint(client, run_id, ckpt, {"score": 0.4}, "model: {}\n")
+    assert sorted(a.path for a in client.list_artifacts(run_id, "checkpoints")) == [
+        "checkpoints/best.ckpt", "checkpoints/best.json", "checkpoints/config.yaml"]
+    local = Path(client.download_artifacts(run_id, "checkpoints", str(tmp_path / "dl")))
+    assert (local / "best.ckpt").read_bytes() == b"weights"
+    assert register_checkpoint(client, run_id, "se-m") == "1"
+    assert register_checkpoint(client, run_id, "se-m", tags={"best_score": "0.4"}) == "2"  # model exists
+    assert client.get_run(run_id).data.tags["se.registered_model"] == "se-m/2"
     assert run_is_active(store, run_id) and not run_is_active(store, "0" * 32)
     mark_run_killed(store, run_id)
     assert client.get_run(run_id).info.status == "KILLED"

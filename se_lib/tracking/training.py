@@ -6,7 +6,8 @@
   history keeps strictly increasing, unique steps; parameters already stored are not re-logged.
 * :func:`build_logger` assembles the logger for a training job with the workflow's run tags.
 * :func:`mlflow_logger` finds that logger on a trainer (for the callbacks that log artifacts).
-* :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
+* :func:`log_checkpoint` logs the best checkpoint (+ its metadata and config) as run artifacts;
+  :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
   run's ``checkpoints`` artifact folder (MLflow 3 registry; works on the sqlite store).
 * :func:`run_is_active`, :func:`mark_run_killed` and :func:`attach_log_files` look up, supersede and
   annotate a training run by id (resuming an interrupted job, attaching the job's log).
@@ -17,9 +18,11 @@ This module imports Lightning; the light ``se_lib.tracking`` modules (``runs``, 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import tempfile
 from argparse import Namespace
 from collections.abc import MutableMapping
 from dataclasses import asdict, is_dataclass
@@ -165,10 +168,31 @@ def mlflow_logger(trainer: Any) -> MLFlowLogger | None:
     return None
 
 
+def log_checkpoint(
+    client: Any,
+    run_id: str,
+    checkpoint: str | os.PathLike,
+    meta: Mapping[str, Any],
+    config_text: str | None = None,
+    artifact_path: str = "checkpoints",
+) -> None:
+    """Log ``checkpoint`` on run ``run_id`` as ``<artifact_path>/best.ckpt`` beside ``best.json``
+    (``meta``) and, if given, ``config.yaml`` (the resolved config it was trained with)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.symlink(os.path.abspath(checkpoint), os.path.join(tmp, "best.ckpt"))  # no copy of a large file
+        Path(tmp, "best.json").write_text(json.dumps(dict(meta), indent=2), encoding="utf-8")
+        if config_text:
+            Path(tmp, "config.yaml").write_text(config_text, encoding="utf-8")
+        client.log_artifacts(run_id, tmp, artifact_path=artifact_path)
+
+
 def register_checkpoint(
     client: Any, run_id: str, name: str, artifact_path: str = "checkpoints", tags: Mapping[str, str] | None = None
 ) -> str:
-    """Register ``runs:/<run_id>/<artifact_path>`` as a new version of model ``name``; return the version."""
+    """Register ``runs:/<run_id>/<artifact_path>`` as a new version of model ``name``; return the version.
+
+    The run is tagged ``se.registered_model = <name>/<version>``.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
@@ -176,10 +200,11 @@ def register_checkpoint(
     except MlflowException as exc:  # already registered (possibly by a concurrent job)
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
             raise
-    version = client.create_model_version(
+    version = str(client.create_model_version(
         name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=dict(tags or {})
-    )
-    return str(version.version)
+    ).version)
+    client.set_tag(run_id, "se.registered_model", f"{name}/{version}")
+    return version
 
 
 def run_is_active(tracking_uri: str, run_id: str) -> bool:

@@ -32,7 +32,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from se_lib.io import write_text_atomic
-from se_lib.tracking.training import mlflow_logger, register_checkpoint
+from se_lib.tracking.training import log_checkpoint, mlflow_logger, register_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -310,21 +310,15 @@ class CheckpointRegistrar(Callback):
             return
         score = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
         client, run_id = logger.experiment, logger.run_id
-        with tempfile.TemporaryDirectory() as tmp:
-            os.symlink(os.path.abspath(best), os.path.join(tmp, "best.ckpt"))
-            meta = {"original_filename": Path(best).name, "monitor": ckpt.monitor, "score": score,
-                    "epoch": int(trainer.current_epoch), "global_step": int(trainer.global_step)}
-            Path(tmp, "best.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            if self.config_text:
-                Path(tmp, "config.yaml").write_text(self.config_text, encoding="utf-8")
-            client.log_artifacts(run_id, tmp, artifact_path="checkpoints")
+        meta = {"original_filename": Path(best).name, "monitor": ckpt.monitor, "score": score,
+                "epoch": int(trainer.current_epoch), "global_step": int(trainer.global_step)}
+        log_checkpoint(client, run_id, best, meta, self.config_text, artifact_path="checkpoints")
         version = None
         if self.register and self.model_name:
             version = register_checkpoint(
                 client, run_id, self.model_name, "checkpoints",
                 tags={"monitor": str(ckpt.monitor), "best_score": str(score)},
             )
-            client.set_tag(run_id, "se.registered_model", f"{self.model_name}/{version}")
             log.info("registered %s version %s from run %s", self.model_name, version, run_id)
         self.result = RegisteredCheckpoint(run_id, best, score, self.model_name, version)
 
