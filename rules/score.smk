@@ -15,7 +15,7 @@ rule score:
         pred="results/predictions/{model}/{split}",
         run="results/models/{model}/run.json",
         stats="results/predictions/{model}/{split}_predict_stats.json",
-        code=lib_sources("metrics", "report/mlflow_data.py", "report/tables.py", "data/audio.py", "data/naming.py"),
+        code=lib_sources("metrics", "report/tables.py", "data/audio.py", "data/naming.py"),
     output:
         tsv="results/scores/{model}/{split}.tsv",
         summary="results/scores/{model}/{split}_summary.tsv",

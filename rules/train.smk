@@ -26,7 +26,6 @@ rule train:
             "train/cli.py",
             "train/callbacks.py",
             "train/losses.py",
-            "train/mlflow_utils.py",
             "data/datamodule.py",
             "data/render.py",
             "data/audio.py",

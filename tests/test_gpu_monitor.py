@@ -117,7 +117,7 @@ def fit(monitor: GPUStatsMonitor, steps: int = 6) -> RecordingLogger:
 
 def test_logs_stats_every_interval(monkeypatch):
     nvml = fake_nvml()
-    monkeypatch.setattr(cb, "_load_nvml", lambda: nvml)
+    monkeypatch.setattr(cb, "load_nvml", lambda: nvml)
     monitor = GPUStatsMonitor(device_index=1, interval_steps=2)
     logger = fit(monitor, steps=6)
     records = logger.system_records()
@@ -130,10 +130,10 @@ def test_logs_stats_every_interval(monkeypatch):
 
 def test_interval_seconds(monkeypatch):
     nvml = fake_nvml()
-    monkeypatch.setattr(cb, "_load_nvml", lambda: nvml)
+    monkeypatch.setattr(cb, "load_nvml", lambda: nvml)
     clock = iter([0.0, 0.5, 1.2, 1.3])  # wall-clock seconds seen at the end of steps 1..4
     monitor = GPUStatsMonitor(interval_seconds=1.0)
-    monitor._now = lambda: next(clock)
+    monitor.clock = lambda: next(clock)
     logger = fit(monitor, steps=4)
     # due at step 1 (first), not at 2 (0.5 s later), again at step 3 (1.2 s after the first log)
     assert [s for s, _ in logger.system_records()] == [1, 3]
@@ -141,7 +141,7 @@ def test_interval_seconds(monkeypatch):
 
 def test_read_failure_warns_once_and_stops(monkeypatch):
     nvml = fake_nvml(fail_read_after=1)
-    monkeypatch.setattr(cb, "_load_nvml", lambda: nvml)
+    monkeypatch.setattr(cb, "load_nvml", lambda: nvml)
     monitor = GPUStatsMonitor(interval_steps=1)
     with pytest.warns(RuntimeWarning, match="reading NVML failed") as record:
         logger = fit(monitor, steps=5)
@@ -152,11 +152,11 @@ def test_read_failure_warns_once_and_stops(monkeypatch):
 
 def test_fake_init_failure_is_quiet_after_one_warning(monkeypatch):
     nvml = fake_nvml(fail_init=True)
-    monkeypatch.setattr(cb, "_load_nvml", lambda: nvml)
+    monkeypatch.setattr(cb, "load_nvml", lambda: nvml)
     monitor = GPUStatsMonitor()
     with pytest.warns(RuntimeWarning, match="NVML unavailable") as record:
-        monitor._start(None)
-        monitor._start(None)
+        monitor.start()
+        monitor.start()
         logger = fit(monitor, steps=3)
     assert len([w for w in record if "NVML" in str(w.message)]) == 1
     assert nvml.calls["init"] == 1
@@ -201,10 +201,10 @@ def test_stats_reach_mlflow(monkeypatch, tmp_path):
     """Through the real MLflow logger used for training: a metric history under system/."""
     from mlflow import MlflowClient
 
-    from se_lib.train.mlflow_utils import build_logger
+    from se_lib.tracking.training import build_logger
 
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
-    monkeypatch.setattr(cb, "_load_nvml", lambda: fake_nvml(util=80))
+    monkeypatch.setattr(cb, "load_nvml", lambda: fake_nvml(util=80))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     logger = build_logger("gpu_monitor_test", uri, {"mlflow.runName": "gpu"})
     trainer = pl.Trainer(max_steps=4, accelerator="cpu", logger=logger,

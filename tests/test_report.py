@@ -14,17 +14,18 @@ from mlflow.entities import Metric, Param
 from se_lib.data.audio import write_wav_atomic
 from se_lib.data.naming import mixture_filename
 from se_lib.report.examples import write_spectrogram_examples
-from se_lib.report.mlflow_data import experiment_runs, hparam_axes, learning_curves, log_split_metrics, read_run_json
 from se_lib.report.plots import (
+    hparam_axes,
     plot_learning_curves,
     plot_metric_vs_snr,
     plot_parallel_coordinates,
-    plot_spectrograms,
     select_examples,
     snr_bins,
-    spectrogram_db,
 )
+from se_lib.report.spectrogram import plot_spectrograms, spectrogram_db, spectrogram_figure
 from se_lib.report.tables import comparison_table, mean_ci95, read_summary, table_html, write_comparison
+from se_lib.tracking.history import experiment_runs, learning_curves, read_run_json
+from se_lib.tracking.runs import log_split_metrics, summary_metrics
 
 SR = 16000
 
@@ -139,6 +140,18 @@ def test_spectrogram_axis_in_hz_and_panels(tmp_path):
     assert mpimg.imread(tmp_path / "s.png").shape[0] > 300
 
 
+def test_spectrogram_figure_khz_axis_and_short_tensors():
+    """The training callbacks pass CPU tensors, possibly shorter than one STFT frame."""
+    import torch
+
+    fig = spectrogram_figure([("noisy", torch.randn(4000)), ("enhanced", torch.randn(300))], 16000)
+    panels = [ax for ax in fig.axes if ax.get_ylabel() == "kHz"]
+    assert [ax.get_title(loc="left") for ax in panels] == ["noisy", "enhanced"]
+    assert all(ax.get_ylim() == pytest.approx((0.0, 8.0)) for ax in panels)
+    with pytest.raises(ValueError, match="no panels"):
+        spectrogram_figure([], 16000)
+
+
 def test_select_examples_spreads_over_snr():
     df = per_file_frame(1, 0.0, n=11)
     picked = select_examples(df, 3)
@@ -210,6 +223,7 @@ def test_mlflow_curves_runs_and_test_metrics(store, tmp_path):
     got = client.get_run(a).data.metrics
     assert got["test_si_sdr"] == 9.1 and got["test_pesq_wb_ci95"] == 0.1 and got["test_real_time_factor"] == 0.1
     assert "test_dnsmos_ovrl" not in got and set(logged) <= set(got)
+    assert summary_metrics(summary) == {"si_sdr": 9.1, "si_sdr_ci95": 0.5, "pesq_wb": 2.2, "pesq_wb_ci95": 0.1}
     run_json = tmp_path / "run.json"
     run_json.write_text(json.dumps({"model": "x"}))
     with pytest.raises(ValueError, match="run.json.*run_id"):

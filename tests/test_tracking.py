@@ -85,3 +85,65 @@ def test_parallel_first_use_of_a_fresh_store_loses_nothing(tmp_path):
 def test_standard_tags_without_config():
     tags = standard_tags("cli")
     assert tags["mlflow.runName"] == "cli" and tags["mlflow.source.name"] == "se"
+
+
+def test_training_logger_params_resume_and_run_helpers(store, tmp_path, caplog):
+    """The training job's MLflow side on a real store: parameters keyed as Lightning's MLFlowLogger
+    keys them, a resumed run keeps stored parameters and skips recomputed metric steps, and the run
+    lookup / kill / log attachment helpers."""
+    from argparse import Namespace
+
+    from se_lib.tracking.training import (
+        attach_log_files,
+        build_logger,
+        flatten_hparams,
+        log_checkpoint,
+        mark_run_killed,
+        register_checkpoint,
+        run_is_active,
+    )
+
+    params = {"_instantiator": "lightning.pytorch.cli.x", "lr": 1e-3,
+              "net": {"class_path": "a.B", "init_args": {"N": 64}}, "ns": Namespace(k=1),
+              "groups": [{"a": 1}, {"b": 2}], "sizes": [1, 2]}
+    flat = flatten_hparams(params)
+    assert flat == {"lr": 1e-3, "net/class_path": "a.B", "net/init_args/N": 64, "ns/k": 1, "groups/0/a": 1,
+                    "groups/1/b": 2, "sizes": [1, 2]}
+    client = mlflow.MlflowClient(store)
+    logger = build_logger("training_test", store, {"mlflow.runName": "fit", "se.model": "m"})
+    logger.log_hyperparams(params)
+    logger.log_metrics({"val_loss": 1.0}, step=3)
+    run_id = logger.run_id
+    assert client.get_run(run_id).data.params == {k: str(v) for k, v in flat.items()}
+    assert client.get_run(run_id).info.run_name == "fit"
+
+    resumed = build_logger("training_test", store, {"mlflow.runName": "ignored", "se.model": "m2"}, run_id=run_id)
+    assert resumed.resumed and resumed.run_id == run_id
+    with caplog.at_level("WARNING", logger="se_lib.tracking.training"):
+        resumed.log_hyperparams({**params, "lr": 5e-4, "extra": 7})
+    assert "parameter lr was '0.001', now '0.0005'" in caplog.text
+    resumed.log_metrics({"val_loss": 0.5}, step=3)  # the interrupted epoch recomputed: already stored
+    resumed.log_metrics({"val_loss": 0.4}, step=4)
+    run = client.get_run(run_id)
+    assert run.data.params["lr"] == "0.001" and run.data.params["extra"] == "7"
+    assert run.data.tags["se.model"] == "m2" and run.info.run_name == "fit" and run.info.status == "RUNNING"
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val_loss")] == [(3, 1.0), (4, 0.4)]
+
+    log_file = tmp_path / "train.log"
+    log_file.write_text("done\n")
+    attach_log_files(store, run_id, [str(log_file), str(tmp_path / "missing.log"), ""])
+    assert [a.path for a in client.list_artifacts(run_id, "logs")] == ["logs/train.log"]
+    ckpt = tmp_path / "best-epoch003.ckpt"
+    ckpt.write_bytes(b"weights")
+    log_checkpoint(client, run_id, ckpt, {"score": 0.4}, "model: {}\n")
+    assert sorted(a.path for a in client.list_artifacts(run_id, "checkpoints")) == [
+        "checkpoints/best.ckpt", "checkpoints/best.json", "checkpoints/config.yaml"]
+    local = Path(client.download_artifacts(run_id, "checkpoints", str(tmp_path / "dl")))
+    assert (local / "best.ckpt").read_bytes() == b"weights"
+    assert register_checkpoint(client, run_id, "se-m") == "1"
+    assert register_checkpoint(client, run_id, "se-m", tags={"best_score": "0.4"}) == "2"  # model exists
+    assert client.get_run(run_id).data.tags["se.registered_model"] == "se-m/2"
+    assert run_is_active(store, run_id) and not run_is_active(store, "0" * 32)
+    mark_run_killed(store, run_id)
+    assert client.get_run(run_id).info.status == "KILLED"
+    mark_run_killed(store, "0" * 32)  # gone: no error

@@ -20,7 +20,6 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from se_lib.train.callbacks import spectrogram_figure
 from se_lib.train.cli import SECLI, arch_name, config_digest, main, workflow_cli_args
 from se_lib.train.losses import get_loss, negative_si_sdr, sdr, si_sdr
 from se_lib.train.module import EnhancementModule
@@ -170,15 +169,6 @@ def test_data_model_mismatch_is_named():
         _trainer().validate(EnhancementModule(PickMic()), datamodule=_DM(8000, 3), verbose=False)
     with pytest.raises(ValueError, match=r"channel mismatch: the data has 2 microphones.*in_channels=3"):
         _trainer().validate(EnhancementModule(PickMic(ref_mic=0)), datamodule=_DM(16000, 2), verbose=False)
-
-
-def test_spectrogram_axis_in_khz():
-    fig = spectrogram_figure({"noisy": torch.randn(4000), "enhanced": torch.randn(4000)}, 16000)
-    image_axes = [ax for ax in fig.axes if ax.get_ylabel() == "Frequency (kHz)"]
-    assert len(image_axes) == 2 and image_axes[0].get_ylim() == pytest.approx((0.0, 8.0))
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------- CLI

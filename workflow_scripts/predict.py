@@ -2,7 +2,7 @@
 
 import mlflow
 
-from se_lib.report.mlflow_data import read_run_json
+from se_lib.tracking.history import read_run_json
 from se_lib.train.prediction_writer import predict_job
 from se_lib.workflow import rule_job
 

@@ -4,8 +4,8 @@ import mlflow
 
 from se_lib.config import tracking_uri
 from se_lib.io import write_text_atomic
-from se_lib.report.mlflow_data import experiment_runs, hparam_axes, read_run_json
-from se_lib.report.plots import plot_parallel_coordinates
+from se_lib.report.plots import hparam_axes, plot_parallel_coordinates
+from se_lib.tracking.history import experiment_runs, read_run_json
 from se_lib.workflow import rule_job
 
 

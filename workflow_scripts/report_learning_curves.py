@@ -4,8 +4,8 @@ import mlflow
 
 from se_lib.config import tracking_uri
 from se_lib.io import write_text_atomic
-from se_lib.report.mlflow_data import learning_curves, read_run_json
 from se_lib.report.plots import plot_learning_curves
+from se_lib.tracking.history import learning_curves, read_run_json
 from se_lib.workflow import rule_job
 
 

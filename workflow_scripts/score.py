@@ -10,8 +10,9 @@ import mlflow
 from se_lib.config import tracking_uri
 from se_lib.io import read_json_object
 from se_lib.metrics.scorer import score_directory
-from se_lib.report.mlflow_data import log_split_metrics, read_run_json
 from se_lib.report.tables import read_summary
+from se_lib.tracking.history import read_run_json
+from se_lib.tracking.runs import log_split_metrics, summary_metrics
 from se_lib.workflow import rule_job
 
 
@@ -25,8 +26,7 @@ def main(smk) -> None:
                         ref_mic=smk.params.ref_mic, threads=smk.threads,
                         sample_rate=smk.params.sample_rate, progress=False)
         summary = read_summary(smk.output.summary)
-        mlflow.log_metrics({f"{m}": float(v) for m, v in summary["mean"].items() if v == v})
-        mlflow.log_metrics({f"{m}_ci95": float(v) for m, v in summary["ci95"].items() if v == v})
+        mlflow.log_metrics(summary_metrics(summary))
         mlflow.log_artifact(smk.output.summary, artifact_path="scores")
         mlflow.log_artifact(smk.output.tsv, artifact_path="scores")
         if mode == "enhanced":

@@ -18,7 +18,8 @@ import pandas as pd
 from se_lib.data.audio import read_audio
 from se_lib.data.naming import mixture_filename, parse_mixture_filename
 from se_lib.io import atomic_dir
-from se_lib.report.plots import plot_spectrograms, select_examples
+from se_lib.report.plots import select_examples
+from se_lib.report.spectrogram import plot_spectrograms
 from se_lib.report.tables import read_per_file
 
 __all__ = ["mixture_stem", "write_spectrogram_examples"]

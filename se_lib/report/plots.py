@@ -1,7 +1,8 @@
-"""Report figures: metric versus input SNR, learning curves, parallel coordinates, spectrogram panels.
+"""Report figures: metric versus input SNR, learning curves, parallel coordinates of hyper-parameters.
 
-All functions draw with matplotlib's object API (``matplotlib.figure.Figure`` on an Agg canvas; no
-pyplot state) and write PNGs atomically (temporary file + ``os.replace``).
+All functions draw with matplotlib's object API (:func:`se_lib.report.figures.new_figure`; no
+pyplot state) and write PNGs atomically (:func:`se_lib.report.figures.save_figure`). Spectrogram
+panels are :mod:`se_lib.report.spectrogram`.
 
 * :func:`plot_metric_vs_snr` - per-file scores binned by the mixture's input SNR (equal-width bins
   over the observed range), mean and Student-t 95 % interval per bin and system, files as dots;
@@ -11,62 +12,38 @@ pyplot state) and write PNGs atomically (temporary file + ``os.replace``).
   (each axis scaled to its own range; categorical values spread evenly; missing values drawn on a
   separate "n/a" level below the axis), coloured by the best validation metric, which is the last
   axis (Inselberg's parallel coordinates; the layout of ``pandas.plotting.parallel_coordinates``
-  with per-axis scaling added);
-* :func:`plot_spectrograms` - log-magnitude STFT panels (Hann window, dB re the loudest bin of the
-  figure, one shared colour scale) with a kHz frequency axis, e.g. noisy / each model / target.
+  with per-axis scaling added); :func:`hparam_axes` chooses its axes;
+* :func:`select_examples` - a few mixtures spread over the input-SNR range (for the spectrogram
+  examples).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
+import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from se_lib.report.figures import new_figure, save_figure
 from se_lib.report.tables import BASELINE, METRIC_LABELS, mean_ci95
 
 __all__ = [
     "LEARNING_CURVE_METRICS",
+    "hparam_axes",
     "plot_learning_curves",
     "plot_metric_vs_snr",
     "plot_parallel_coordinates",
-    "plot_spectrograms",
-    "save_figure",
     "select_examples",
     "snr_bins",
-    "spectrogram_db",
 ]
 
 LEARNING_CURVE_METRICS = ("train_loss_epoch", "val_loss_epoch", "val_si_sdr")
 _CURVE_LABELS = {"train_loss_epoch": "training loss", "val_loss_epoch": "validation loss",
                  "val_si_sdr": "validation SI-SDR [dB]"}
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically (parent folders created)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return p
 
 
 def _system_colors(names: Sequence[str]) -> dict[str, Any]:
@@ -122,7 +99,7 @@ def plot_metric_vs_snr(
     if binned.empty:
         raise ValueError(f"no system has per-file values of {metric!r}")
     colors = _system_colors(list(per_file))
-    fig = _new_figure(6.4, 4.2)
+    fig = new_figure(6.4, 4.2)
     ax = fig.add_subplot()
     systems = list(dict.fromkeys(binned["system"]))
     width = float((binned["bin_high"] - binned["bin_low"]).iloc[0])
@@ -147,13 +124,13 @@ def plot_metric_vs_snr(
 def plot_learning_curves(
     curves: pd.DataFrame, path: str | os.PathLike, metrics: Sequence[str] = LEARNING_CURVE_METRICS
 ) -> None:
-    """``curves``: columns ``model, metric, epoch, value`` (see :func:`se_lib.report.mlflow_data.learning_curves`)."""
+    """``curves``: columns ``model, metric, epoch, value`` (see :func:`se_lib.tracking.history.learning_curves`)."""
     for col in ("model", "metric", "epoch", "value"):
         if col not in curves.columns:
             raise ValueError(f"learning curves lack column {col!r}")
     models = list(dict.fromkeys(curves["model"]))
     colors = _system_colors(models)
-    fig = _new_figure(4.0 * len(metrics), 3.6)
+    fig = new_figure(4.0 * len(metrics), 3.6)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         sub = curves[curves["metric"] == metric]
@@ -181,6 +158,39 @@ def plot_learning_curves(
 
 
 # ------------------------------------------------------------------------------ parallel coordinates
+# Parameters that describe plumbing, not the model or its training (never plotted as axes).
+_EXCLUDE = re.compile(
+    r"(url|path|_dir|dir$|root|seed|num_workers|predict_split|max_items|_instantiator|num_val_samples_to_log"
+    r"|sample_rate|ckpt|logger|enable_|callbacks|devices|accelerator|precision|strategy|num_nodes|^mlflow"
+    r"|class_path)",  # the architecture is the `arch` column
+    re.IGNORECASE,
+)
+_PREFERRED = ("arch", "lr", "weight_decay", "loss", "batch_size", "segment_seconds", "snr_range", "lr_patience",
+              "lr_factor")
+
+
+def hparam_axes(runs: pd.DataFrame, objective_col: str, max_axes: int = 10) -> list[str]:
+    """Parameter columns worth plotting: plumbing excluded, varying ones first, at most ``max_axes``.
+
+    ``runs`` is a table like :func:`se_lib.tracking.history.experiment_runs` returns. ``arch``
+    comes first when several architectures are present; then preferred training parameters (lr,
+    weight decay, loss, batch size, ...) that vary; then other varying columns by how many runs set
+    them. When nothing varies the preferred columns present are returned.
+    """
+    skip = {"run_id", "run_name", objective_col, "epochs"}
+    candidates = [c for c in runs.columns if c not in skip and not _EXCLUDE.search(c)]
+
+    def varies(c: str) -> bool:
+        return runs[c].astype(str).nunique(dropna=False) > 1
+
+    varying = [c for c in candidates if varies(c)]
+    preferred = [c for c in _PREFERRED if c in candidates]
+    ordered = [c for c in preferred if c in varying]
+    rest = sorted((c for c in varying if c not in ordered), key=lambda c: (-int(runs[c].notna().sum()), c))
+    chosen = (ordered + rest) if varying else preferred
+    return chosen[:max_axes]
+
+
 def _axis_values(col: pd.Series) -> tuple[np.ndarray, list[float], list[str]]:
     """Scale one column to [0, 1]; missing -> -0.12. Returns positions, tick positions, tick labels."""
     numeric = pd.to_numeric(col, errors="coerce")
@@ -235,7 +245,7 @@ def plot_parallel_coordinates(
     finite = obj[np.isfinite(obj)]
     norm = Normalize(float(finite.min()) if finite.size else 0.0, float(finite.max()) if finite.size else 1.0)
     cmap = colormaps["viridis"]
-    fig = _new_figure(max(6.0, 1.25 * len(cols) + 2.0), 4.6)
+    fig = new_figure(max(6.0, 1.25 * len(cols) + 2.0), 4.6)
     ax = fig.add_subplot()
     x = np.arange(len(cols))
     order = np.argsort(np.nan_to_num(obj, nan=-np.inf))  # best runs drawn last (on top)
@@ -264,46 +274,7 @@ def plot_parallel_coordinates(
     save_figure(fig, path)
 
 
-# ------------------------------------------------------------------------------------- spectrograms
-def spectrogram_db(x: np.ndarray, sr: int, n_fft: int = 512, hop: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(freqs_hz, times_s, power_db [F, frames])`` of a mono signal (Hann window, one-sided)."""
-    from scipy.signal import stft
-
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"spectrogram: expected a non-empty mono signal, got shape {x.shape}")
-    f, t, z = stft(x, fs=sr, window="hann", nperseg=n_fft, noverlap=n_fft - hop, boundary="zeros", padded=True)
-    return f, t, 10.0 * np.log10(np.abs(z) ** 2 + 1e-12)
-
-
-def plot_spectrograms(
-    panels: Sequence[tuple[str, np.ndarray]],
-    sr: int,
-    path: str | os.PathLike,
-    *,
-    title: str = "",
-    dynamic_range_db: float = 80.0,
-) -> None:
-    """Stacked spectrograms (one row per ``(label, mono signal)``), shared time axis and colour scale."""
-    if not panels:
-        raise ValueError("plot_spectrograms: no panels")
-    specs = [(label, *spectrogram_db(x, sr)) for label, x in panels]
-    top = max(float(s[3].max()) for s in specs)
-    fig = _new_figure(7.5, 1.7 * len(specs) + 0.6)
-    axes = fig.subplots(len(specs), 1, sharex=True, squeeze=False)[:, 0]
-    mesh = None
-    for ax, (label, f, t, s) in zip(axes, specs):
-        mesh = ax.pcolormesh(t, f / 1000.0, s, shading="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top,
-                             rasterized=True)
-        ax.set_ylabel("kHz")
-        ax.set_title(label, fontsize=9, loc="left")
-    axes[-1].set_xlabel("time [s]")
-    fig.colorbar(mesh, ax=list(axes), label="dB", shrink=0.9)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    save_figure(fig, path)
-
-
+# ---------------------------------------------------------------------------- spectrogram examples
 def select_examples(per_file: pd.DataFrame, n: int) -> pd.DataFrame:
     """``n`` rows spread over the input-SNR range (lowest, ..., highest), in SNR order; ties by id."""
     if n < 1 or per_file.empty:

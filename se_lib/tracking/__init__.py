@@ -1,1 +1,10 @@
-"""MLflow helpers shared by every rule: git provenance, environment tags, one run per rule."""
+"""All MLflow code of the project, one module per concern.
+
+* :mod:`se_lib.tracking.runs` - one run per workflow rule with the provenance tags (light: imported
+  when the Snakefile is parsed), and the test scores logged onto a model's training run;
+* :mod:`se_lib.tracking.git` / :mod:`se_lib.tracking.env` - git and environment provenance;
+* :mod:`se_lib.tracking.training` - the training job's side: resumable Lightning ``MLFlowLogger``,
+  checkpoint registry, run lookup, kill and log attachment (imports Lightning);
+* :mod:`se_lib.tracking.history` - finished training runs read back for the report (``run.json``,
+  learning curves, the experiment's runs and parameters).
+"""

@@ -5,6 +5,10 @@ dirty), ``mlflow.runName`` = rule plus wildcards, ``snakemake.rule``, ``snakemak
 environment (uv.lock digest, Python, torch, CUDA, device), the mixture-DB digest and the workflow
 invocation id (``SE_INVOCATION_ID``, set once per ``snakemake`` invocation by the Snakefile and inherited
 by every job, locally or on a cluster).
+
+Beside the rule's own run: :func:`client_for` (a client for a given store) and
+:func:`log_split_metrics` (a split's test scores written onto the model's *training* run, so MLflow's
+runs table compares models).
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from se_lib.config import tracking_uri
 from se_lib.tracking.env import environment_tags
@@ -171,3 +180,46 @@ def snakemake_context(smk) -> dict[str, Any]:
         "config": dict(smk.config),
         "log_files": [str(p) for p in smk.log],
     }
+
+
+def client_for(tracking_uri: str | None = None) -> Any:
+    """An ``MlflowClient`` for the store ``tracking_uri``; ``None``: MLflow's current tracking URI."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri) if tracking_uri else MlflowClient()
+
+
+def summary_metrics(summary: pd.DataFrame, prefix: str = "") -> dict[str, float]:
+    """``<prefix><metric>`` (mean) and ``<prefix><metric>_ci95`` of a scorer summary, finite values only.
+
+    ``summary`` is indexed by metric with columns ``mean`` (and ``ci95``), as
+    :func:`se_lib.report.tables.read_summary` returns it.
+    """
+    values: dict[str, float] = {}
+    for metric, row in summary.iterrows():
+        values[f"{prefix}{metric}"] = float(row["mean"])
+        if "ci95" in row:
+            values[f"{prefix}{metric}_ci95"] = float(row["ci95"])
+    return {k: v for k, v in values.items() if math.isfinite(v)}
+
+
+def log_split_metrics(
+    run_id: str,
+    summary: pd.DataFrame,
+    split: str,
+    *,
+    tracking_uri: str | None = None,
+    extra: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Log :func:`summary_metrics` with prefix ``<split>_`` on run ``run_id`` (step 0), e.g. ``test_pesq``.
+
+    ``extra`` metrics are logged as given. Non-finite values are skipped. Returns what was logged.
+    """
+    from mlflow.entities import Metric
+
+    values = summary_metrics(summary, f"{split}_")
+    values.update({k: float(v) for k, v in (extra or {}).items() if math.isfinite(float(v))})
+    now = int(time.time() * 1000)
+    if values:
+        client_for(tracking_uri).log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()])
+    return values

@@ -6,7 +6,7 @@
   and does nothing.
 * :class:`AudioSampleLogger` writes the validation examples kept by
   :class:`se_lib.train.module.EnhancementModule` (noisy reference mic, enhanced, target) as wavs
-  plus a spectrogram PNG (kHz axis) to MLflow under ``audio_samples/sample_<i>/`` whenever the
+  plus a spectrogram PNG (:func:`se_lib.report.spectrogram.plot_spectrograms`, kHz axis) to MLflow under ``audio_samples/sample_<i>/`` whenever the
   monitored validation loss improves (and/or every N epochs).
 * :class:`ConfigArtifactSaver` logs the resolved LightningCLI config as ``config.yaml``.
 * :class:`CheckpointRegistrar` logs the best checkpoint as ``checkpoints/best.ckpt`` at the end of
@@ -29,18 +29,17 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from se_lib.io import write_text_atomic
-from se_lib.train.mlflow_utils import mlflow_logger, register_checkpoint
+from se_lib.tracking.training import log_checkpoint, mlflow_logger, register_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------- GPU stats
-def _load_nvml() -> Any:
-    """The NVML binding module (``pynvml`` from nvidia-ml-py); tests substitute a fake."""
+def load_nvml() -> Any:
+    """The NVML binding module (``pynvml`` from nvidia-ml-py); tests substitute a fake for it."""
     import pynvml
 
     return pynvml
@@ -95,12 +94,14 @@ class GPUStatsMonitor(Callback):
             return int(device.index)
         return 0
 
-    def _start(self, trainer: pl.Trainer | None) -> None:
+    def start(self, trainer: pl.Trainer | None = None) -> None:
+        """Open NVML for the watched GPU (done at ``setup`` on rank 0); warns once and disables itself
+        when NVML or the GPU is unavailable. Idempotent."""
         if self._handle is not None or self._disabled:
             return
         index = self._resolve_index(trainer)
         try:
-            nvml = _load_nvml()
+            nvml = load_nvml()
             nvml.nvmlInit()
             self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
             self._nvml = nvml
@@ -129,10 +130,11 @@ class GPUStatsMonitor(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if trainer.is_global_zero:
-            self._start(trainer)
+            self.start(trainer)
 
     @staticmethod
-    def _now() -> float:
+    def clock() -> float:
+        """Seconds on the clock ``interval_seconds`` is measured with (monotonic)."""
         return time.monotonic()
 
     def _due(self, step: int, now: float) -> bool:
@@ -147,7 +149,7 @@ class GPUStatsMonitor(Callback):
     ) -> None:
         if not self.active or not trainer.is_global_zero:
             return
-        step, now = int(trainer.global_step), self._now()
+        step, now = int(trainer.global_step), self.clock()
         if not self._due(step, now):
             return
         stats = self.read_stats()
@@ -167,54 +169,12 @@ class GPUStatsMonitor(Callback):
 
 
 # ------------------------------------------------------------------------------------ audio samples
-def spectrogram_figure(
-    signals: dict[str, torch.Tensor], sample_rate: int, n_fft: int = 512, hop: int = 128
-) -> Any:
-    """Matplotlib figure (Agg) with one log-magnitude spectrogram per signal; y in kHz, x in seconds."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    window = torch.hann_window(n_fft)
-    fig, axes = plt.subplots(len(signals), 1, figsize=(8, 2.2 * len(signals)), sharex=True, squeeze=False)
-    spectra = {}
-    for name, x in signals.items():
-        x = x.float()
-        if x.numel() < n_fft:
-            x = torch.nn.functional.pad(x, (0, n_fft - x.numel()))
-        spec = torch.stft(x, n_fft, hop, window=window, return_complex=True).abs()
-        spectra[name] = 20.0 * torch.log10(spec + 1e-8)
-    vmax = max(float(s.max()) for s in spectra.values())
-    image = None
-    for ax, (name, spec) in zip(axes[:, 0], spectra.items()):
-        seconds = spec.shape[-1] * hop / sample_rate
-        image = ax.imshow(
-            spec.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80.0, vmax=vmax,
-            extent=(0.0, seconds, 0.0, sample_rate / 2000.0),
-        )
-        ax.set_ylabel("Frequency (kHz)")
-        ax.set_title(name)
-    axes[-1, 0].set_xlabel("Time (s)")
-    if image is not None:
-        fig.colorbar(image, ax=axes[:, 0].tolist(), label="dB")
-    return fig
-
-
-def write_spectrogram_png(path: str | os.PathLike, signals: dict[str, torch.Tensor], sample_rate: int) -> None:
-    """Save :func:`spectrogram_figure` as a PNG."""
-    import matplotlib.pyplot as plt
-
-    fig = spectrogram_figure(signals, sample_rate)
-    try:
-        fig.savefig(path, dpi=80)
-    finally:
-        plt.close(fig)
-
-
 def write_example(folder: Path, example: dict[str, Any], sample_rate: int) -> None:
-    """``noisy.wav``, ``enhanced.wav``, ``target.wav`` (PCM-16, jointly scaled below full scale) + PNG."""
+    """``noisy.wav``, ``enhanced.wav``, ``target.wav`` (PCM-16, jointly scaled below full scale) and
+    ``spectrogram.png`` (the report's spectrogram panels of the three signals)."""
     import soundfile as sf
+
+    from se_lib.report.spectrogram import plot_spectrograms
 
     folder.mkdir(parents=True, exist_ok=True)
     signals = {k: example[k] for k in ("noisy", "enhanced", "target")}
@@ -222,7 +182,7 @@ def write_example(folder: Path, example: dict[str, Any], sample_rate: int) -> No
     gain = 0.99 / peak if peak > 0.99 else 1.0
     for name, x in signals.items():
         sf.write(folder / f"{name}.wav", (x.numpy() * gain).astype(np.float32), sample_rate, subtype="PCM_16")
-    write_spectrogram_png(folder / "spectrogram.png", signals, sample_rate)
+    plot_spectrograms([(name, x.numpy()) for name, x in signals.items()], sample_rate, folder / "spectrogram.png")
 
 
 class AudioSampleLogger(Callback):
@@ -350,21 +310,15 @@ class CheckpointRegistrar(Callback):
             return
         score = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
         client, run_id = logger.experiment, logger.run_id
-        with tempfile.TemporaryDirectory() as tmp:
-            os.symlink(os.path.abspath(best), os.path.join(tmp, "best.ckpt"))
-            meta = {"original_filename": Path(best).name, "monitor": ckpt.monitor, "score": score,
-                    "epoch": int(trainer.current_epoch), "global_step": int(trainer.global_step)}
-            Path(tmp, "best.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            if self.config_text:
-                Path(tmp, "config.yaml").write_text(self.config_text, encoding="utf-8")
-            client.log_artifacts(run_id, tmp, artifact_path="checkpoints")
+        meta = {"original_filename": Path(best).name, "monitor": ckpt.monitor, "score": score,
+                "epoch": int(trainer.current_epoch), "global_step": int(trainer.global_step)}
+        log_checkpoint(client, run_id, best, meta, self.config_text, artifact_path="checkpoints")
         version = None
         if self.register and self.model_name:
             version = register_checkpoint(
                 client, run_id, self.model_name, "checkpoints",
                 tags={"monitor": str(ckpt.monitor), "best_score": str(score)},
             )
-            client.set_tag(run_id, "se.registered_model", f"{self.model_name}/{version}")
             log.info("registered %s version %s from run %s", self.model_name, version, run_id)
         self.result = RegisteredCheckpoint(run_id, best, score, self.model_name, version)
 

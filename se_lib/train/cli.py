@@ -38,6 +38,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
 from se_lib.config import tracking_uri as default_tracking_uri
+from se_lib.tracking.training import attach_log_files, build_logger, mark_run_killed, run_is_active
 from se_lib.train.callbacks import (
     CheckpointRegistrar,
     ConfigArtifactSaver,
@@ -46,7 +47,6 @@ from se_lib.train.callbacks import (
     read_resume_state,
     write_resume_state,
 )
-from se_lib.train.mlflow_utils import build_logger, mark_run_killed
 from se_lib.train.module import EnhancementModule
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ class SECLI(LightningCLI):
         self.checkpoint_dir: Path | None = None
         self.digest = ""
         self.run_id: str | None = None
+        self.tracking_uri: str | None = None  # the store of run_id, once the MLflow logger exists
         self.experiment_id: str | None = None
         self.fit_result: dict[str, Any] | None = None
         kwargs.setdefault("model_class", EnhancementModule)
@@ -217,7 +218,7 @@ class SECLI(LightningCLI):
             return
         usable = state.config_digest == self.digest and last.is_file()
         if usable and state.run_id and cfg.mlflow.enabled:
-            usable = self._run_exists(cfg, state.run_id)
+            usable = run_is_active(self._tracking_uri(cfg), state.run_id)
         if usable:
             cfg.ckpt_path = str(last)
             self.resume_run_id = state.run_id or None
@@ -228,16 +229,6 @@ class SECLI(LightningCLI):
         if state.run_id and cfg.mlflow.enabled:
             mark_run_killed(self._tracking_uri(cfg), state.run_id)
         clear_checkpoint_dir(self.checkpoint_dir)
-
-    def _run_exists(self, cfg: Any, run_id: str) -> bool:
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        try:
-            run = MlflowClient(self._tracking_uri(cfg)).get_run(run_id)
-        except MlflowException:
-            return False
-        return run.info.lifecycle_stage == "active"
 
     # ------------------------------------------------------------------ trainer
     def instantiate_trainer(self, **kwargs: Any) -> Any:
@@ -302,6 +293,7 @@ class SECLI(LightningCLI):
         logger = build_logger(experiment, uri, tags, run_id=self.resume_run_id)
         if rank_zero_only.rank == 0:
             self.run_id = logger.run_id  # creates the run now, so its id can be stored beside the checkpoints
+            self.tracking_uri = uri
             self.experiment_id = logger.experiment_id
             if self.resume_run_id:
                 logger.experiment.set_tag(self.run_id, "se.resumed_from", str(cfg.ckpt_path))
@@ -472,20 +464,8 @@ def train_job(
         return info
     finally:
         started: SECLI | None = holder.get("cli")
-        if started is not None and started.run_id:
-            _attach_logs(started, started.run_id, log_files)
-
-
-def _attach_logs(cli: SECLI, run_id: str, log_files: Sequence[str]) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(cli._tracking_uri(cli._sub_config()))
-    for path in log_files:
-        if path and Path(path).is_file():
-            try:
-                client.log_artifact(run_id, str(path), artifact_path="logs")
-            except Exception as exc:  # never mask the training outcome
-                log.warning("could not attach %s to run %s: %s", path, run_id, exc)
+        if started is not None and started.run_id and started.tracking_uri:
+            attach_log_files(started.tracking_uri, started.run_id, log_files)
 
 
 if __name__ == "__main__":

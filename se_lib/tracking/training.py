@@ -1,28 +1,73 @@
-"""MLflow plumbing for training: the Lightning logger, run resumption and the model registry.
+"""MLflow side of a training job: the Lightning logger, run resumption and the model registry.
 
 * :class:`ResumableMLFlowLogger` is Lightning's ``MLFlowLogger`` that can continue an existing run
   after a crash: when resumed it drops metric points whose step is not past the last step already
   stored for that key (the part of the interrupted epoch that is being recomputed), so every metric
   history keeps strictly increasing, unique steps; parameters already stored are not re-logged.
 * :func:`build_logger` assembles the logger for a training job with the workflow's run tags.
-* :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
+* :func:`mlflow_logger` finds that logger on a trainer (for the callbacks that log artifacts).
+* :func:`log_checkpoint` logs the best checkpoint (+ its metadata and config) as run artifacts;
+  :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
   run's ``checkpoints`` artifact folder (MLflow 3 registry; works on the sqlite store).
+* :func:`run_is_active`, :func:`mark_run_killed` and :func:`attach_log_files` look up, supersede and
+  annotate a training run by id (resuming an interrupted job, attaching the job's log).
+
+This module imports Lightning; the light ``se_lib.tracking`` modules (``runs``, ``git``, ``env``,
+``history``) do not.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
-from typing import Any, Mapping
+import tempfile
+from argparse import Namespace
+from collections.abc import MutableMapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
+
+from se_lib.tracking.runs import client_for
 
 log = logging.getLogger(__name__)
 
 _METRIC_NAME = re.compile(r"[^a-zA-Z0-9_/. -]+")
 # LightningCLI bookkeeping stored in hparams, not a hyper-parameter of the experiment.
 INTERNAL_PARAMS = ("_instantiator", "_class_path")
+
+
+def flatten_hparams(params: Mapping[str, Any] | Namespace | None, parent: str = "") -> dict[str, Any]:
+    """Hyper-parameters keyed as Lightning's ``MLFlowLogger`` stores them, minus :data:`INTERNAL_PARAMS`.
+
+    Nested mappings, ``Namespace``s and dataclass instances become ``/``-joined keys
+    (``{"net": {"init_args": {"N": 64}}}`` -> ``{"net/init_args/N": 64}``), as do non-empty lists of
+    mappings (``key/<index>/...``); other values are kept as they are. Top-level keys named in
+    :data:`INTERNAL_PARAMS` are dropped.
+    """
+    if isinstance(params, Namespace):
+        params = vars(params)
+    flat: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if not parent and key in INTERNAL_PARAMS:
+            continue
+        name = f"{parent}/{key}" if parent else str(key)
+        if is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        elif isinstance(value, Namespace):
+            value = vars(value)
+        if isinstance(value, MutableMapping):
+            flat.update(flatten_hparams(value, name))
+        elif isinstance(value, list) and value and all(isinstance(v, MutableMapping) for v in value):
+            for i, item in enumerate(value):
+                flat.update(flatten_hparams(item, f"{name}/{i}"))
+        else:
+            flat[name] = value
+    return flat
 
 
 class ResumableMLFlowLogger(MLFlowLogger):
@@ -34,8 +79,9 @@ class ResumableMLFlowLogger(MLFlowLogger):
         Other arguments as :class:`lightning.pytorch.loggers.MLFlowLogger`.
     """
 
-    def __init__(self, *args: Any, resume: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, resume: bool = False, prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, prefix=prefix, **kwargs)
+        self._metric_prefix = prefix
         self._resume = bool(resume and kwargs.get("run_id"))
         self._last_steps: dict[str, int] | None = None
 
@@ -61,7 +107,7 @@ class ResumableMLFlowLogger(MLFlowLogger):
             s = step or 0
             kept = {}
             for key, value in metrics.items():
-                name = _METRIC_NAME.sub("", self._prefix + ("-" if self._prefix else "") + key)
+                name = _METRIC_NAME.sub("", f"{self._metric_prefix}{self.LOGGER_JOIN_CHAR}{key}" if self._metric_prefix else key)
                 if s > self._last_steps.get(name, -1):
                     kept[key] = value
             metrics = kept
@@ -71,9 +117,7 @@ class ResumableMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any) -> None:
-        from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
-
-        flat = {k: v for k, v in _flatten_dict(_convert_params(params)).items() if k not in INTERNAL_PARAMS}
+        flat = flatten_hparams(params)
         if not self._resume:
             super().log_hyperparams(flat)
             return
@@ -124,10 +168,31 @@ def mlflow_logger(trainer: Any) -> MLFlowLogger | None:
     return None
 
 
+def log_checkpoint(
+    client: Any,
+    run_id: str,
+    checkpoint: str | os.PathLike,
+    meta: Mapping[str, Any],
+    config_text: str | None = None,
+    artifact_path: str = "checkpoints",
+) -> None:
+    """Log ``checkpoint`` on run ``run_id`` as ``<artifact_path>/best.ckpt`` beside ``best.json``
+    (``meta``) and, if given, ``config.yaml`` (the resolved config it was trained with)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.symlink(os.path.abspath(checkpoint), os.path.join(tmp, "best.ckpt"))  # no copy of a large file
+        Path(tmp, "best.json").write_text(json.dumps(dict(meta), indent=2), encoding="utf-8")
+        if config_text:
+            Path(tmp, "config.yaml").write_text(config_text, encoding="utf-8")
+        client.log_artifacts(run_id, tmp, artifact_path=artifact_path)
+
+
 def register_checkpoint(
     client: Any, run_id: str, name: str, artifact_path: str = "checkpoints", tags: Mapping[str, str] | None = None
 ) -> str:
-    """Register ``runs:/<run_id>/<artifact_path>`` as a new version of model ``name``; return the version."""
+    """Register ``runs:/<run_id>/<artifact_path>`` as a new version of model ``name``; return the version.
+
+    The run is tagged ``se.registered_model = <name>/<version>``.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
@@ -135,21 +200,46 @@ def register_checkpoint(
     except MlflowException as exc:  # already registered (possibly by a concurrent job)
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
             raise
-    version = client.create_model_version(
+    version = str(client.create_model_version(
         name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=dict(tags or {})
-    )
-    return str(version.version)
+    ).version)
+    client.set_tag(run_id, "se.registered_model", f"{name}/{version}")
+    return version
+
+
+def run_is_active(tracking_uri: str, run_id: str) -> bool:
+    """Whether run ``run_id`` exists in the store and is not deleted."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client_for(tracking_uri).get_run(run_id)
+    except MlflowException:
+        return False
+    return run.info.lifecycle_stage == "active"
 
 
 def mark_run_killed(tracking_uri: str, run_id: str) -> None:
     """Set a superseded interrupted run to KILLED (no-op if it is gone or already terminated)."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri)
+    client = client_for(tracking_uri)
     try:
         run = client.get_run(run_id)
     except MlflowException:
         return
     if run.info.status == "RUNNING":
         client.set_terminated(run_id, status="KILLED")
+
+
+def attach_log_files(tracking_uri: str, run_id: str, paths: Sequence[str | os.PathLike]) -> None:
+    """Attach the existing files of ``paths`` to run ``run_id`` under ``logs/``.
+
+    Failures are logged as warnings, never raised: attaching a log must not mask the job's outcome.
+    """
+    client = client_for(tracking_uri)
+    for path in paths:
+        if path and Path(path).is_file():
+            try:
+                client.log_artifact(run_id, str(path), artifact_path="logs")
+            except Exception as exc:
+                log.warning("could not attach %s to run %s: %s", path, run_id, exc)

@@ -1,14 +1,14 @@
-"""Read report data from the MLflow store and write test scores back onto training runs.
+"""Finished training runs as the later rules read them from the MLflow store.
 
 * :func:`read_run_json` - ``results/models/<model>/run.json`` (written by the ``train`` rule) holds
   the MLflow ``run_id`` of the model's training run;
 * :func:`learning_curves` - metric histories (``train_loss_epoch``, ``val_loss_epoch``,
   ``val_si_sdr``) against the epoch (Lightning logs ``epoch`` at the same step as the metrics);
-* :func:`experiment_runs` / :func:`hparam_axes` - every finished training run of the experiment
-  (tag ``se.subcommand = fit``) with its parameters and best validation metric, and a choice of the
-  hyper-parameters that actually vary, for the parallel-coordinates plot;
-* :func:`log_split_metrics` - the scorer's summary as ``<split>_<metric>`` (and
-  ``<split>_<metric>_ci95``) metrics on the training run, so MLflow's runs table compares models.
+* :func:`experiment_runs` - every finished training run of the experiment (tag
+  ``se.subcommand = fit``) with its parameters and best validation metric (the table behind the
+  report's parallel-coordinates plot; :func:`se_lib.report.plots.hparam_axes` picks its axes).
+
+Writing onto a training run (the test scores) is :func:`se_lib.tracking.runs.log_split_metrics`.
 """
 
 from __future__ import annotations
@@ -16,31 +16,20 @@ from __future__ import annotations
 import math
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from se_lib.io import read_json_object
+from se_lib.tracking.runs import client_for
 
 __all__ = [
     "experiment_runs",
-    "hparam_axes",
     "learning_curves",
-    "log_split_metrics",
+    "param_short_name",
     "read_run_json",
 ]
-
-# Parameters that describe plumbing, not the model or its training (never plotted as axes).
-_EXCLUDE = re.compile(
-    r"(url|path|_dir|dir$|root|seed|num_workers|predict_split|max_items|_instantiator|num_val_samples_to_log"
-    r"|sample_rate|ckpt|logger|enable_|callbacks|devices|accelerator|precision|strategy|num_nodes|^mlflow"
-    r"|class_path)",  # the architecture is the `arch` column
-    re.IGNORECASE,
-)
-_PREFERRED = ("arch", "lr", "weight_decay", "loss", "batch_size", "segment_seconds", "snr_range", "lr_patience",
-              "lr_factor")
 
 
 def read_run_json(path: str | os.PathLike) -> dict[str, Any]:
@@ -49,12 +38,6 @@ def read_run_json(path: str | os.PathLike) -> dict[str, Any]:
     if not info.get("run_id"):
         raise ValueError(f"{path}: no MLflow run_id recorded")
     return info
-
-
-def _client(tracking_uri: str | None):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri) if tracking_uri else MlflowClient()
 
 
 def learning_curves(
@@ -68,7 +51,7 @@ def learning_curves(
     The epoch of a point is the value of the run's ``epoch`` metric at the same (or the latest
     earlier) step; without an ``epoch`` history the point's index is used.
     """
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     frames = []
     for model, run_id in run_ids.items():
         epochs = sorted(((m.step, m.value) for m in client.get_metric_history(run_id, "epoch")), key=lambda t: t[0])
@@ -93,8 +76,8 @@ def learning_curves(
     return pd.concat(frames, ignore_index=True)
 
 
-def _short_name(key: str) -> str:
-    """``net/init_args/N`` -> ``net.N``; ``data/batch_size`` -> ``batch_size``."""
+def param_short_name(key: str) -> str:
+    """Short column name of a logged parameter: ``net/init_args/N`` -> ``net.N``; ``data/batch_size`` -> ``batch_size``."""
     parts = [p for p in re.split(r"[/.]", key) if p not in ("init_args", "model", "data", "dict_kwargs")]
     return ".".join(parts) or key
 
@@ -112,11 +95,11 @@ def experiment_runs(
 
     Columns: ``run_id``, ``run_name``, ``arch`` (tag ``se.model``), ``best_<objective>`` (max or min
     over the run's history, per ``mode``), ``epochs`` and one column per parameter (short names,
-    see :func:`_short_name`; the raw strings).
+    see :func:`param_short_name`; the raw strings).
     """
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    client = _client(tracking_uri)
+    client = client_for(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     runs = []
     if exp is not None:
@@ -142,57 +125,8 @@ def experiment_runs(
             "epochs": len({m.step for m in client.get_metric_history(run.info.run_id, "epoch")}) or pd.NA,
         }
         for key, value in run.data.params.items():
-            name = _short_name(key)
+            name = param_short_name(key)
             if name not in row:
                 row[name] = None if value in ("None", "null", "") else value
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def hparam_axes(runs: pd.DataFrame, objective_col: str, max_axes: int = 10) -> list[str]:
-    """Parameter columns worth plotting: plumbing excluded, varying ones first, at most ``max_axes``.
-
-    ``arch`` comes first when several architectures are present; then preferred training
-    parameters (lr, weight decay, loss, batch size, ...) that vary; then other varying columns by
-    how many runs set them. When nothing varies the preferred columns present are returned.
-    """
-    skip = {"run_id", "run_name", objective_col, "epochs"}
-    candidates = [c for c in runs.columns if c not in skip and not _EXCLUDE.search(c)]
-
-    def varies(c: str) -> bool:
-        return runs[c].astype(str).nunique(dropna=False) > 1
-
-    varying = [c for c in candidates if varies(c)]
-    preferred = [c for c in _PREFERRED if c in candidates]
-    ordered = [c for c in preferred if c in varying]
-    rest = sorted((c for c in varying if c not in ordered), key=lambda c: (-int(runs[c].notna().sum()), c))
-    chosen = (ordered + rest) if varying else preferred
-    return chosen[:max_axes]
-
-
-def log_split_metrics(
-    run_id: str,
-    summary: pd.DataFrame,
-    split: str,
-    *,
-    tracking_uri: str | None = None,
-    extra: Mapping[str, float] | None = None,
-) -> dict[str, float]:
-    """Log ``<split>_<metric>`` (mean) and ``<split>_<metric>_ci95`` from a summary indexed by metric.
-
-    ``extra`` metrics are logged as given. Non-finite values are skipped. Returns what was logged.
-    """
-    from mlflow.entities import Metric
-
-    client = _client(tracking_uri)
-    values: dict[str, float] = {}
-    for metric, row in summary.iterrows():
-        values[f"{split}_{metric}"] = float(row["mean"])
-        if "ci95" in row:
-            values[f"{split}_{metric}_ci95"] = float(row["ci95"])
-    values.update({k: float(v) for k, v in (extra or {}).items()})
-    values = {k: v for k, v in values.items() if math.isfinite(v)}
-    now = int(time.time() * 1000)
-    if values:
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()])
-    return values
