@@ -297,15 +297,15 @@ def test_help_and_mistakes_read_well():
     assert out.returncode == 0 and "speech-enhancement" in out.stdout
     assert all(word in out.stdout for word in ("fit", "validate", "test", "predict", "conv_tasnet"))
     out = _se(["fit", "--data.help", "MixtureDataModule"])
-    assert out.returncode == 0 and "--data.init_args.db_url" in out.stdout
+    assert out.returncode == 0 and "--data.db_url" in out.stdout and "--data.predict_split" in out.stdout
     out = _se(["fit", "--config", "config/models/convtasnet.yaml"])
     assert out.returncode == 2 and "Traceback" not in out.stderr
     first = out.stderr.splitlines()
     assert first[0].startswith("error:") and "convtasnet.yaml" in first[0]
     assert first[1].startswith("hint:") and "conv_tasnet" in first[1] and len(first) == 2
-    out = _se(["fit", "--config", "config/models/conv_tasnet.yaml", "--trainer.max_epoch", "3"])
+    out = _se(["fit", "--config", "config/models/conv_tasnet.yaml", "--trainer.epochs", "3"])
     first = out.stderr.splitlines()
-    assert out.returncode == 2 and first[0].startswith("error:") and "max_epoch" in first[0]
+    assert out.returncode == 2 and first[0].startswith("error:") and "trainer.epochs" in first[0]
     assert first[1].startswith("hint:") and len(first) == 2
 
 

@@ -32,6 +32,7 @@ The workflow's jobs build their argument lists and run this class in-process: :m
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
@@ -127,6 +129,10 @@ def error_hint(message: str) -> str:
     return "hint: `se <subcommand> --help` lists the options; `--print_config` shows the resolved config"
 
 
+class DescriptionFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help formatter, keeping the line breaks of the command's description."""
+
+
 class SEArgumentParser(LightningArgumentParser):
     """LightningArgumentParser whose errors print ``error: ...`` and a one-line hint (no usage dump)."""
 
@@ -183,28 +189,17 @@ class SECLI(LightningCLI):
         """The command's description, and :data:`SHARED_MODEL_CONFIG` as the default config file of
         every subcommand (of the single parser with ``run=False``)."""
         shared = {"default_config_files": [str(SHARED_MODEL_CONFIG)]}
-        description = DESCRIPTION.format(models=", ".join(available_models()))
+        main = {"description": DESCRIPTION.format(models=", ".join(available_models())),
+                "formatter_class": DescriptionFormatter}
         if not run:
-            return {**shared, "description": description}
-        return {"description": description, **{name: dict(shared) for name in cls.subcommands()}}
+            return {**shared, **main}
+        return {**main, **{name: dict(shared) for name in cls.subcommands()}}
 
     # ----------------------------------------------------------------------- parser
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Always-present callbacks; their settings are in config/models/_shared.yaml.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val_loss",
-                "checkpoint.mode": "min",
-                "checkpoint.save_top_k": 1,
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-epoch{epoch:03d}-val_loss{val_loss:.4f}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
-        parser.set_defaults(
-            {"early_stopping.monitor": "val_loss", "early_stopping.mode": "min", "early_stopping.patience": 10}
-        )
         parser.add_lightning_class_args(AudioPredictionWriter, "prediction_writer")
         parser.add_optimizer_args((Optimizer,))
         parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
