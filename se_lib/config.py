@@ -191,9 +191,10 @@ def db_url(config: dict) -> str:
 def tracking_uri(config: Mapping[str, Any] | None = None) -> str:
     """MLflow tracking URI: config ``tracking.uri``, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
 
-    ``config`` is a validated workflow config (or at least holds ``tracking``), or None outside the
-    workflow.
+    ``config`` is a validated workflow config, a part of one, or None outside the workflow; a config
+    without a ``tracking`` section means ``tracking.uri: null``, the schema's default.
     """
-    if config is not None and config["tracking"]["uri"]:
-        return config["tracking"]["uri"]
+    uri = config["tracking"]["uri"] if config is not None and "tracking" in config else None
+    if uri:
+        return uri
     return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"

@@ -399,6 +399,10 @@ def test_se_fit_end_to_end(world, tmp_path):
     local = Path(client.download_artifacts(run_id, "", str(tmp_path / "dl")))
     logged_cfg = yaml.safe_load((local / "config.yaml").read_text())
     assert logged_cfg["model"]["init_args"]["net"]["init_args"]["N"] == 16
+    # complete: the shared file's settings and the optimizer/scheduler sections are in it
+    assert logged_cfg["early_stopping"]["patience"] == 10 and logged_cfg["checkpoint"]["save_last"] is True
+    assert logged_cfg["optimizer"]["init_args"]["lr"] == 0.003
+    assert logged_cfg["lr_scheduler"]["init_args"]["monitor"] == "val_loss"
     import soundfile as sf
 
     info = sf.info(str(local / "audio_samples" / "sample_0" / "enhanced.wav"))

@@ -61,7 +61,8 @@ def standard_tags(
     tags["se.invocation_id"] = os.environ.get(INVOCATION_ENV, "interactive")
     if config is not None:
         tags["se.experiment"] = experiment_name(config)
-        tags["se.seed"] = str(config["seed"])
+        if "seed" in config:  # a validated workflow config always has one
+            tags["se.seed"] = str(config["seed"])
     return tags
 
 
