@@ -82,7 +82,8 @@ def test_no_fallback_defaults_for_schema_keys_in_code():
     walk(schema)
     # `<...config/cfg...>[...].get("<schema key>", <default>)` and `(config or {}).get("<key>", <default>)`
     receiver = r"(?:\b\w*(?:config|cfg)\w*(?:\[[^\]]*\])*|\(\w*(?:config|cfg)\w* or \{\}\))"
-    pattern = re.compile(receiver + r"""\.get\(\s*["'](%s)["']\s*,""" % "|".join(sorted(keys)))
+    names = "|".join(sorted(keys))
+    pattern = re.compile(receiver + rf"""\.get\(\s*["']({names})["']\s*,""")
     offenders = []
     for folder in ("se_lib", "rules", "workflow_scripts", "bench"):
         for path in sorted((ROOT / folder).rglob("*")):

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 import se_lib.data.audio as audio_mod
 from se_lib.data.datamodule import collate_mixtures
 from se_lib.data.naming import mixture_filename, parse_mixture_filename
-from se_lib.train.module import EnhancementModule
 from se_lib.train.jobs import predict_args
+from se_lib.train.module import EnhancementModule
 from se_lib.train.prediction_writer import AudioPredictionWriter, ItemWriter
 
 SR = 8000

@@ -183,8 +183,8 @@ def test_stale_state_starts_a_new_run(world, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     from se_lib.tracking.runs import setup_tracking
-    from se_lib.train.resume import write_resume_state
     from se_lib.train.jobs import train_job
+    from se_lib.train.resume import write_resume_state
 
     monkeypatch.chdir(tmp_path)
     root, url = world
