@@ -11,12 +11,16 @@ PYTEST_ARGS ?=
 
 .PHONY: run test env lint report clean-results bench help sysdeps
 
-help:
-	@echo "make run    - whole workflow on the built-in demo data (uv run snakemake --cores all --resources gpu=1), then report.html"
-	@echo "make test   - the test suite (uv run pytest)"
-	@echo "make lint   - snakemake --lint"
-	@echo "make report - snakemake --report report.html after a run"
-	@echo "make bench  - benchmarks in bench/ (ratios against reference implementations)"
+# What a run leaves in the working directory (outputs, logs, Snakemake state, MLflow store + lock, the
+# report, Lightning's default log folder); `make clean-results` removes exactly these.
+RUN_PRODUCTS := results logs .snakemake mlflow.db mlflow.db.lock mlruns mlartifacts report.html report.zip \
+	lightning_logs
+
+help: ## this list
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  make \1|\2/' | \
+		awk -F'|' '{printf "%-20s %s\n", $$1, $$2}'
+	@echo "  Variables: SNAKEMAKE_ARGS (run, report; e.g. SNAKEMAKE_ARGS='--configfile config/tiny.yaml'),"
+	@echo "             PYTEST_ARGS (test), PYTHON (interpreter for a private uv)"
 
 $(CURDIR)/.uv/bin/uv:
 	@echo "uv not found: installing it from PyPI into .uv/"
@@ -31,9 +35,9 @@ $(CURDIR)/.uv/bin/uv:
 	$(UV) sync --frozen
 	@touch $@
 
-env: .venv/.synced
+env: .venv/.synced ## create .venv from uv.lock (uv sync --frozen)
 
-run: .venv/.synced
+run: .venv/.synced ## whole workflow on the built-in demo data, then report.html
 	$(UV) run snakemake --cores all --resources gpu=1 $(SNAKEMAKE_ARGS)
 	$(UV) run snakemake --report report.html $(SNAKEMAKE_ARGS)
 	@echo "Report: $(CURDIR)/report.html (open it in a browser); tables: results/report/<split>/comparison.html"
@@ -42,7 +46,7 @@ run: .venv/.synced
 # System packages some tests use for real (PostgreSQL server, headless Chromium driven by Selenium through
 # chromedriver). Installed with apt-get when running as root and missing; otherwise those tests
 # install/skip themselves and say why.
-sysdeps:
+sysdeps: ## system packages some tests use (PostgreSQL, Chromium + chromedriver), via apt-get when root
 	@need=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need="$$need postgresql"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need="$$need chromium"; \
@@ -54,17 +58,17 @@ sysdeps:
 		else echo "note: missing system packages:$$need (not root: dependent tests will say so)"; fi; \
 	fi
 
-test: .venv/.synced sysdeps
+test: .venv/.synced sysdeps ## the test suite (uv run pytest, plus PYTEST_ARGS)
 	$(UV) run pytest $(PYTEST_ARGS)
 
-lint: .venv/.synced
+lint: .venv/.synced ## snakemake --lint
 	$(UV) run snakemake --lint
 
-report: .venv/.synced
-	$(UV) run snakemake --report report.html
+report: .venv/.synced ## snakemake --report report.html after a run (honours SNAKEMAKE_ARGS like run)
+	$(UV) run snakemake --report report.html $(SNAKEMAKE_ARGS)
 
-bench: .venv/.synced
+bench: .venv/.synced ## benchmarks in bench/ (ratios against reference implementations)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python $$b || exit 1; done
 
-clean-results:
-	rm -rf results logs .snakemake mlflow.db mlruns
+clean-results: ## remove everything a run leaves (results, logs, .snakemake, MLflow store and lock, report)
+	rm -rf $(RUN_PRODUCTS)

@@ -75,10 +75,13 @@ def net_config(arch: str, size: str) -> dict:
 
 
 def configured_workers() -> int:
+    """``data.init_args.num_workers`` of the model configs' shared training setup."""
     import yaml
 
-    cfg = yaml.safe_load((REPO / "config" / "models" / "conv_tasnet.yaml").read_text())
-    return int(cfg["data"]["init_args"].get("num_workers", 2))
+    from se_lib.config import SHARED_MODEL_CONFIG
+
+    cfg = yaml.safe_load(SHARED_MODEL_CONFIG.read_text())
+    return int(cfg["data"]["init_args"]["num_workers"])
 
 
 def build_net(spec: dict):

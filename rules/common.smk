@@ -12,7 +12,6 @@ validate_config(config, workflow.source_path("../config/schema/config.schema.yam
 
 # One id per `snakemake` invocation, inherited by every job (local or cluster) through the environment.
 INVOCATION_ID = os.environ.setdefault("SE_INVOCATION_ID", uuid.uuid4().hex)
-os.environ.setdefault("SE_EXPERIMENT", config["experiment"])
 
 SPLITS = ["train", "val", "test"]
 CORPUS_DIR = "results/corpus"

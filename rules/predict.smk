@@ -7,13 +7,14 @@ PREDICT_BATCH_SIZE = int(config["predict"]["batch_size"])
 
 
 rule predict:
-    """LightningCLI `se predict` with the model's best checkpoint and AudioPredictionWriter: noisy,
+    """LightningCLI `se predict` with the model's best checkpoint; its prediction writer writes noisy,
     enhanced and target wavs per mixture, plus inference statistics (real-time factor, parameters)."""
     input:
         ckpt="results/models/{model}/best.ckpt",
         run="results/models/{model}/run.json",
         db=DB_FILE,
         model_config=lambda wc: [f"{d}/{wc.model}.yaml" for d in TRAIN_CONFIG_DIRS],
+        shared_config=SHARED_MODEL_CONFIG,
         code=lib_sources("train", "models", "data/datamodule.py", "data/render.py", "data/audio.py",
                          "data/naming.py", "data/db.py"),
     output:

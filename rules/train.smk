@@ -2,15 +2,17 @@
 #
 # Checkpoints are written to results/models/{model}/checkpoints/ (deliberately NOT declared outputs:
 # Snakemake would delete them when a job fails or is killed). Running the rule again after a kill
-# continues the same MLflow run from checkpoints/last.ckpt (see se_lib/train/cli.py). On success the
+# continues the same MLflow run from checkpoints/last.ckpt (see se_lib/train/cli.py, jobs.py). On success the
 # job copies the best and last checkpoints to the declared outputs and writes run.json.
 
 
 # LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
-# `train.overlay` is demo.
+# `train.overlay` is demo. Both go on top of the shared training setup, which `se` reads by itself
+# (an input all the same: it is part of every model's effective config).
 TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
     [repo_path("config/models/demo")] if config["train"]["overlay"] == "demo" else []
 )
+SHARED_MODEL_CONFIG = repo_path("config/models/_shared.yaml")
 
 
 rule train:
@@ -19,11 +21,15 @@ rule train:
     input:
         db=DB_FILE,
         model_config=lambda wc: [f"{d}/{wc.model}.yaml" for d in TRAIN_CONFIG_DIRS],
+        shared_config=SHARED_MODEL_CONFIG,
         code=lib_sources(
             "models",
             "train/__init__.py",
             "train/module.py",
             "train/cli.py",
+            "train/jobs.py",
+            "train/resume.py",
+            "train/prediction_writer.py",
             "train/callbacks.py",
             "train/losses.py",
             "data/datamodule.py",

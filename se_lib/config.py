@@ -3,12 +3,23 @@
 Snakemake validates ``config/config.yaml`` in ``rules/common.smk`` with ``snakemake.utils.validate``;
 code running outside Snakemake (tests, ``python -m`` tools, benchmarks) calls :func:`load_config`,
 which applies the very same schema and defaults, so both paths see identical dictionaries.
+
+The schema is the only place a workflow default lives: code reads validated configs by key
+(``config["seed"]``) and, where no workflow config exists (the ``se`` command run by hand), takes the
+default from the schema (:func:`schema_default`). Settings with more than one source are resolved by
+one function each: :func:`experiment_name`, :func:`tracking_uri`, :func:`db_url`.
+
+Model configs: ``config/models/<name>.yaml`` (LightningCLI), optionally overlaid by
+``config/models/demo/<name>.yaml``; both sit on top of :data:`SHARED_MODEL_CONFIG`, which the ``se``
+command reads first without being named (:func:`model_config_files`, :func:`available_models`).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +29,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "config" / "schema" / "config.schema.yaml"
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
 DEFAULT_DB_URL = "sqlite:///results/db/mixtures.sqlite"
+MODELS_DIR = REPO_ROOT / "config" / "models"
+# Training setup the four model configs share (data, trainer, checkpointing, early stopping, MLflow,
+# optimizer, scheduler, prediction writer); read by `se` before any --config (se_lib.train.cli).
+SHARED_MODEL_CONFIG = MODELS_DIR / "_shared.yaml"
+EXPERIMENT_ENV = "SE_EXPERIMENT"
 
 
 class ConfigError(ValueError):
@@ -46,7 +62,19 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCH
             raise ConfigError(f"invalid configuration: {exc}") from exc
         raise ConfigError(f"config key '{_key_path(inner)}': {inner.message}") from exc
     _check_semantics(config)
+    _check_models(config)
     return config
+
+
+def _check_models(config: dict) -> None:
+    """Every name in ``models`` has its model config (and demo overlay when ``train.overlay`` is demo)."""
+    for i, model in enumerate(config["models"]):
+        try:
+            model_config_files(model, config["train"]["overlay"], MODELS_DIR)
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"config key 'models.{i}': {exc}; available models: {', '.join(available_models()) or 'none'}"
+            ) from None
 
 
 def _check_semantics(config: dict) -> None:
@@ -96,13 +124,77 @@ def deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
+@functools.cache
+def _schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def schema_default(*keys: str) -> Any:
+    """The schema's default of a (nested) key, e.g. ``schema_default("train", "threads")`` -> 2."""
+    node: dict = _schema()
+    for key in keys:
+        try:
+            node = node["properties"][key]
+        except KeyError:
+            raise KeyError(f"config key {'.'.join(keys)!r} is not in the schema {SCHEMA_PATH}") from None
+    if "default" not in node:
+        raise KeyError(f"config key {'.'.join(keys)!r} has no default in the schema {SCHEMA_PATH}")
+    return copy.deepcopy(node["default"])
+
+
+def experiment_name(config: Mapping[str, Any] | None = None, explicit: str | None = None) -> str:
+    """The MLflow experiment of a run; the one place its precedence is decided:
+
+    1. ``explicit`` (``se --mlflow.experiment``, a function argument), if given;
+    2. the workflow config's ``experiment`` (every Snakemake job has one);
+    3. ``$SE_EXPERIMENT`` (the ``se`` command run by hand);
+    4. the schema's default for ``experiment``.
+    """
+    if explicit:
+        return explicit
+    if config is not None and config.get("experiment"):  # a validated config always has it
+        return str(config["experiment"])
+    return os.environ.get(EXPERIMENT_ENV) or schema_default("experiment")
+
+
+def available_models(root: str | os.PathLike = MODELS_DIR) -> list[str]:
+    """Names ``<name>`` of the model configs ``<root>/<name>.yaml`` (files starting with ``_`` are shared)."""
+    return sorted(p.stem for p in Path(root).glob("*.yaml") if not p.name.startswith("_"))
+
+
+def model_config_files(model: str, overlay: str, root: str | os.PathLike | None = None) -> list[str]:
+    """``config/models/<model>.yaml`` (+ ``demo/<model>.yaml`` for the demo overlay), checked to exist.
+
+    ``root`` defaults to ``config/models`` in the working directory if present, else the repository's.
+    :data:`SHARED_MODEL_CONFIG` is not listed: the ``se`` command always reads it first.
+    """
+    if root is None:
+        root = Path("config/models") if Path("config/models").is_dir() else MODELS_DIR
+    root = Path(root)
+    files = [root / f"{model}.yaml"]
+    if overlay == "demo":
+        files.append(root / "demo" / f"{model}.yaml")
+    elif overlay != "paper":
+        raise ValueError(f"config key 'train.overlay': expected 'demo' or 'paper', got {overlay!r}")
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"model config {path} not found (config key 'models' lists {model!r})")
+    return [str(p) for p in files]
+
+
 def db_url(config: dict) -> str:
     """SQLAlchemy URL of the mixture DB (relative sqlite paths are relative to the working dir)."""
     return config["db"]["url"] or DEFAULT_DB_URL
 
 
-def tracking_uri(config: dict | None = None) -> str:
-    """MLflow tracking URI: config ``tracking.uri``, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db."""
-    if config and config.get("tracking", {}).get("uri"):
-        return config["tracking"]["uri"]
+def tracking_uri(config: Mapping[str, Any] | None = None) -> str:
+    """MLflow tracking URI: config ``tracking.uri``, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
+
+    ``config`` is a validated workflow config, a part of one, or None outside the workflow; a config
+    without a ``tracking`` section means ``tracking.uri: null``, the schema's default.
+    """
+    uri = config["tracking"]["uri"] if config is not None and "tracking" in config else None
+    if uri:
+        return uri
     return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"

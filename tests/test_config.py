@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from se_lib.config import ConfigError, load_config, tracking_uri
+from se_lib.config import ConfigError, experiment_name, load_config, schema_default, tracking_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,57 @@ def test_invalid_values_name_the_key(override, key):
 def test_unknown_key_is_rejected():
     with pytest.raises(ConfigError, match="typo_key"):
         load_config(overrides={"typo_key": 1})
+
+
+def test_a_model_without_config_file_names_the_available_ones():
+    with pytest.raises(ConfigError, match=r"'models.1'.*convtasnet.yaml.*available models: conv_tasnet, dprnn"):
+        load_config(overrides={"models": ["dprnn", "convtasnet"]})
+    assert load_config(overrides={"models": ["dprnn"], "train": {"overlay": "paper"}})["models"] == ["dprnn"]
+
+
+def test_schema_defaults_are_read_from_the_schema():
+    schema = yaml.safe_load((ROOT / "config/schema/config.schema.yaml").read_text())
+    assert schema_default("seed") == schema["properties"]["seed"]["default"] == load_config(overrides={})["seed"]
+    assert schema_default("train", "threads") == 2
+    with pytest.raises(KeyError, match="nosuch"):
+        schema_default("train", "nosuch")
+
+
+def test_experiment_name_has_one_precedence(monkeypatch):
+    monkeypatch.setenv("SE_EXPERIMENT", "from_env")
+    config = load_config(overrides={"experiment": "from_config"})
+    assert experiment_name(config, "explicit") == "explicit"
+    assert experiment_name(config) == "from_config"
+    assert experiment_name(None) == "from_env"
+    monkeypatch.delenv("SE_EXPERIMENT")
+    assert experiment_name(None) == schema_default("experiment") == "baseline_verification"
+
+
+def test_no_fallback_defaults_for_schema_keys_in_code():
+    """The schema is the only place a workflow default lives: no `config.get("<key>", default)` for its keys."""
+    import re
+
+    schema = yaml.safe_load((ROOT / "config/schema/config.schema.yaml").read_text())
+    keys = set()
+
+    def walk(node):
+        for key, sub in (node.get("properties") or {}).items():
+            keys.add(key)
+            walk(sub)
+
+    walk(schema)
+    # `<...config/cfg...>[...].get("<schema key>", <default>)` and `(config or {}).get("<key>", <default>)`
+    receiver = r"(?:\b\w*(?:config|cfg)\w*(?:\[[^\]]*\])*|\(\w*(?:config|cfg)\w* or \{\}\))"
+    names = "|".join(sorted(keys))
+    pattern = re.compile(receiver + rf"""\.get\(\s*["']({names})["']\s*,""")
+    offenders = []
+    for folder in ("se_lib", "rules", "workflow_scripts", "bench"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in (".py", ".smk"):
+                for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                    if pattern.search(line):
+                        offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
 
 
 def test_tracking_uri_resolution(monkeypatch):

@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader
 import se_lib.data.audio as audio_mod
 from se_lib.data.datamodule import collate_mixtures
 from se_lib.data.naming import mixture_filename, parse_mixture_filename
+from se_lib.train.jobs import predict_args
 from se_lib.train.module import EnhancementModule
-from se_lib.train.prediction_writer import AudioPredictionWriter, ItemWriter, predict_args
+from se_lib.train.prediction_writer import AudioPredictionWriter, ItemWriter
 
 SR = 8000
 MICS = 3
@@ -174,10 +175,22 @@ def test_sample_rate_mismatch_is_refused(tmp_path):
     assert not list(tmp_path.glob("*.wav"))
 
 
+def test_writer_takes_the_model_sample_rate_by_default(tmp_path):
+    module = EnhancementModule(ContextNet(), sample_rate=SR)
+    writer = AudioPredictionWriter(output_dir=str(tmp_path))
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[writer], enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False)
+    trainer.predict(module, dataloaders=DataLoader(make_items([100]), batch_size=1, collate_fn=collate_mixtures),
+                    return_predictions=False)
+    wavs = sorted(tmp_path.glob("*.wav"))
+    assert len(wavs) == 3 and {sf.info(str(p)).samplerate for p in wavs} == {SR}
+
+
 def test_predict_args_follow_the_workflow_config():
-    cfg = {"seed": 7, "sample_rate": 16000, "experiment": "e", "db": {"url": "sqlite:///x.sqlite"},
-           "predict": {"batch_size": 2}, "train": {"extra_args": {"data.init_args.num_workers": 0,
-                                                                  "trainer.max_epochs": 3}}}
+    from se_lib.config import load_config
+
+    cfg = load_config(overrides={"seed": 7, "db": {"url": "sqlite:///x.sqlite"}, "predict": {"batch_size": 2},
+                                 "train": {"extra_args": {"data.init_args.num_workers": 0, "trainer.max_epochs": 3}}})
     args = predict_args("dprnn", "test", cfg, ckpt_path="results/models/dprnn/best.ckpt",
                         output_dir="results/predictions/dprnn/test", stats_file="s.json",
                         config_files=["config/models/dprnn.yaml"])
@@ -191,8 +204,9 @@ def test_predict_args_follow_the_workflow_config():
     assert value("--data.init_args.batch_size") == "2"
     assert value("--data.init_args.num_workers") == "0"
     assert value("--return_predictions") == "false"
-    assert value("--trainer.callbacks.init_args.output_dir") == "results/predictions/dprnn/test"
-    assert "--trainer.callbacks+=se_lib.train.prediction_writer.AudioPredictionWriter" in args
+    assert value("--seed_everything") == "7"
+    assert value("--prediction_writer.output_dir") == "results/predictions/dprnn/test"
+    assert value("--prediction_writer.stats_file") == "s.json"
     assert "--trainer.max_epochs" not in args  # only data./model. extra args apply to prediction
 
 
@@ -208,8 +222,10 @@ def test_predict_job_through_lightning_cli_matches_references(tmp_path):
 
     import yaml
 
+    from se_lib.config import load_config
     from se_lib.models.conv_tasnet import ConvTasNet
-    from se_lib.train.prediction_writer import export_references, predict_job
+    from se_lib.train.jobs import predict_job
+    from se_lib.train.prediction_writer import export_references
 
     sys.path.insert(0, str(Path(__file__).parent))
     from worlds import build_world, tiny_config
@@ -234,14 +250,15 @@ def test_predict_job_through_lightning_cli_matches_references(tmp_path):
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_model_summary": False},
         "mlflow": {"enabled": False},
     }))
-    cfg = dict(cfg, predict={"batch_size": 2},
-               train={"extra_args": {"data.init_args.corpus_root": str(root), "data.init_args.num_workers": 0}})
+    cfg = load_config(overrides={"sample_rate": cfg["sample_rate"], "predict": {"batch_size": 2}, "train": {
+        "extra_args": {"data.init_args.corpus_root": str(root), "data.init_args.num_workers": 0}}})
     out, stats_file = tmp_path / "pred" / "test", tmp_path / "pred" / "test_predict_stats.json"
     stats = predict_job("tiny", "test", cfg, ckpt_path=ckpt, output_dir=out, stats_file=stats_file,
                         config_files=[str(model_cfg)], db_url=url)
     assert stats["n_files"] == 3 and stats["inference_mode"] and stats["parameters"] == sum(
         p.numel() for p in module.parameters())
-    refs = export_references(url, "test", tmp_path / "refs", sample_rate=cfg["sample_rate"], corpus_root=str(root))
+    refs = export_references(url, "test", tmp_path / "refs", sample_rate=cfg["sample_rate"],
+                             batch_size=cfg["predict"]["batch_size"], corpus_root=str(root))
     assert refs["n_files"] == 3
     kinds = sorted(parse_mixture_filename(p)["kind"] for p in out.glob("*.wav"))
     assert kinds == ["enhanced"] * 3 + ["noisy"] * 3 + ["target"] * 3

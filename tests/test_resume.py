@@ -1,6 +1,6 @@
 """Resuming a killed training job: same MLflow run, no duplicated or missing metric steps.
 
-A real training job (``se_lib.train.cli.train_job``, what the Snakemake rule runs) is started in a
+A real training job (``se_lib.train.jobs.train_job``, what the Snakemake rule runs) is started in a
 subprocess and SIGKILLed after its first ``last.ckpt`` once it has logged steps beyond that
 checkpoint; the job is then run again (in-process, to save an interpreter start) and must continue
 the same run from ``last.ckpt``.
@@ -44,7 +44,7 @@ class Throttle(Callback):
 
 JOB = '''
 import json, sys
-from se_lib.train.cli import train_job
+from se_lib.train.jobs import train_job
 
 spec = json.load(open(sys.argv[1]))
 info = train_job("conv_tasnet", spec["config"], out_dir=spec["out"], config_files=spec["files"],
@@ -98,7 +98,7 @@ def ckpt_step(path: Path) -> int | None:
 def test_kill_and_resume_continues_same_run(train_world, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
-    from se_lib.train.cli import train_job
+    from se_lib.train.jobs import train_job
 
     root, _, url = train_world
     out = tmp_path / "results" / "models" / "conv_tasnet"
@@ -172,8 +172,8 @@ def test_stale_state_starts_a_new_run(train_world, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     from se_lib.tracking.runs import setup_tracking
-    from se_lib.train.callbacks import write_resume_state
-    from se_lib.train.cli import train_job
+    from se_lib.train.jobs import train_job
+    from se_lib.train.resume import write_resume_state
 
     monkeypatch.chdir(tmp_path)
     root, _, url = train_world

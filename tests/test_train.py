@@ -20,9 +20,11 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from se_lib.train.cli import SECLI, arch_name, config_digest, main, workflow_cli_args
+from se_lib.train.cli import SECLI, arch_name, main
+from se_lib.train.jobs import train_args
 from se_lib.train.losses import get_loss, negative_si_sdr, sdr, si_sdr
 from se_lib.train.module import EnhancementModule
+from se_lib.train.resume import config_digest
 
 REPO = Path(__file__).resolve().parent.parent
 ARCHS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
@@ -125,9 +127,14 @@ def test_validation_metrics_against_unprocessed_reference_mic():
     torch.testing.assert_close(module.val_examples[0]["noisy"], batches[0]["noisy"][0, 1])
 
 
+class FastModule(EnhancementModule):
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+
 def test_training_logs_step_and_epoch_loss_and_learns():
     batches = _batches(4, seed=3)
-    module = EnhancementModule(PickMic(ref_mic=0), loss="sdr", lr=0.05)
+    module = FastModule(PickMic(ref_mic=0), loss="sdr")
     start = float(module.net.gain)
     module.net.gain.data.fill_(0.3)  # plain SDR penalises the wrong scale; training must fix it
     trainer = _trainer(max_epochs=3, log_every_n_steps=1, limit_val_batches=0, gradient_clip_val=5.0)
@@ -136,14 +143,31 @@ def test_training_logs_step_and_epoch_loss_and_learns():
     assert float(module.net.gain) > 0.5 and start == 1.0
 
 
-def test_optimizer_and_plateau_scheduler():
-    module = EnhancementModule(PickMic(), lr=2e-3, weight_decay=1e-5, lr_patience=5, lr_factor=0.5)
-    conf = module.configure_optimizers()
+def test_plain_trainer_gets_the_cli_default_optimizer_and_plateau_scheduler():
+    conf = EnhancementModule(PickMic()).configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]
-    assert isinstance(opt, torch.optim.Adam)
-    assert opt.defaults["lr"] == 2e-3 and opt.defaults["weight_decay"] == 1e-5
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["lr"] == 1e-3 and opt.defaults["weight_decay"] == 0
     assert isinstance(sched["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert sched["monitor"] == "val_loss" and sched["scheduler"].patience == 5 and sched["scheduler"].factor == 0.5
+    assert sched["strict"] is False  # epochs without validation skip the step
+
+
+def test_optimizer_and_scheduler_from_the_command_line():
+    """`--optimizer AdamW --optimizer.lr 5e-4` as in any LightningCLI project; they replace the module's."""
+    demo = REPO / "config" / "models" / "demo" / "conv_tasnet.yaml"
+    base = ["--config", str(REPO / "config" / "models" / "conv_tasnet.yaml"), "--config", str(demo),
+            "--trainer.accelerator", "cpu"]
+    cli = SECLI(args=base + ["--optimizer", "AdamW", "--optimizer.lr", "5e-4", "--lr_scheduler.patience", "2"],
+                run=False)
+    conf = cli.model.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]
+    assert type(opt) is torch.optim.AdamW and opt.defaults["lr"] == 5e-4
+    assert sched["monitor"] == "val_loss" and sched["scheduler"].patience == 2 and sched["strict"] is False
+    # the demo overlay's learning rate; another scheduler by its short name
+    cli = SECLI(args=base + ["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "3"], run=False)
+    conf = cli.model.configure_optimizers()
+    assert type(conf["optimizer"]) is torch.optim.Adam and conf["optimizer"].defaults["lr"] == 3e-3
+    assert type(conf["lr_scheduler"]["scheduler"]) is torch.optim.lr_scheduler.StepLR
 
 
 def test_predict_step_returns_enhanced_and_metadata():
@@ -180,8 +204,10 @@ def _print_config(args: list[str], capsys) -> dict:
 
 
 def test_model_configs_exist():
-    present = {p.stem for p in (REPO / "config" / "models").glob("*.yaml")}
-    assert set(ARCHS) <= present
+    from se_lib.config import SHARED_MODEL_CONFIG, available_models
+
+    assert set(ARCHS) <= set(available_models()) and SHARED_MODEL_CONFIG.is_file()
+    assert SHARED_MODEL_CONFIG.stem not in available_models()
     assert {p.stem for p in (REPO / "config" / "models" / "demo").glob("*.yaml")} >= set(ARCHS)
 
 
@@ -193,7 +219,7 @@ def test_print_config_of_model_configs(arch, capsys):
                          "--data.snr_range", "[-5, 5]", "--trainer.max_epochs", "100"], capsys)
     assert cfg["model"]["class_path"] == "se_lib.train.module.EnhancementModule"
     assert arch_name(cfg["model"]["init_args"]["net"]["class_path"]) == arch
-    assert cfg["model"]["init_args"]["loss"] == "si_sdr"
+    assert cfg["model"]["init_args"]["loss"] == "si_sdr"  # from config/models/_shared.yaml, read unnamed
     assert cfg["data"]["class_path"] == "se_lib.data.datamodule.MixtureDataModule"
     assert cfg["data"]["init_args"]["batch_size"] == 16
     assert cfg["data"]["init_args"]["snr_range"] == [-5.0, 5.0]
@@ -202,8 +228,16 @@ def test_print_config_of_model_configs(arch, capsys):
     assert cfg["checkpoint"]["monitor"] == "val_loss" and cfg["checkpoint"]["save_last"] is True
     names = [c["class_path"].rsplit(".", 1)[-1] for c in cfg["trainer"]["callbacks"]]
     assert {"GPUStatsMonitor", "AudioSampleLogger"} <= set(names)
+    assert cfg["trainer"]["default_root_dir"] == f"results/cli/{arch}"  # the model file's own
+    assert cfg["optimizer"] == {**cfg["optimizer"], "class_path": "torch.optim.Adam"}
+    assert cfg["optimizer"]["init_args"]["lr"] == 1e-3
+    assert cfg["lr_scheduler"]["class_path"] == "lightning.pytorch.cli.ReduceLROnPlateau"
+    sched = cfg["lr_scheduler"]["init_args"]
+    assert (sched["monitor"], sched["mode"], sched["patience"], sched["factor"]) == ("val_loss", "min", 5, 0.5)
+    assert cfg["prediction_writer"]["output_dir"] is None and cfg["prediction_writer"]["subtype"] == "FLOAT"
     demo_cfg = _print_config(["fit", "--config", str(paper), "--config", str(demo)], capsys)
     assert demo_cfg["model"]["init_args"]["net"]["class_path"] == cfg["model"]["init_args"]["net"]["class_path"]
+    assert demo_cfg["optimizer"]["init_args"]["lr"] == 3e-3 and demo_cfg["trainer"]["max_epochs"] == 5
     assert demo_cfg != _print_config(["fit", "--config", str(paper)], capsys)  # the overlay changes something
 
 
@@ -212,29 +246,57 @@ def test_workflow_args_parse(tmp_path, capsys):
 
     config = load_config(REPO / "config" / "config.yaml", {
         "train": {"max_epochs": 3, "batch_size": 4, "num_workers": 0, "accelerator": "cpu",
-                  "extra_args": {"data.snr_range": [-5, 5], "model.init_args.lr": 0.0005}}})
-    args = workflow_cli_args("ic_conv_tasnet", config, tmp_path / "out")
+                  "extra_args": {"data.snr_range": [-5, 5], "optimizer.lr": 0.0005}}})
+    args = train_args("ic_conv_tasnet", config, tmp_path / "out")
     assert args[:5] == ["fit", "--config", "config/models/ic_conv_tasnet.yaml",
                         "--config", "config/models/demo/ic_conv_tasnet.yaml"]
     cfg = _print_config(args, capsys)
     assert cfg["trainer"]["max_epochs"] == 3 and cfg["trainer"]["accelerator"] == "cpu"
     assert cfg["data"]["init_args"]["batch_size"] == 4 and cfg["data"]["init_args"]["num_workers"] == 0
-    assert cfg["data"]["init_args"]["snr_range"] == [-5.0, 5.0] and cfg["model"]["init_args"]["lr"] == 0.0005
+    assert cfg["data"]["init_args"]["snr_range"] == [-5.0, 5.0] and cfg["optimizer"]["init_args"]["lr"] == 0.0005
     assert cfg["data"]["init_args"]["db_url"] == "sqlite:///results/db/mixtures.sqlite"
     assert cfg["seed_everything"] == config["seed"] and cfg["data"]["init_args"]["seed"] == config["seed"]
     assert cfg["mlflow"]["experiment"] == "baseline_verification" and cfg["resume"] is True
     assert cfg["trainer"]["default_root_dir"] == str(tmp_path / "out")
-    paper = workflow_cli_args("dprnn", {**config, "train": {**config["train"], "overlay": "paper"}}, "x")
+    paper = train_args("dprnn", {**config, "train": {**config["train"], "overlay": "paper"}}, "x")
     assert "config/models/demo/dprnn.yaml" not in paper
     with pytest.raises(FileNotFoundError, match="config/models/nosuch.yaml"):
-        workflow_cli_args("nosuch", config, "x")
+        train_args("nosuch", config, "x")
 
 
-def test_resume_digest_covers_model_data_seed_and_db_not_trainer():
-    a = {"seed_everything": 1, "model": {"lr": 1}, "data": {"b": 2}, "trainer": {"max_epochs": 3}}
+def test_resume_digest_covers_model_data_optimizer_seed_and_db_not_trainer():
+    a = {"seed_everything": 1, "model": {"N": 1}, "data": {"b": 2}, "trainer": {"max_epochs": 3},
+         "optimizer": {"lr": 1}, "lr_scheduler": {"patience": 5}}
     assert config_digest(a) == config_digest({**a, "trainer": {"max_epochs": 9}})
-    assert config_digest(a) != config_digest({**a, "model": {"lr": 2}})
+    assert config_digest(a) != config_digest({**a, "model": {"N": 2}})
+    assert config_digest(a) != config_digest({**a, "optimizer": {"lr": 2}})
+    assert config_digest(a) != config_digest({**a, "lr_scheduler": {"patience": 2}})
     assert config_digest(a, "db1") != config_digest(a, "db2")
+
+
+# ------------------------------------------------------------------- what a user meets first
+def _se(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+    se = Path(sys.executable).with_name("se")
+    cmd = [str(se)] if se.exists() else [sys.executable, "-m", "se_lib.train.cli"]
+    return subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_help_and_mistakes_read_well():
+    """`se --help` describes the project; short class names resolve; a mistake is named before anything else."""
+    out = _se(["--help"])
+    assert out.returncode == 0 and "speech-enhancement" in out.stdout
+    assert all(word in out.stdout for word in ("fit", "validate", "test", "predict", "conv_tasnet"))
+    out = _se(["fit", "--data.help", "MixtureDataModule"])
+    assert out.returncode == 0 and "--data.db_url" in out.stdout and "--data.predict_split" in out.stdout
+    out = _se(["fit", "--config", "config/models/convtasnet.yaml"])
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    first = out.stderr.splitlines()
+    assert first[0].startswith("error:") and "convtasnet.yaml" in first[0]
+    assert first[1].startswith("hint:") and "conv_tasnet" in first[1] and len(first) == 2
+    out = _se(["fit", "--config", "config/models/conv_tasnet.yaml", "--trainer.epochs", "3"])
+    first = out.stderr.splitlines()
+    assert out.returncode == 2 and first[0].startswith("error:") and "trainer.epochs" in first[0]
+    assert first[1].startswith("hint:") and len(first) == 2
 
 
 # ------------------------------------------------------------------------- end to end (subprocess)
@@ -256,7 +318,8 @@ def tiny_fit_config(root: Path, url: str, out: Path, max_epochs: int = 2, callba
             ],
         },
         "model": {"class_path": "se_lib.train.module.EnhancementModule",
-                  "init_args": {"net": TINY_NET, "num_val_samples_to_log": 2, "lr": 0.003}},
+                  "init_args": {"net": TINY_NET, "num_val_samples_to_log": 2}},
+        "optimizer": {"init_args": {"lr": 0.003}},
         "data": {"class_path": "se_lib.data.datamodule.MixtureDataModule",
                  "init_args": {"db_url": url, "batch_size": 2, "num_workers": 0, "segment_seconds": 0.5,
                                "max_items": 4, "corpus_root": str(root), "seed": 5}},
@@ -301,6 +364,8 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     params = run.data.params
     assert params["net/class_path"] == TINY_NET["class_path"] and params["loss"] == "si_sdr"
     assert params["batch_size"] == "2" and params["trainer/gradient_clip_val"] == "5.0"
+    assert params["optimizer/class_path"] == "torch.optim.Adam" and params["optimizer/init_args/lr"] == "0.003"
+    assert params["lr_scheduler/init_args/monitor"] == "val_loss"
 
     def listing(path=None):
         return {a.path for a in client.list_artifacts(run_id, path)}
@@ -313,6 +378,10 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     local = Path(client.download_artifacts(run_id, "", str(tmp_path / "dl")))
     logged_cfg = yaml.safe_load((local / "config.yaml").read_text())
     assert logged_cfg["model"]["init_args"]["net"]["init_args"]["N"] == 16
+    # complete: the shared file's settings and the optimizer/scheduler sections are in it
+    assert logged_cfg["early_stopping"]["patience"] == 10 and logged_cfg["checkpoint"]["save_last"] is True
+    assert logged_cfg["optimizer"]["init_args"]["lr"] == 0.003
+    assert logged_cfg["lr_scheduler"]["init_args"]["monitor"] == "val_loss"
     import soundfile as sf
 
     info = sf.info(str(local / "audio_samples" / "sample_0" / "enhanced.wav"))
@@ -334,9 +403,24 @@ def test_se_fit_end_to_end(train_world, tmp_path):
 
     # se predict --ckpt_path on the best checkpoint (in-process): weights_only loading, predict_step output
     best = next(p for p in (out / "checkpoints").glob("best-*.ckpt"))
-    cli = SECLI(args=["predict", "--config", str(cfg_path), "--ckpt_path", str(best)])
+    cli = SECLI(args=["predict", "--config", str(cfg_path), "--ckpt_path", str(best),
+                      "--prediction_writer.output_dir", str(tmp_path / "pred")])
     predictions = cli.trainer.predict_loop.predictions
     assert sum(len(p["mid"]) for p in predictions) == 3  # the test split
     first = predictions[0]
     assert first["enhanced"].shape == first["target"].shape and first["noisy"].shape[1] == 4
     assert first["meta"][0]["split"] == "test"
+    assert len(list((tmp_path / "pred").glob("*_enhanced.wav"))) == 3
+
+    # as a user would: the paper config + the checkpoint (its network config wins), wavs by default
+    # beside the checkpoint
+    proc = subprocess.run(cmd + ["predict", "--config", str(REPO / "config/models/conv_tasnet.yaml"),
+                                 "--ckpt_path", str(best), "--data.init_args.db_url", url,
+                                 "--data.init_args.corpus_root", str(root), "--data.init_args.num_workers", "0",
+                                 "--trainer.accelerator", "cpu"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    written = best.parent / f"{best.stem}_predictions"
+    kinds = sorted(p.name.rsplit("_", 1)[-1] for p in written.glob("*.wav"))
+    assert kinds == ["enhanced.wav"] * 3 + ["noisy.wav"] * 3 + ["target.wav"] * 3
+    assert json.loads((written / "predict_stats.json").read_text())["n_files"] == 3

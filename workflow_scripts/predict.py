@@ -1,9 +1,9 @@
-"""Snakemake glue for rule `predict`: `se predict` with the best checkpoint and AudioPredictionWriter."""
+"""Snakemake glue for rule `predict`: `se predict` with the best checkpoint; its prediction writer writes the wavs."""
 
 import mlflow
 
 from se_lib.tracking.history import read_run_json
-from se_lib.train.prediction_writer import predict_job
+from se_lib.train.jobs import predict_job
 from se_lib.workflow import rule_job
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from se_lib.tracking.runs import snakemake_context
-from se_lib.train.cli import train_job
+from se_lib.train.jobs import train_job
 from se_lib.workflow import log_to_file
 
 ctx = snakemake_context(snakemake)

@@ -372,7 +372,7 @@ def _existing_keys(conn: Connection, keys: Sequence[tuple]) -> set[tuple]:
 
 def _rel_range(config: dict) -> Sequence[float]:
     """Level range of noise 2 relative to noise 1 (dB), config ``mixtures.noise2_rel_db_range``."""
-    return config["mixtures"].get("noise2_rel_db_range", NOISE2_REL_DB_RANGE)
+    return config["mixtures"]["noise2_rel_db_range"]
 
 
 def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, length: int,

@@ -95,9 +95,9 @@ def derive_seed(*parts: int | str) -> int:
 
 def mic_geometry(mic_cfg: dict) -> np.ndarray:
     """Mic offsets ``[C, 3]`` (m) relative to the array centre for ``rooms.mic_array``."""
-    preset = mic_cfg.get("preset", "circular4")
+    preset = mic_cfg["preset"]
     if preset == "circular4":
-        r = float(mic_cfg.get("radius", 0.05))
+        r = float(mic_cfg["radius"])
         ang = np.arange(4) * (np.pi / 2)
         return np.stack([r * np.cos(ang), r * np.sin(ang), np.zeros(4)], axis=1)
     if preset == "chime3_tablet":
@@ -220,7 +220,7 @@ def simulate_room(config: dict, split: str, index: int) -> RoomRecord:
         raise RoomError(f"config key 'rooms.rt60_range': {rc['rt60_range']} not reachable for rooms "
                         f"between {dmin.tolist()} and {dmax.tolist()} (Sabine absorption > 1)")
     offsets = mic_geometry(rc["mic_array"])
-    ref = int(rc["mic_array"].get("reference_mic", 0))
+    ref = int(rc["mic_array"]["reference_mic"])
     if ref >= len(offsets):
         raise RoomError(f"config key 'rooms.mic_array.reference_mic': {ref} >= {len(offsets)} mics")
     mics, sources = _draw_geometry(rng, dims, offsets, rid)
@@ -248,7 +248,7 @@ def simulate_room(config: dict, split: str, index: int) -> RoomRecord:
     return RoomRecord(
         rid=rid, split=split, dims=dims.tolist(), rt60=rt60, mics=mics.tolist(),
         src_pos=sources.tolist(), ref_mic=ref, target=rc["target"],
-        mic_array=rc["mic_array"].get("preset", "circular4"), origin="simulated",
+        mic_array=rc["mic_array"]["preset"], origin="simulated",
         rir=rir.astype(np.float32), target_rir=target_rir.astype(np.float32), direct_delay=peak,
     )
 
@@ -289,7 +289,7 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
     rc = config["rooms"]
     sr = int(config["sample_rate"])
     length = round(float(rc["max_rir_seconds"]) * sr)
-    ref = int(rc["mic_array"].get("reference_mic", 0))
+    ref = int(rc["mic_array"]["reference_mic"])
     rows = sorted(_read_tsv(rirs_tsv), key=lambda r: r["ririd"])
     n_rooms = len(rows) // 3
     if n_rooms < 3:
@@ -397,8 +397,7 @@ def build_rooms(config: dict, out_dir: str | os.PathLike = "results/rooms",
     """
     t0 = time.perf_counter()
     sr = int(config["sample_rate"])
-    files_cfg = config.get("corpus", {}).get("files", {}) or {}
-    if config.get("corpus", {}).get("kind") == "files" and files_cfg.get("rir_glob"):
+    if config["corpus"]["kind"] == "files" and config["corpus"]["files"]["rir_glob"]:
         tsv = Path(corpus_dir) / "rirs.tsv"
         if not tsv.exists():
             raise RoomError(f"config key 'corpus.files.rir_glob' is set but {tsv} does not exist "

@@ -165,8 +165,8 @@ _EXCLUDE = re.compile(
     r"|class_path)",  # the architecture is the `arch` column
     re.IGNORECASE,
 )
-_PREFERRED = ("arch", "lr", "weight_decay", "loss", "batch_size", "segment_seconds", "snr_range", "lr_patience",
-              "lr_factor")
+_PREFERRED = ("arch", "optimizer.lr", "optimizer.weight_decay", "loss", "batch_size", "segment_seconds", "snr_range",
+              "lr_scheduler.patience", "lr_scheduler.factor")
 
 
 def hparam_axes(runs: pd.DataFrame, objective_col: str, max_axes: int = 10) -> list[str]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 if TYPE_CHECKING:
     import pandas as pd
 
-from se_lib.config import tracking_uri
+from se_lib.config import experiment_name, tracking_uri
 from se_lib.tracking.env import environment_tags
 from se_lib.tracking.git import git_info
 
@@ -69,8 +69,9 @@ def standard_tags(
     tags["se.db_digest"] = db_digest()
     tags["se.invocation_id"] = os.environ.get(INVOCATION_ENV, "interactive")
     if config is not None:
-        tags["se.experiment"] = str(config.get("experiment", ""))
-        tags["se.seed"] = str(config.get("seed", ""))
+        tags["se.experiment"] = experiment_name(config)
+        if "seed" in config:  # a validated workflow config always has one
+            tags["se.seed"] = str(config["seed"])
     return tags
 
 
@@ -99,7 +100,7 @@ def setup_tracking(config: Mapping | None = None, experiment: str | None = None)
     import mlflow
 
     uri = tracking_uri(config)
-    name = experiment or (config or {}).get("experiment") or os.environ.get("SE_EXPERIMENT") or "baseline_verification"
+    name = experiment_name(config, experiment)
     mlflow.set_tracking_uri(uri)
     with _store_lock(uri):
         client = mlflow.MlflowClient(uri)

@@ -1,4 +1,4 @@
-"""Training callbacks: GPU statistics, audio samples, config/checkpoint artifacts, resume state.
+"""Training callbacks: GPU statistics, audio samples, config/checkpoint artifacts.
 
 * :class:`GPUStatsMonitor` samples utilisation, memory and temperature of one NVIDIA GPU through
   NVML (``nvidia-ml-py``) every ``interval_steps`` optimiser steps (or ``interval_seconds``) and logs
@@ -11,15 +11,12 @@
 * :class:`ConfigArtifactSaver` logs the resolved LightningCLI config as ``config.yaml``.
 * :class:`CheckpointRegistrar` logs the best checkpoint as ``checkpoints/best.ckpt`` at the end of
   fitting and registers it as a new version of the registered model ``se-<arch>``.
-* Resume-state helpers: the MLflow run id and a digest of the model/data config stored beside the
-  checkpoints, so that a killed job continues the same run from ``last.ckpt``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -31,7 +28,6 @@ import lightning.pytorch as pl
 import numpy as np
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from se_lib.io import write_text_atomic
 from se_lib.tracking.training import log_checkpoint, mlflow_logger, register_checkpoint
 
 log = logging.getLogger(__name__)
@@ -322,43 +318,3 @@ class CheckpointRegistrar(Callback):
             log.info("registered %s version %s from run %s", self.model_name, version, run_id)
         self.result = RegisteredCheckpoint(run_id, best, score, self.model_name, version)
 
-
-# ------------------------------------------------------------------------------------- resume state
-RUN_ID_FILE = "mlflow_run_id"
-DIGEST_FILE = "config_digest"
-
-
-@dataclass(frozen=True)
-class ResumeState:
-    run_id: str
-    config_digest: str
-
-
-def read_resume_state(ckpt_dir: str | os.PathLike) -> ResumeState | None:
-    """Run id (empty without MLflow) + config digest stored beside the checkpoints by an earlier job."""
-    folder = Path(ckpt_dir)
-    values = []
-    for name in (RUN_ID_FILE, DIGEST_FILE):
-        try:
-            values.append((folder / name).read_text(encoding="utf-8").strip())
-        except FileNotFoundError:
-            values.append(None)
-    if values == [None, None]:
-        return None
-    return ResumeState(values[0] or "", values[1] or "")
-
-
-def write_resume_state(ckpt_dir: str | os.PathLike, run_id: str, config_digest: str) -> None:
-    folder = Path(ckpt_dir)
-    write_text_atomic(folder / DIGEST_FILE, config_digest + "\n")
-    write_text_atomic(folder / RUN_ID_FILE, run_id + "\n")
-
-
-def clear_checkpoint_dir(ckpt_dir: str | os.PathLike) -> None:
-    """Remove checkpoints and resume state of a superseded run (only files this module writes)."""
-    folder = Path(ckpt_dir)
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        if path.is_file() and (path.suffix == ".ckpt" or path.name in (RUN_ID_FILE, DIGEST_FILE)):
-            path.unlink()

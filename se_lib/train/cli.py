@@ -1,65 +1,90 @@
-"""Command line ``se fit|validate|test|predict`` (LightningCLI) and the workflow's training job.
+"""The ``se`` command: LightningCLI for speech enhancement, tracked in MLflow.
 
 ``uv run se fit --config config/models/ic_conv_tasnet.yaml --data.batch_size 16 --trainer.max_epochs 100``
 
-On top of Lightning's CLI this adds:
+Before any ``--config``, the command reads config/models/_shared.yaml (:data:`se_lib.config.
+SHARED_MODEL_CONFIG`): the training setup the model configs share (data module, trainer, callbacks,
+checkpointing, early stopping, MLflow, prediction writer), so ``se fit --config
+config/models/<model>.yaml`` is a complete command. The project's classes are known by their short
+names (``--data.help MixtureDataModule``, ``--model.init_args.net ConvTasNet``). A parse error prints
+the error and a one-line hint, not the usage. On top of Lightning's CLI this adds:
 
+* the standard ``optimizer:`` / ``lr_scheduler:`` sections (defaults: Adam, lr 1e-3;
+  ReduceLROnPlateau on ``val_loss``, patience 5, factor 0.5 -- :mod:`se_lib.train.module`), e.g.
+  ``--optimizer AdamW --optimizer.lr 5e-4`` or ``--lr_scheduler StepLR --lr_scheduler.step_size 10``;
 * always-present, key-by-key configurable callbacks ``checkpoint`` (ModelCheckpoint: best by
-  ``val_loss`` + ``last.ckpt``) and ``early_stopping`` (``val_loss``, patience 10);
+  ``val_loss`` + ``last.ckpt``), ``early_stopping`` (``val_loss``, patience 10) and
+  ``prediction_writer`` (:class:`~se_lib.train.prediction_writer.AudioPredictionWriter`: ``se
+  predict`` writes metadata-named wavs, by default to ``<checkpoint dir>/<checkpoint stem>_predictions``);
 * an ``mlflow`` group: the run goes to the MLflow store of :func:`se_lib.config.tracking_uri` (or
-  ``--mlflow.tracking_uri``), experiment ``--mlflow.experiment`` / ``$SE_EXPERIMENT`` /
-  ``baseline_verification``, tagged by :func:`se_lib.tracking.runs.standard_tags` (rule ``cli``
-  outside Snakemake); the resolved config is logged as ``config.yaml`` (Lightning's
-  SaveConfigCallback is off: it does not work with MLflow loggers), the best checkpoint under
-  ``checkpoints/`` and registered as a version of ``se-<arch>``;
-* ``--resume true``: if ``<checkpoint dir>/last.ckpt`` and the run id stored beside it by an
-  interrupted job with the same model/data config exist, continue that MLflow run from
-  ``last.ckpt`` (no duplicated or missing metric steps); otherwise start afresh.
+  ``--mlflow.tracking_uri``), experiment :func:`se_lib.config.experiment_name` (``--mlflow.experiment``,
+  else the workflow config's, else ``$SE_EXPERIMENT``, else the schema's default), tagged by
+  :func:`se_lib.tracking.runs.standard_tags` (rule ``cli`` outside Snakemake); the resolved config is
+  logged as ``config.yaml`` (Lightning's SaveConfigCallback is off: it does not work with MLflow
+  loggers), the best checkpoint under ``checkpoints/`` and registered as a version of ``se-<arch>``;
+* ``--resume true``: if ``<checkpoint dir>/last.ckpt`` and the run id stored beside it
+  (:mod:`se_lib.train.resume`) by an interrupted job with the same model/data/optimizer config
+  exist, continue that MLflow run from ``last.ckpt`` (no duplicated or missing metric steps);
+  otherwise start afresh.
 
-:func:`train_job` is what the Snakemake rule ``train`` calls: it builds the argument list from the
-workflow config, runs ``fit`` in-process and writes ``best.ckpt``, ``last.ckpt`` and ``run.json``.
+The workflow's jobs build their argument lists and run this class in-process: :mod:`se_lib.train.jobs`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import argparse
 import logging
 import os
+import sys
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, NoReturn
 
 import yaml
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
 from lightning.pytorch.utilities import rank_zero_only
+from torch.optim import Optimizer
 
+# Imported so that LightningCLI (jsonargparse) knows the project's classes by their short names.
+import se_lib.data.datamodule  # noqa: F401  MixtureDataModule
+import se_lib.models  # noqa: F401  ConvTasNet, ICConvTasNet, DPRNN, WaveUNet
+from se_lib.config import SHARED_MODEL_CONFIG, available_models, experiment_name, schema_default
 from se_lib.config import tracking_uri as default_tracking_uri
-from se_lib.tracking.training import attach_log_files, build_logger, mark_run_killed, run_is_active
-from se_lib.train.callbacks import (
-    CheckpointRegistrar,
-    ConfigArtifactSaver,
-    best_checkpoint_callback,
-    clear_checkpoint_dir,
-    read_resume_state,
-    write_resume_state,
-)
-from se_lib.train.module import EnhancementModule
+from se_lib.train.callbacks import CheckpointRegistrar, ConfigArtifactSaver, best_checkpoint_callback
+from se_lib.tracking.training import build_logger, mark_run_killed, run_is_active
+from se_lib.train.module import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER, EnhancementModule, optimizer_config
+from se_lib.train.prediction_writer import AudioPredictionWriter
+from se_lib.train.resume import clear_checkpoint_dir, config_digest, read_resume_state, write_resume_state
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXPERIMENT = "baseline_verification"
 MLFLOW_SUBCOMMANDS = ("fit", "validate", "test")
-# Config sections whose change makes an interrupted run's checkpoint/run unsuitable for resuming.
-DIGEST_KEYS = ("seed_everything", "model", "data")
 TRAINER_PARAMS = ("max_epochs", "gradient_clip_val", "accumulate_grad_batches", "precision", "accelerator",
                   "devices", "limit_train_batches", "limit_val_batches", "check_val_every_n_epoch")
 
+DESCRIPTION = """\
+se: train, evaluate and apply the speech-enhancement models of this project (LightningCLI).
+
+Subcommands: fit (train; tracked in MLflow, --resume true continues a killed run), validate, test
+(evaluate a checkpoint: --ckpt_path), predict (write enhanced/noisy/target wavs named after their
+mixture: --ckpt_path, --prediction_writer.output_dir). config/models/_shared.yaml is read first;
+add a model with --config config/models/<model>.yaml (models: {models}).
+
+  se fit --config config/models/conv_tasnet.yaml --trainer.max_epochs 10
+  se predict --config config/models/conv_tasnet.yaml --ckpt_path results/models/conv_tasnet/best.ckpt
+  se fit --help | se fit --data.help MixtureDataModule | se fit --config ... --print_config
+"""
+
 # The resume state files sit beside the checkpoints; Lightning's notice about that is noise.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+# The module's configure_optimizers (plain-Trainer defaults) is replaced by the optimizer/lr_scheduler
+# sections by design; Lightning says so on every run.
+warnings.filterwarnings("ignore", message=r"`EnhancementModule.configure_optimizers` will be overridden")
 
 
 @dataclass
@@ -68,8 +93,8 @@ class TrackingOptions:
 
     Args:
         enabled: log to MLflow (fit/validate/test); otherwise no logger unless ``trainer.logger`` is set.
-        experiment: experiment name; default ``$SE_EXPERIMENT``, the workflow config's, then
-            ``baseline_verification``.
+        experiment: experiment name; default :func:`se_lib.config.experiment_name` (the workflow
+            config's, else ``$SE_EXPERIMENT``, else the schema's default).
         tracking_uri: store URI; default ``se_lib.config.tracking_uri()`` ($MLFLOW_TRACKING_URI or
             ``sqlite:///mlflow.db``).
         model_name: architecture name; the registered model is ``se-<model_name>``. Default: the
@@ -79,18 +104,10 @@ class TrackingOptions:
     """
 
     enabled: bool = True
-    experiment: Optional[str] = None
-    tracking_uri: Optional[str] = None
-    model_name: Optional[str] = None
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    model_name: str | None = None
     register: bool = True
-
-
-def config_digest(dumped: Mapping[str, Any], db_digest: str = "") -> str:
-    """SHA-256 of what defines the trained model: config sections model, data, seed, and the mixture
-    DB's digest (a rebuilt DB with other content must not continue an old run)."""
-    payload: dict[str, Any] = {key: dumped.get(key) for key in DIGEST_KEYS}
-    payload["db_digest"] = db_digest
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def arch_name(net_class_path: str | None) -> str | None:
@@ -98,6 +115,33 @@ def arch_name(net_class_path: str | None) -> str | None:
     if not net_class_path or "." not in net_class_path:
         return None
     return net_class_path.rsplit(".", 2)[-2]
+
+
+def error_hint(message: str) -> str:
+    """One line telling the user what to try after parse error ``message``."""
+    lowered = message.lower()
+    if "config" in lowered and ("does not exist" in lowered or "unable to load" in lowered
+                                or "no such file" in lowered):
+        return (f"hint: model configs are config/models/<model>.yaml ({', '.join(available_models())}); "
+                "paths are relative to the working directory")
+    if "unrecognized" in lowered or "no action for key" in lowered or "not expected" in lowered:
+        return "hint: `se <subcommand> --help` lists the keys; `--print_config` shows the resolved config"
+    return "hint: `se <subcommand> --help` lists the options; `--print_config` shows the resolved config"
+
+
+class DescriptionFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help formatter, keeping the line breaks of the command's description."""
+
+
+class SEArgumentParser(LightningArgumentParser):
+    """LightningArgumentParser whose errors print ``error: ...`` and a one-line hint (no usage dump)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG"):
+            super().error(message, ex)
+        prog = (getattr(ex, "subcommand_parser", None) or self).prog.replace(" [options]", "")
+        sys.stderr.write(f"error: {message.strip()}\n{error_hint(message)} ({prog} --help)\n")
+        raise SystemExit(2)
 
 
 class SECLI(LightningCLI):
@@ -136,27 +180,31 @@ class SECLI(LightningCLI):
         kwargs.setdefault("datamodule_class", LightningDataModule)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_callback", None)
-        kwargs.setdefault("auto_configure_optimizers", False)
-        kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("parser_class", SEArgumentParser)
+        kwargs.setdefault("seed_everything_default", schema_default("seed"))
+        kwargs.setdefault("parser_kwargs", self.default_parser_kwargs(run))
         super().__init__(args=args, run=run, **kwargs)
+
+    @classmethod
+    def default_parser_kwargs(cls, run: bool = True) -> dict[str, Any]:
+        """The command's description, and :data:`SHARED_MODEL_CONFIG` as the default config file of
+        every subcommand (of the single parser with ``run=False``)."""
+        shared = {"default_config_files": [str(SHARED_MODEL_CONFIG)]}
+        main = {"description": DESCRIPTION.format(models=", ".join(available_models())),
+                "formatter_class": DescriptionFormatter}
+        if not run:
+            return {**shared, **main}
+        return {**main, **{name: dict(shared) for name in cls.subcommands()}}
 
     # ----------------------------------------------------------------------- parser
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Always-present callbacks; their settings are in config/models/_shared.yaml.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val_loss",
-                "checkpoint.mode": "min",
-                "checkpoint.save_top_k": 1,
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-epoch{epoch:03d}-val_loss{val_loss:.4f}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
-        parser.set_defaults(
-            {"early_stopping.monitor": "val_loss", "early_stopping.mode": "min", "early_stopping.patience": 10}
-        )
+        parser.add_lightning_class_args(AudioPredictionWriter, "prediction_writer")
+        parser.add_optimizer_args((Optimizer,))
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
+        parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "lr_scheduler": DEFAULT_LR_SCHEDULER})
         parser.add_class_arguments(TrackingOptions, "mlflow")
         parser.add_argument(
             "--resume",
@@ -165,24 +213,35 @@ class SECLI(LightningCLI):
             help="Continue an interrupted fit: last.ckpt + its MLflow run, if the model/data config is unchanged.",
         )
 
+    @staticmethod
+    def configure_optimizers(lightning_module: Any, optimizer: Optimizer, lr_scheduler: Any = None) -> Any:
+        """The ``optimizer:`` / ``lr_scheduler:`` sections as ``configure_optimizers`` returns them
+        (:func:`se_lib.train.module.optimizer_config`)."""
+        return optimizer_config(optimizer, lr_scheduler)
+
     # ------------------------------------------------------------------ resolution
-    def _sub_config(self) -> Any:
+    def sub_config(self) -> Any:
+        """The parsed config of the running subcommand (the whole config without subcommands)."""
         return self.config[self.subcommand] if self.subcommand else self.config
 
-    def _dumped(self) -> dict[str, Any]:
-        parser = self._parser(self.subcommand)
-        return yaml.safe_load(parser.dump(self._sub_config(), skip_none=False, skip_check=True))
+    def dumped_config(self) -> dict[str, Any]:
+        """The resolved config of the running subcommand as plain data (what ``--print_config`` shows)."""
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_none=False, skip_check=True))
+        return dumped[self.subcommand] if self.subcommand else dumped
 
-    def _tracking_uri(self, cfg: Any) -> str:
+    def config_text(self) -> str:
+        """:meth:`dumped_config` as YAML: the complete config logged to MLflow as ``config.yaml``."""
+        return yaml.safe_dump(self.dumped_config(), sort_keys=False)
+
+    def store_uri(self, cfg: Any = None) -> str:
+        """``--mlflow.tracking_uri``, else :func:`se_lib.config.tracking_uri` of the workflow config."""
+        cfg = cfg if cfg is not None else self.sub_config()
         return cfg.mlflow.tracking_uri or default_tracking_uri(self.workflow_config)
 
-    def _experiment(self, cfg: Any) -> str:
-        return (
-            cfg.mlflow.experiment
-            or os.environ.get("SE_EXPERIMENT")
-            or (self.workflow_config or {}).get("experiment")
-            or DEFAULT_EXPERIMENT
-        )
+    def experiment(self, cfg: Any = None) -> str:
+        """The MLflow experiment: :func:`se_lib.config.experiment_name` with ``--mlflow.experiment``."""
+        cfg = cfg if cfg is not None else self.sub_config()
+        return experiment_name(self.workflow_config, cfg.mlflow.experiment)
 
     def _model_name(self, cfg: Any) -> str | None:
         if cfg.mlflow.model_name:
@@ -191,7 +250,7 @@ class SECLI(LightningCLI):
         return arch_name(getattr(net, "class_path", None))
 
     def before_instantiate_classes(self) -> None:
-        cfg = self._sub_config()
+        cfg = self.sub_config()
         if self.subcommand is None:
             return
         if cfg.get("weights_only") is None and "weights_only" in cfg:
@@ -204,7 +263,7 @@ class SECLI(LightningCLI):
             return
         from se_lib.tracking.runs import db_digest
 
-        self.digest = config_digest(self._dumped(), db_digest())
+        self.digest = config_digest(self.dumped_config(), db_digest())
         if cfg.resume and not cfg.ckpt_path:
             self._prepare_resume(cfg)
 
@@ -218,7 +277,7 @@ class SECLI(LightningCLI):
             return
         usable = state.config_digest == self.digest and last.is_file()
         if usable and state.run_id and cfg.mlflow.enabled:
-            usable = run_is_active(self._tracking_uri(cfg), state.run_id)
+            usable = run_is_active(self.store_uri(cfg), state.run_id)
         if usable:
             cfg.ckpt_path = str(last)
             self.resume_run_id = state.run_id or None
@@ -227,15 +286,26 @@ class SECLI(LightningCLI):
         reason = "config changed" if state.config_digest != self.digest else "no last.ckpt"
         log.warning("resume: interrupted run %s not resumable (%s); starting a new run", state.run_id, reason)
         if state.run_id and cfg.mlflow.enabled:
-            mark_run_killed(self._tracking_uri(cfg), state.run_id)
+            mark_run_killed(self.store_uri(cfg), state.run_id)
         clear_checkpoint_dir(self.checkpoint_dir)
+
+    def instantiate_classes(self) -> None:
+        """Instantiate as LightningCLI does, then record the *config* of the module's ``net`` in its
+        hparams (the module keeps the network object out of them), so that checkpoints of this
+        command rebuild the network they were trained with (``se predict --ckpt_path``)."""
+        super().instantiate_classes()
+        if self.subcommand is None or not isinstance(self.model, EnhancementModule):
+            return
+        net = (self.dumped_config()["model"].get("init_args") or {}).get("net")
+        if isinstance(net, dict):
+            self.model.hparams["net"] = net
 
     # ------------------------------------------------------------------ trainer
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        cfg = self._sub_config()
+        cfg = self.sub_config()
         if self.subcommand is None:
             return super().instantiate_trainer(**kwargs)
-        config_text = self._parser(self.subcommand).dump(cfg, skip_none=False, skip_check=True)
+        config_text = self.config_text()
         user_logger = cfg.trainer.get("logger") not in (None, True)
         extra: list[Any] = []
         if self.subcommand in MLFLOW_SUBCOMMANDS and cfg.mlflow.enabled and not user_logger:
@@ -261,9 +331,17 @@ class SECLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def _run_params(self) -> dict[str, Any]:
-        """MLflow params beyond the module's and data module's hparams: trainer settings, seed, ..."""
-        dumped = self._dumped()
+        """MLflow params beyond the module's and data module's hparams: the network's config (``net/...``),
+        optimizer and scheduler (``optimizer/...``, ``lr_scheduler/...``), trainer settings, seed, ..."""
+        dumped = self.dumped_config()
         params: dict[str, Any] = {"seed_everything": dumped.get("seed_everything")}
+        net = (dumped["model"].get("init_args") or {}).get("net")
+        sections = {"net": net, "optimizer": dumped.get("optimizer"), "lr_scheduler": dumped.get("lr_scheduler")}
+        for prefix, section in sections.items():
+            if isinstance(section, dict):
+                params[f"{prefix}/class_path"] = section.get("class_path")
+                for key, value in (section.get("init_args") or {}).items():
+                    params[f"{prefix}/init_args/{key}"] = value
         data = dumped.get("data") or {}
         if isinstance(data, dict):  # its init args are the data module's own hparams
             params["data/class_path"] = data.get("class_path")
@@ -282,7 +360,7 @@ class SECLI(LightningCLI):
             standard_tags,
         )
 
-        uri, experiment = self._tracking_uri(cfg), self._experiment(cfg)
+        uri, experiment = self.store_uri(cfg), self.experiment(cfg)
         tags = standard_tags(self.rule, self.wildcards, self.workflow_config)
         name = self._model_name(cfg)
         tags["se.subcommand"] = str(self.subcommand)
@@ -326,146 +404,6 @@ class SECLI(LightningCLI):
 def main(args: Sequence[str] | None = None) -> None:
     """Console script ``se``."""
     SECLI(args=list(args) if args is not None else None)
-
-
-# --------------------------------------------------------------------------------- workflow job
-def model_config_files(model: str, overlay: str = "demo", root: str | Path | None = None) -> list[str]:
-    """``config/models/<model>.yaml`` (+ ``demo/<model>.yaml`` for the demo overlay), checked to exist.
-
-    ``root`` defaults to ``config/models`` in the working directory if present, else the repository's.
-    """
-    if root is None:
-        from se_lib.config import REPO_ROOT
-
-        root = Path("config/models") if Path("config/models").is_dir() else REPO_ROOT / "config" / "models"
-    root = Path(root)
-    files = [root / f"{model}.yaml"]
-    if overlay == "demo":
-        files.append(root / "demo" / f"{model}.yaml")
-    elif overlay != "paper":
-        raise ValueError(f"config key 'train.overlay': expected 'demo' or 'paper', got {overlay!r}")
-    for path in files:
-        if not path.is_file():
-            raise FileNotFoundError(f"model config {path} not found (config key 'models' lists {model!r})")
-    return [str(p) for p in files]
-
-
-def _arg_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def resolve_config_files(model: str, config: Mapping[str, Any], config_files: Sequence[str] | None = None) -> list[str]:
-    """LightningCLI config files of ``model``: ``config_files`` when given (the rule's inputs), else the
-    model's files for the workflow config's ``train.overlay``."""
-    if config_files:
-        return [str(p) for p in config_files]
-    return model_config_files(model, (config.get("train") or {}).get("overlay", "demo"))
-
-
-def workflow_cli_args(
-    model: str,
-    config: Mapping[str, Any],
-    out_dir: str | Path,
-    config_files: Sequence[str] | None = None,
-    db_url: str | None = None,
-) -> list[str]:
-    """``se fit`` arguments for model ``model`` under the validated workflow ``config``."""
-    from se_lib.config import db_url as default_db_url
-
-    train = dict(config.get("train") or {})
-    files = resolve_config_files(model, config, config_files)
-    args = ["fit"]
-    for path in files:
-        args += ["--config", str(path)]
-    args += [
-        "--seed_everything", str(config["seed"]),
-        "--data.init_args.db_url", db_url or default_db_url(config),
-        "--data.init_args.sample_rate", str(config["sample_rate"]),
-        "--data.init_args.seed", str(config["seed"]),
-        "--model.init_args.sample_rate", str(config["sample_rate"]),
-        "--trainer.default_root_dir", str(out_dir),
-        "--trainer.enable_progress_bar", "false",
-        "--mlflow.experiment", str(config.get("experiment") or DEFAULT_EXPERIMENT),
-        "--mlflow.tracking_uri", default_tracking_uri(config),
-        "--mlflow.model_name", model,
-        "--resume", "true",
-    ]
-    if train.get("max_epochs") is not None:
-        args += ["--trainer.max_epochs", str(train["max_epochs"])]
-    if train.get("batch_size") is not None:
-        args += ["--data.init_args.batch_size", str(train["batch_size"])]
-    if train.get("num_workers") is not None:
-        args += ["--data.init_args.num_workers", str(train["num_workers"])]
-    if train.get("accelerator") not in (None, "auto"):
-        args += ["--trainer.accelerator", str(train["accelerator"])]
-    for key, value in (train.get("extra_args") or {}).items():
-        args += [f"--{key.lstrip('-')}", _arg_value(value)]
-    return args
-
-
-def train_job(
-    model: str,
-    config: Mapping[str, Any],
-    *,
-    out_dir: str | Path | None = None,
-    config_files: Sequence[str] | None = None,
-    rule: str = "train",
-    wildcards: Mapping[str, Any] | None = None,
-    threads: int | None = None,
-    log_files: Sequence[str] = (),
-    db_url: str | None = None,
-) -> dict[str, Any]:
-    """Train ``model`` as the workflow does; write ``best.ckpt``, ``last.ckpt``, ``run.json`` in ``out_dir``.
-
-    Checkpoints live in ``<out_dir>/checkpoints/`` (not workflow outputs, so a killed job leaves them
-    for the rerun to resume from); on success they are copied to the outputs and removed.
-    Returns the ``run.json`` content.
-    """
-    import torch
-
-    from se_lib.io import copy_file_atomic, write_json_atomic
-    from se_lib.tracking.git import git_info
-
-    out = Path(out_dir or f"results/models/{model}")
-    if threads:
-        torch.set_num_threads(int(threads))
-    files = resolve_config_files(model, config, config_files)
-    args = workflow_cli_args(model, config, out, files, db_url=db_url)
-    log.info("se %s", " ".join(args))
-    holder: dict[str, Any] = {}
-    try:
-        SECLI(args=args, rule=rule, wildcards=wildcards or {"model": model}, workflow_config=config, holder=holder)
-        cli: SECLI = holder["cli"]
-        result = dict(cli.fit_result or {})
-        if not result.get("best_checkpoint") or not Path(result["best_checkpoint"]).is_file():
-            raise RuntimeError(f"training {model}: no best checkpoint was written (did validation run?)")
-        last = result.get("last_checkpoint") or result["best_checkpoint"]
-        copy_file_atomic(result["best_checkpoint"], out / "best.ckpt")
-        copy_file_atomic(last, out / "last.ckpt")
-        info = {
-            "model": model,
-            **result,
-            "experiment": str(config.get("experiment") or DEFAULT_EXPERIMENT),
-            "tracking_uri": default_tracking_uri(config),
-            "git_commit": git_info().commit,
-            "config_files": files,
-            "cli_args": args,
-        }
-        info["best_checkpoint_file"] = Path(result["best_checkpoint"]).name
-        info["best_checkpoint"] = str(out / "best.ckpt")
-        info["last_checkpoint"] = str(out / "last.ckpt")
-        write_json_atomic(out / "run.json", info)
-        if cli.checkpoint_dir is not None:
-            clear_checkpoint_dir(cli.checkpoint_dir)
-            try:
-                cli.checkpoint_dir.rmdir()
-            except OSError:
-                pass
-        return info
-    finally:
-        started: SECLI | None = holder.get("cli")
-        if started is not None and started.run_id and started.tracking_uri:
-            attach_log_files(started.tracking_uri, started.run_id, log_files)
 
 
 if __name__ == "__main__":

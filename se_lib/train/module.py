@@ -4,8 +4,12 @@ Training minimises the negative SI-SDR (Le Roux et al., "SDR – half-baked or w
 2019), the objective of Conv-TasNet (Luo & Mesgarani, TASLP 2019); the plain negative SDR is
 selectable.  Padding beyond each item's ``lengths`` is excluded.  Validation reports ``val_loss``,
 ``val_si_sdr`` and ``val_si_sdri`` (improvement over the unprocessed reference microphone).
-Optimisation: Adam with ReduceLROnPlateau on ``val_loss``; early stopping, checkpointing and
-gradient clipping are configured in the trainer (see :mod:`se_lib.train.cli`).
+Optimisation the LightningCLI way: the ``se`` command's standard ``optimizer:`` / ``lr_scheduler:``
+sections (defaults :data:`DEFAULT_OPTIMIZER`, Adam with lr 1e-3, and :data:`DEFAULT_LR_SCHEDULER`,
+``lightning.pytorch.cli.ReduceLROnPlateau`` on ``val_loss`` with patience 5 and factor 0.5) replace
+:meth:`EnhancementModule.configure_optimizers`, which builds the same defaults for a plain
+``Trainer``. Early stopping, checkpointing and gradient clipping are configured in the trainer (see
+:mod:`se_lib.train.cli`).
 
 Batches follow the data-module contract (docs/contracts.md): a dict with ``noisy [B, C, T]``,
 ``target [B, T]``, ``lengths [B]``, ``mid`` (list of str) and ``meta`` (list of dict).
@@ -17,18 +21,34 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.cli import ReduceLROnPlateau, instantiate_class
 from torch import nn
 
 from se_lib.train.losses import LOSSES, get_loss, si_sdr
 
-try:  # LightningCLI passes the parsed config of ``net`` through this context (keeps it in hparams)
-    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-except ImportError:  # pragma: no cover - private Lightning API moved
-    _given_hyperparameters = None
+# The defaults of the `se` command's `optimizer:` and `lr_scheduler:` sections (se_lib.train.cli).
+DEFAULT_OPTIMIZER: dict[str, Any] = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1.0e-3}}
+DEFAULT_LR_SCHEDULER: dict[str, Any] = {
+    "class_path": "lightning.pytorch.cli.ReduceLROnPlateau",
+    "init_args": {"monitor": "val_loss", "mode": "min", "factor": 0.5, "patience": 5},
+}
 
 
-def _cli_hparams_given() -> bool:
-    return _given_hyperparameters is not None and _given_hyperparameters.get() is not None
+def optimizer_config(optimizer: torch.optim.Optimizer, lr_scheduler: Any = None) -> Any:
+    """What ``configure_optimizers`` returns for ``optimizer`` and an optional scheduler.
+
+    A :class:`lightning.pytorch.cli.ReduceLROnPlateau` steps on its ``monitor`` metric once per epoch;
+    ``strict=False`` lets epochs without validation (``check_val_every_n_epoch`` > 1) skip the step.
+    """
+    if lr_scheduler is None:
+        return optimizer
+    if isinstance(lr_scheduler, ReduceLROnPlateau):
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": lr_scheduler, "monitor": lr_scheduler.monitor, "interval": "epoch",
+                             "strict": False},
+        }
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler}}
 
 
 class EnhancementModule(pl.LightningModule):
@@ -39,10 +59,6 @@ class EnhancementModule(pl.LightningModule):
             ``ref_mic`` (reference channel, default 0) and ``in_channels`` are used for the input
             SI-SDR baseline and for checking the data's channel count.
         loss: ``"si_sdr"`` (negative SI-SDR, default) or ``"sdr"`` (negative plain SDR).
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay (L2).
-        lr_patience: epochs without ``val_loss`` improvement before the learning rate is reduced.
-        lr_factor: multiplicative learning-rate reduction.
         num_val_samples_to_log: validation examples kept each epoch for
             :class:`se_lib.train.callbacks.AudioSampleLogger` (wavs + spectrogram).
         sample_rate: sampling rate (Hz) the network is trained at; must match the data module's.
@@ -52,34 +68,23 @@ class EnhancementModule(pl.LightningModule):
         self,
         net: nn.Module,
         loss: str = "si_sdr",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_patience: int = 5,
-        lr_factor: float = 0.5,
         num_val_samples_to_log: int = 4,
         sample_rate: int = 16000,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"EnhancementModule: unknown loss {loss!r}; expected one of {LOSSES}")
-        if lr <= 0:
-            raise ValueError(f"EnhancementModule: lr must be > 0, got {lr}")
-        if not 0 < lr_factor < 1:
-            raise ValueError(f"EnhancementModule: lr_factor must lie in (0, 1), got {lr_factor}")
         if num_val_samples_to_log < 0:
             raise ValueError(f"EnhancementModule: num_val_samples_to_log must be >= 0, got {num_val_samples_to_log}")
         if sample_rate <= 0:
             raise ValueError(f"EnhancementModule: sample_rate must be > 0, got {sample_rate}")
-        # Under LightningCLI the hparams hold the *config* of ``net`` (class_path + init_args), which
-        # lets checkpoints rebuild the network; a bare nn.Module is never pickled into hparams.
-        self.save_hyperparameters(ignore=None if _cli_hparams_given() else ["net"])
+        # The network object is saved with the weights, never pickled into hparams; the `se` command
+        # records the *config* of ``net`` in hparams (SECLI.instantiate_classes), so that its
+        # checkpoints rebuild the network (`se predict --ckpt_path`).
+        self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.loss_name = loss
         self.loss_fn = get_loss(loss)
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_patience = lr_patience
-        self.lr_factor = lr_factor
         self.num_val_samples_to_log = num_val_samples_to_log
         self.sample_rate = sample_rate
         self.val_examples: list[dict[str, Any]] = []
@@ -104,8 +109,7 @@ class EnhancementModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Check the data module agrees with the model (sample rate, channel count) before training."""
-        trainer = getattr(self, "_trainer", None)
-        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None:
             return
         data_sr = getattr(datamodule, "sample_rate", None)
@@ -189,13 +193,8 @@ class EnhancementModule(pl.LightningModule):
         return out
 
     # ---------------------------------------------------------------- optimiser
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=self.lr_factor, patience=self.lr_patience
-        )
-        return {
-            "optimizer": optimizer,
-            # strict=False: epochs without validation (check_val_every_n_epoch > 1) skip the step
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch", "strict": False},
-        }
+    def configure_optimizers(self) -> Any:
+        """:data:`DEFAULT_OPTIMIZER` + :data:`DEFAULT_LR_SCHEDULER` for a plain ``Trainer``; the ``se``
+        command replaces this method by its ``optimizer:`` / ``lr_scheduler:`` sections."""
+        optimizer = instantiate_class(self.parameters(), DEFAULT_OPTIMIZER)
+        return optimizer_config(optimizer, instantiate_class(optimizer, DEFAULT_LR_SCHEDULER))

@@ -18,14 +18,17 @@ inference and wall-clock seconds, real-time factors, parameter count, device, wh
 under ``torch.inference_mode``). Inference time is measured from ``on_predict_batch_start`` to the
 start of writing (CUDA synchronised), i.e. forward pass only, without data loading or file writing.
 
-Usage (the workflow's rule ``predict`` runs the same through :func:`predict_job`)::
+The ``se`` command always has one, configured in the ``prediction_writer:`` section
+(config/models/_shared.yaml); by default it writes beside the checkpoint::
 
-    uv run se predict --config config/models/conv_tasnet.yaml --ckpt_path results/models/conv_tasnet/best.ckpt \\
-        --trainer.callbacks+=se_lib.train.prediction_writer.AudioPredictionWriter \\
-        --trainer.callbacks.init_args.output_dir results/predictions/conv_tasnet/test
+    uv run se predict --config config/models/conv_tasnet.yaml --ckpt_path results/models/conv_tasnet/best.ckpt
+    # -> results/models/conv_tasnet/best_predictions/*.wav (+ predict_stats.json)
+    uv run se predict ... --prediction_writer.output_dir results/predictions/conv_tasnet/test
 
-:func:`export_references` writes the noisy and target files of a split straight from the mixture
-DB (no model), with the same names and format: the workflow's noisy baseline is scored on them.
+The workflow's rule ``predict`` runs ``se predict`` through :func:`se_lib.train.jobs.predict_job`.
+:func:`export_references` (rule ``noisy_reference``) writes the noisy and target files of a split
+straight from the mixture DB (no model), with the same names and format: the workflow's noisy
+baseline is scored on them.
 """
 
 from __future__ import annotations
@@ -42,17 +45,11 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from se_lib.data.audio import write_wav_atomic
 from se_lib.data.naming import mixture_filename
-from se_lib.io import read_json_object, write_json_atomic
+from se_lib.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "AudioPredictionWriter",
-    "ItemWriter",
-    "export_references",
-    "predict_args",
-    "predict_job",
-]
+__all__ = ["AudioPredictionWriter", "ItemWriter", "export_references"]
 
 STATS_NAME = "predict_stats.json"
 
@@ -143,7 +140,8 @@ class AudioPredictionWriter(BasePredictionWriter):
     Args:
         output_dir: destination folder; default ``<checkpoint dir>/<checkpoint stem>_predictions``
             (the checkpoint given to ``predict --ckpt_path``), else ``<default_root_dir>/predictions``.
-        sample_rate: sample rate of the data (checked against the module's ``sample_rate``).
+        sample_rate: sample rate of the data; default (None) the module's ``sample_rate``, else checked
+            against it.
         write_noisy: also write the multichannel noisy input.
         write_target: also write the reference-mic target.
         subtype: wav sample format (``FLOAT`` default, ``PCM_16``, ...).
@@ -157,17 +155,17 @@ class AudioPredictionWriter(BasePredictionWriter):
     def __init__(
         self,
         output_dir: str | None = None,
-        sample_rate: int = 16000,
+        sample_rate: int | None = None,
         write_noisy: bool = True,
         write_target: bool = True,
         subtype: str = "FLOAT",
         stats_file: str | None = None,
     ) -> None:
         super().__init__(write_interval="batch")
-        if sample_rate <= 0:
+        if sample_rate is not None and sample_rate <= 0:
             raise ValueError(f"AudioPredictionWriter: sample_rate must be > 0, got {sample_rate}")
         self.output_dir = output_dir
-        self.sample_rate = int(sample_rate)
+        self.sample_rate = int(sample_rate) if sample_rate is not None else None
         self.write_noisy = write_noisy
         self.write_target = write_target
         self.subtype = subtype
@@ -198,10 +196,14 @@ class AudioPredictionWriter(BasePredictionWriter):
     # ------------------------------------------------------------------------------ hooks
     def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
         module_sr = getattr(pl_module, "sample_rate", None)
-        if module_sr is not None and int(module_sr) != self.sample_rate:
+        if self.sample_rate is None:
+            if module_sr is None:
+                raise ValueError("AudioPredictionWriter: no sample_rate given and the model has none")
+            self.sample_rate = int(module_sr)
+        elif module_sr is not None and int(module_sr) != self.sample_rate:
             raise ValueError(
                 f"AudioPredictionWriter: sample_rate={self.sample_rate} but the model's sample_rate is "
-                f"{module_sr}; set --trainer.callbacks.init_args.sample_rate {module_sr}"
+                f"{module_sr}; set --prediction_writer.sample_rate {module_sr} (or leave it unset)"
             )
         out = self.resolve_output_dir(trainer)
         self.writer = ItemWriter(out, self.sample_rate, self.subtype)
@@ -298,8 +300,8 @@ def export_references(
     split: str,
     output_dir: str | os.PathLike,
     *,
-    sample_rate: int = 16000,
-    batch_size: int = 4,
+    sample_rate: int,
+    batch_size: int,
     num_workers: int = 0,
     max_items: int | None = None,
     subtype: str = "FLOAT",
@@ -308,8 +310,8 @@ def export_references(
     """Write ``*_noisy.wav`` and ``*_target.wav`` of every mixture of ``split`` (no model involved).
 
     Uses the very data path of prediction (``MixtureDataModule`` in predict mode, the renderer,
-    :class:`ItemWriter`), so the files are identical to those a model's prediction run writes.
-    Returns counts (``n_files`` mixtures, ``n_wavs``, ``audio_seconds``).
+    :class:`ItemWriter`), so the files are identical to those a
+    model's prediction run writes. Returns counts (``n_files`` mixtures, ``n_wavs``, ``audio_seconds``).
     """
     from se_lib.data.datamodule import MixtureDataModule
 
@@ -322,96 +324,3 @@ def export_references(
                            mids=batch["mid"])
     return {"n_files": writer.n_items, "n_wavs": writer.n_files, "audio_seconds": writer.samples / sample_rate,
             "split": split, "output_dir": str(output_dir)}
-
-
-# ------------------------------------------------------------------------------ workflow job
-def predict_args(
-    model: str,
-    split: str,
-    config: Mapping[str, Any],
-    *,
-    ckpt_path: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    stats_file: str | os.PathLike | None = None,
-    config_files: Sequence[str] | None = None,
-    db_url: str | None = None,
-) -> list[str]:
-    """``se predict`` arguments for ``model`` on ``split`` under the validated workflow ``config``.
-
-    Reads ``predict.batch_size`` (default 4), ``predict.num_workers`` and ``predict.accelerator``
-    (``train.accelerator`` as fallback); ``train.extra_args`` keys under ``data.``/``model.`` are
-    applied too, so the data module matches the one the model was trained with. The network's
-    hyper-parameters come from the checkpoint (LightningCLI reads them from ``--ckpt_path``).
-    """
-    from se_lib.config import db_url as default_db_url
-    from se_lib.train.cli import _arg_value, resolve_config_files
-
-    train = dict(config.get("train") or {})
-    pred = dict(config.get("predict") or {})
-    files = resolve_config_files(model, config, config_files)
-    sr = int(config.get("sample_rate", 16000))
-    args = ["predict"]
-    for path in files:
-        args += ["--config", str(path)]
-    for key, value in (train.get("extra_args") or {}).items():
-        key = key.lstrip("-")
-        if key.startswith(("data.", "model.")):
-            args += [f"--{key}", _arg_value(value)]
-    args += [
-        "--seed_everything", str(config.get("seed", 0)),
-        "--data.init_args.db_url", db_url or default_db_url(config),
-        "--data.init_args.sample_rate", str(sr),
-        "--data.init_args.predict_split", split,
-        "--data.init_args.batch_size", str(int(pred.get("batch_size", 4))),
-        "--model.init_args.sample_rate", str(sr),
-        "--trainer.default_root_dir", str(Path(output_dir).parent),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.logger", "false",
-        "--ckpt_path", str(ckpt_path),
-        "--return_predictions", "false",
-        "--trainer.callbacks+=se_lib.train.prediction_writer.AudioPredictionWriter",
-        "--trainer.callbacks.init_args.output_dir", str(output_dir),
-        "--trainer.callbacks.init_args.sample_rate", str(sr),
-    ]
-    if stats_file is not None:
-        args += ["--trainer.callbacks.init_args.stats_file", str(stats_file)]
-    if pred.get("num_workers") is not None:
-        args += ["--data.init_args.num_workers", str(int(pred["num_workers"]))]
-    accelerator = pred.get("accelerator") or train.get("accelerator")
-    if accelerator not in (None, "auto"):
-        args += ["--trainer.accelerator", str(accelerator)]
-    return args
-
-
-def predict_job(
-    model: str,
-    split: str,
-    config: Mapping[str, Any],
-    *,
-    ckpt_path: str | os.PathLike,
-    output_dir: str | os.PathLike,
-    stats_file: str | os.PathLike,
-    rule: str = "predict",
-    wildcards: Mapping[str, Any] | None = None,
-    threads: int | None = None,
-    config_files: Sequence[str] | None = None,
-    db_url: str | None = None,
-) -> dict[str, Any]:
-    """Run ``se predict`` in-process as the workflow does; returns the statistics written to ``stats_file``."""
-    from se_lib.train.cli import SECLI
-
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"predict {model}: checkpoint {ckpt_path} not found")
-    if threads:
-        torch.set_num_threads(int(threads))
-    args = predict_args(model, split, config, ckpt_path=ckpt_path, output_dir=output_dir, stats_file=stats_file,
-                        config_files=config_files, db_url=db_url)
-    log.info("se %s", " ".join(args))
-    SECLI(args=args, rule=rule, wildcards=dict(wildcards or {"model": model, "split": split}),
-          workflow_config=dict(config))
-    stats_path = Path(stats_file)
-    if not stats_path.is_file():
-        raise RuntimeError(f"predict {model}/{split}: no statistics written to {stats_path} (was the writer run?)")
-    stats = read_json_object(stats_path, "prediction statistics")
-    stats["cli_args"] = args
-    return stats

@@ -1,0 +1,250 @@
+"""The workflow's training and prediction jobs: ``se`` argument lists built from the workflow config,
+run in-process, and what each job leaves behind.
+
+* :func:`train_job` (rule ``train``): ``se fit`` with :func:`train_args`, resumable; writes
+  ``best.ckpt``, ``last.ckpt`` and ``run.json``.
+* :func:`predict_job` (rule ``predict``): ``se predict`` with :func:`predict_args` on the best
+  checkpoint; the command's :class:`~se_lib.train.prediction_writer.AudioPredictionWriter` writes the
+  wavs and the statistics file.
+
+The model-free job of rule ``noisy_reference`` is
+:func:`se_lib.train.prediction_writer.export_references` (it needs no Lightning CLI).
+
+Every function takes the *validated* workflow config (:func:`se_lib.config.load_config` or
+Snakemake's ``config``) and reads its keys without fallbacks: the schema holds the defaults. Model
+config files come from the rule's inputs or :func:`se_lib.config.model_config_files`; the shared
+training setup (config/models/_shared.yaml) is read by the ``se`` command itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from se_lib.config import db_url as default_db_url
+from se_lib.config import experiment_name, model_config_files, tracking_uri
+from se_lib.train.cli import SECLI
+from se_lib.train.resume import clear_checkpoint_dir
+from se_lib.tracking.training import attach_log_files
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "cli_value",
+    "predict_args",
+    "predict_job",
+    "resolve_config_files",
+    "train_args",
+    "train_job",
+]
+
+
+def cli_value(value: Any) -> str:
+    """A config value as one command-line argument (strings as they are, anything else as JSON)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def resolve_config_files(model: str, config: Mapping[str, Any], config_files: Sequence[str] | None = None) -> list[str]:
+    """LightningCLI config files of ``model``: ``config_files`` when given (the rule's inputs), else the
+    model's files for the workflow config's ``train.overlay``."""
+    if config_files:
+        return [str(p) for p in config_files]
+    return model_config_files(model, config["train"]["overlay"])
+
+
+# ------------------------------------------------------------------------------------------ train
+def train_args(
+    model: str,
+    config: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    config_files: Sequence[str] | None = None,
+    db_url: str | None = None,
+) -> list[str]:
+    """``se fit`` arguments for model ``model`` under the validated workflow ``config``."""
+    train = config["train"]
+    args = ["fit"]
+    for path in resolve_config_files(model, config, config_files):
+        args += ["--config", str(path)]
+    args += [
+        "--seed_everything", str(config["seed"]),
+        "--data.init_args.db_url", db_url or default_db_url(config),
+        "--data.init_args.sample_rate", str(config["sample_rate"]),
+        "--data.init_args.seed", str(config["seed"]),
+        "--model.init_args.sample_rate", str(config["sample_rate"]),
+        "--trainer.default_root_dir", str(out_dir),
+        "--trainer.enable_progress_bar", "false",
+        "--mlflow.experiment", experiment_name(config),
+        "--mlflow.tracking_uri", tracking_uri(config),
+        "--mlflow.model_name", model,
+        "--resume", "true",
+    ]
+    if train["max_epochs"] is not None:
+        args += ["--trainer.max_epochs", str(train["max_epochs"])]
+    if train["batch_size"] is not None:
+        args += ["--data.init_args.batch_size", str(train["batch_size"])]
+    if train["num_workers"] is not None:
+        args += ["--data.init_args.num_workers", str(train["num_workers"])]
+    if train["accelerator"] != "auto":
+        args += ["--trainer.accelerator", str(train["accelerator"])]
+    for key, value in train["extra_args"].items():
+        args += [f"--{key.lstrip('-')}", cli_value(value)]
+    return args
+
+
+def train_job(
+    model: str,
+    config: Mapping[str, Any],
+    *,
+    out_dir: str | os.PathLike | None = None,
+    config_files: Sequence[str] | None = None,
+    rule: str = "train",
+    wildcards: Mapping[str, Any] | None = None,
+    threads: int | None = None,
+    log_files: Sequence[str] = (),
+    db_url: str | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` as the workflow does; write ``best.ckpt``, ``last.ckpt``, ``run.json`` in ``out_dir``.
+
+    Checkpoints live in ``<out_dir>/checkpoints/`` (not workflow outputs, so a killed job leaves them
+    for the rerun to resume from); on success they are copied to the outputs and removed.
+    Returns the ``run.json`` content.
+    """
+    import torch
+
+    from se_lib.io import copy_file_atomic, write_json_atomic
+    from se_lib.tracking.git import git_info
+
+    out = Path(out_dir or f"results/models/{model}")
+    if threads:
+        torch.set_num_threads(int(threads))
+    files = resolve_config_files(model, config, config_files)
+    args = train_args(model, config, out, files, db_url=db_url)
+    log.info("se %s", " ".join(args))
+    holder: dict[str, Any] = {}
+    try:
+        SECLI(args=args, rule=rule, wildcards=wildcards or {"model": model}, workflow_config=config, holder=holder)
+        cli: SECLI = holder["cli"]
+        result = dict(cli.fit_result or {})
+        if not result.get("best_checkpoint") or not Path(result["best_checkpoint"]).is_file():
+            raise RuntimeError(f"training {model}: no best checkpoint was written (did validation run?)")
+        last = result["last_checkpoint"] or result["best_checkpoint"]
+        copy_file_atomic(result["best_checkpoint"], out / "best.ckpt")
+        copy_file_atomic(last, out / "last.ckpt")
+        info = {
+            "model": model,
+            **result,
+            "experiment": experiment_name(config),
+            "tracking_uri": tracking_uri(config),
+            "git_commit": git_info().commit,
+            "config_files": files,
+            "cli_args": args,
+        }
+        info["best_checkpoint_file"] = Path(result["best_checkpoint"]).name
+        info["best_checkpoint"] = str(out / "best.ckpt")
+        info["last_checkpoint"] = str(out / "last.ckpt")
+        write_json_atomic(out / "run.json", info)
+        if cli.checkpoint_dir is not None:
+            clear_checkpoint_dir(cli.checkpoint_dir)
+            try:
+                cli.checkpoint_dir.rmdir()
+            except OSError:
+                pass
+        return info
+    finally:
+        started: SECLI | None = holder.get("cli")
+        if started is not None and started.run_id and started.tracking_uri:
+            attach_log_files(started.tracking_uri, started.run_id, log_files)
+
+
+# ---------------------------------------------------------------------------------------- predict
+def predict_args(
+    model: str,
+    split: str,
+    config: Mapping[str, Any],
+    *,
+    ckpt_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    stats_file: str | os.PathLike | None = None,
+    config_files: Sequence[str] | None = None,
+    db_url: str | None = None,
+) -> list[str]:
+    """``se predict`` arguments for ``model`` on ``split`` under the validated workflow ``config``.
+
+    Reads ``predict.batch_size``, ``predict.num_workers`` and ``predict.accelerator``
+    (``train.accelerator`` when null); ``train.extra_args`` keys under ``data.``/``model.`` are
+    applied too, so the data module matches the one the model was trained with. The network's
+    hyper-parameters come from the checkpoint (LightningCLI reads them from ``--ckpt_path``); the
+    wavs go to ``output_dir`` through the command's ``prediction_writer``.
+    """
+    train, pred = config["train"], config["predict"]
+    sr = str(config["sample_rate"])
+    args = ["predict"]
+    for path in resolve_config_files(model, config, config_files):
+        args += ["--config", str(path)]
+    for key, value in train["extra_args"].items():
+        key = key.lstrip("-")
+        if key.startswith(("data.", "model.")):
+            args += [f"--{key}", cli_value(value)]
+    args += [
+        "--seed_everything", str(config["seed"]),
+        "--data.init_args.db_url", db_url or default_db_url(config),
+        "--data.init_args.sample_rate", sr,
+        "--data.init_args.predict_split", split,
+        "--data.init_args.batch_size", str(pred["batch_size"]),
+        "--model.init_args.sample_rate", sr,
+        "--trainer.default_root_dir", str(Path(output_dir).parent),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.logger", "false",
+        "--ckpt_path", str(ckpt_path),
+        "--return_predictions", "false",
+        "--prediction_writer.output_dir", str(output_dir),
+    ]
+    if stats_file is not None:
+        args += ["--prediction_writer.stats_file", str(stats_file)]
+    if pred["num_workers"] is not None:
+        args += ["--data.init_args.num_workers", str(pred["num_workers"])]
+    accelerator = pred["accelerator"] or train["accelerator"]
+    if accelerator != "auto":
+        args += ["--trainer.accelerator", str(accelerator)]
+    return args
+
+
+def predict_job(
+    model: str,
+    split: str,
+    config: Mapping[str, Any],
+    *,
+    ckpt_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    stats_file: str | os.PathLike,
+    rule: str = "predict",
+    wildcards: Mapping[str, Any] | None = None,
+    threads: int | None = None,
+    config_files: Sequence[str] | None = None,
+    db_url: str | None = None,
+) -> dict[str, Any]:
+    """Run ``se predict`` in-process as the workflow does; returns the statistics written to ``stats_file``."""
+    import torch
+
+    from se_lib.io import read_json_object
+
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"predict {model}: checkpoint {ckpt_path} not found")
+    if threads:
+        torch.set_num_threads(int(threads))
+    args = predict_args(model, split, config, ckpt_path=ckpt_path, output_dir=output_dir, stats_file=stats_file,
+                        config_files=config_files, db_url=db_url)
+    log.info("se %s", " ".join(args))
+    SECLI(args=args, rule=rule, wildcards=dict(wildcards or {"model": model, "split": split}),
+          workflow_config=dict(config))
+    stats_path = Path(stats_file)
+    if not stats_path.is_file():
+        raise RuntimeError(f"predict {model}/{split}: no statistics written to {stats_path} (was the writer run?)")
+    stats = read_json_object(stats_path, "prediction statistics")
+    stats["cli_args"] = args
+    return stats
+
