@@ -196,7 +196,7 @@ def make_training_run(client, exp_id, arch: str, lr: str, val: list[float], stat
         step = 10 * (epoch + 1) - 1  # Lightning logs epoch metrics at the last global step of the epoch
         metrics += [Metric("epoch", epoch, 0, step), Metric("val_si_sdr", v, 0, step),
                     Metric("train_loss_epoch", -v, 0, step)]
-    client.log_batch(rid, metrics=metrics, params=[Param("lr", lr), Param("net/init_args/N", "64"),
+    client.log_batch(rid, metrics=metrics, params=[Param("optimizer/init_args/lr", lr), Param("net/init_args/N", "64"),
                                                    Param("db_url", "sqlite:///x"), Param("loss", "si_sdr")])
     client.set_terminated(rid, status)
     return rid
@@ -216,7 +216,7 @@ def test_mlflow_curves_runs_and_test_metrics(store, tmp_path):
     assert len(runs) == 2 and runs.set_index("arch")["best_val_si_sdr"].to_dict() == {"conv_tasnet": 4.0, "dprnn": 2.5}
     assert "net.N" in runs.columns
     axes = hparam_axes(runs, "best_val_si_sdr")
-    assert axes[:2] == ["arch", "lr"] and "db_url" not in axes and "net.N" not in axes  # N does not vary
+    assert axes[:2] == ["arch", "optimizer.lr"] and "db_url" not in axes and "net.N" not in axes  # N does not vary
     summary = pd.DataFrame({"mean": [9.1, 2.2, np.nan], "ci95": [0.5, 0.1, np.nan]},
                            index=pd.Index(["si_sdr", "pesq_wb", "dnsmos_ovrl"], name="metric"))
     logged = log_split_metrics(a, summary, "test", tracking_uri=store, extra={"test_real_time_factor": 0.1})
