@@ -241,7 +241,7 @@ def child_fit(world: dict, arch: str, size: str, batch: int, batches: int, worke
     callbacks: list = [clock]
     if gpu_stats:
         callbacks.append(GPUStatsMonitor(interval_steps=2))
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=batches, limit_val_batches=0, logger=logger,
+    trainer = pl.Trainer(max_epochs=-1, max_steps=batches, limit_val_batches=0, logger=logger,
                          callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="auto", devices=1, gradient_clip_val=5.0,
                          log_every_n_steps=1, num_sanity_val_steps=0)
@@ -306,7 +306,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        _, url = make_world(root, {"count": {"train": 64, "val": 4, "test": 4}, "seconds": SECONDS})
+        # Enough training mixtures that no timed loop (loader batches, the 20-batch GPU fit) crosses an
+        # epoch boundary, where the loader's iterator is rebuilt.
+        n_train = max(64, a.batch * (max(a.loader_batches, 20) + 1))
+        _, url = make_world(root, {"count": {"train": n_train, "val": 4, "test": 4}, "seconds": SECONDS})
         world = {"root": str(root), "url": url}
         print(f"world built in {time.perf_counter() - t0:.0f} s ({url})", flush=True)
 
@@ -356,7 +359,8 @@ def main() -> None:
             continue
         bound = "data" if r["samples_per_s"] > loader_rate else "model"
         gpu = f"{r['gpu_peak_mib']:.0f}Mi" if "gpu_peak_mib" in r else "-"
-        note = f" (batch {r['failed_batch']} exceeded the memory cap)" if "failed_batch" in r else ""
+        limit = "GPU memory (CUDA out of memory)" if cuda else "the memory cap"
+        note = f" (batch {r['failed_batch']} exceeded {limit})" if "failed_batch" in r else ""
         print(f"{r['arch']:<16}{r['size']:<7}{r['parameters']:>11,}{r['batch']:>6}{r['step_s']:>9.2f}"
               f"{r['cpu_s_per_step']:>8.2f}{r['samples_per_s']:>11.2f}{r['rss_peak_mib']:>9.0f}Mi{gpu:>10}  {bound}{note}")
     out = Path(a.out)
