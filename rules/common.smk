@@ -1,9 +1,14 @@
 # Shared by all rule files -- config validation, the invocation id, input functions and constants.
 
+import functools
 import os
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
+from snakemake.exceptions import WorkflowError
+
+from se_lib.code_deps import config_class_modules, import_closure, module_closure
 from se_lib.config import db_url, tracking_uri, validate_config
 
 
@@ -23,32 +28,58 @@ DB_URL = db_url(config)
 MODELS = list(config["models"])
 
 
-def lib_sources(*names):
-    """se_lib source files a rule runs, declared as inputs so that code changes rerun the right jobs.
+def workflow_script(name):
+    """A script of workflow_scripts/ for a rule: `.path` for `script:`, `.code` for the rule's `code` input."""
+    script = Path(workflow.basedir) / "workflow_scripts" / name
+    return SimpleNamespace(path=f"../workflow_scripts/{name}", code=script_code(script))
 
-    Each name is a module (`data/db.py`) or a package folder (`models`) under se_lib/; `config.py`,
-    the schema and the tracking package are always included.
+
+@functools.cache
+def script_code(script):
+    """Code inputs of a rule running `script`: its import closure within se_lib, plus the config schema.
+
+    The closure is every se_lib file the script imports, directly or transitively, package `__init__.py`
+    files included (see se_lib/code_deps.py); the schema fills the defaults of the config every script
+    reads. Editing any of these reruns the rule (Snakemake compares checksums: a bare `touch` does not).
     """
-    root = Path(workflow.basedir) / "se_lib"
-    files = {root / "__init__.py", root / "config.py"}
-    files.update((root / "tracking").glob("*.py"))
-    for name in names:
-        path = root / name
-        if path.is_dir():
-            files.update(path.rglob("*.py"))
-        elif path.with_suffix(".py").exists():
-            files.add(path.with_suffix(".py"))
-        elif path.exists():
-            files.add(path)
-        else:
-            raise ValueError(f"lib_sources: se_lib/{name} does not exist")
-    rel = sorted(os.path.relpath(p, Path.cwd()) for p in files)
-    return rel + [repo_path("config/schema/config.schema.yaml")]
+    closure = import_closure(script, workflow.basedir)
+    return [repo_path(os.path.relpath(p, workflow.basedir)) for p in closure] + [CONFIG_SCHEMA]
+
+
+@functools.cache
+def class_code(config_files):
+    """se_lib files behind the classes LightningCLI config files name (`class_path:`), with their imports.
+
+    The train and predict scripts load the model, data module and callbacks by these names at run time,
+    so the import closure of the script alone misses them. A missing file is skipped (Snakemake reports
+    it as a missing input of the rule).
+    """
+    modules = config_class_modules([f for f in config_files if os.path.exists(f)], workflow.basedir)
+    return [repo_path(os.path.relpath(p, workflow.basedir)) for p in module_closure(modules, workflow.basedir)]
+
+
+def check_code_inputs():
+    """Fail at parse time when a rule with a `script:` does not declare its script's code as input `code`."""
+    for rule in workflow.rules:
+        if not rule.script:
+            continue
+        script = Path(rule.basedir.get_path_or_uri(secret_free=True)) / rule.script
+        code = {os.path.normpath(f) for f in getattr(rule.input, "code", [])}
+        expected = script_code(script.resolve())
+        missing = sorted(set(map(os.path.normpath, expected)) - code)
+        if missing:
+            raise WorkflowError(
+                f"rule {rule.name}: input `code` must hold the code of its script {rule.script} (workflow_script().code) "
+                f"(missing {', '.join(missing)})"
+            )
 
 
 def repo_path(path):
     """A file shipped with the workflow (e.g. config/models/x.yaml), relative to the working directory."""
     return os.path.relpath(Path(workflow.basedir) / path, Path.cwd())
+
+
+CONFIG_SCHEMA = repo_path("config/schema/config.schema.yaml")
 
 
 def db_outputs():

@@ -13,29 +13,27 @@ TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
 )
 
 
+def model_configs(wildcards):
+    """The LightningCLI config files of model `wildcards.model` (train and predict jobs read them)."""
+    return [f"{d}/{wildcards.model}.yaml" for d in TRAIN_CONFIG_DIRS]
+
+
+def model_code(wildcards):
+    """se_lib files of the classes the model's config files name (model, data module, callbacks)."""
+    return class_code(tuple(model_configs(wildcards)))
+
+
+TRAIN_SCRIPT = workflow_script("train.py")
+
+
 rule train:
     """Train one model (`se fit`) on the mixture DB; best/last checkpoints, run.json, MLflow run +
     registered model version `se-{model}`."""
     input:
         db=DB_FILE,
-        model_config=lambda wc: [f"{d}/{wc.model}.yaml" for d in TRAIN_CONFIG_DIRS],
-        code=lib_sources(
-            "models",
-            "train/__init__.py",
-            "train/module.py",
-            "train/cli.py",
-            "train/callbacks.py",
-            "train/losses.py",
-            "train/mlflow_utils.py",
-            "data/datamodule.py",
-            "data/render.py",
-            "data/audio.py",
-            "data/db.py",
-            "data/naming.py",
-            "data/rooms.py",
-            "io.py",
-            "workflow.py",
-        ),
+        model_config=model_configs,
+        code=TRAIN_SCRIPT.code,
+        model_code=model_code,
     output:
         best="results/models/{model}/best.ckpt",
         last="results/models/{model}/last.ckpt",
@@ -55,4 +53,4 @@ rule train:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train.py"
+        TRAIN_SCRIPT.path
