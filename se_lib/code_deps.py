@@ -1,7 +1,7 @@
 """Which source files of a package a Python script runs: its import closure, found statically with ``ast``.
 
 The workflow declares the closure of each rule's ``script:`` as that rule's code inputs
-(``rules/common.smk::script_code``), so editing a module reruns exactly the jobs whose scripts import it,
+(``rules/common.smk``: ``workflow_script``, ``script_code``), so editing a module reruns exactly the jobs whose scripts import it,
 directly or transitively, whatever the package layout. Computed when the Snakefile is parsed, so this
 module imports only the standard library.
 
@@ -23,11 +23,12 @@ configuration files (e.g. LightningCLI ``class_path:`` values); see :func:`confi
 from __future__ import annotations
 
 import ast
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["ImportResolutionError", "config_class_modules", "import_closure", "module_closure", "module_file"]
+__all__ = ["ImportResolutionError", "config_class_modules", "import_closure", "import_graph", "module_closure", "module_file"]
 
 
 class ImportResolutionError(ValueError):
@@ -95,29 +96,52 @@ def _top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def _imports_of(path: Path, module: str | None, is_package: bool, package: str, root: Path) -> set[str]:
-    """Modules of ``package`` that the file at ``path`` imports (``module``: its dotted name, None for a script)."""
-    tree = _parse(path)
-    found: set[str] = set()
+def _statements(node: ast.AST) -> Iterator[ast.stmt]:
+    """Every statement in ``node``, nested ones included (function and class bodies, if/try/with/match blocks)."""
+    for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+        for child in getattr(node, field, ()):
+            if isinstance(child, ast.stmt):
+                yield child
+            yield from _statements(child)
 
-    def need(name: str, node: ast.AST) -> None:
+
+def _imports_of(path: Path, module: str | None, is_package: bool, package: str, root: Path) -> dict[str, int]:
+    stat = Path(path).stat()
+    return dict(_imports_cached(str(path), stat.st_mtime_ns, stat.st_size, module, is_package, package, str(root)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _imports_cached(path: str, _mtime_ns: int, _size: int, module: str | None, is_package: bool, package: str,
+                    root: str) -> dict[str, int]:
+    """Modules of ``package`` the file at ``path`` imports, each with the line of its first import.
+
+    ``module`` is the file's dotted name (None for a script outside the package). Each import counts as
+    the most specific module it names: ``from p import sub`` imports ``p.sub`` when that is a module, else
+    ``p`` itself (and ``p``'s lazy exports, see the module docstring). The packages above each module are
+    implied (the closure adds them), not listed.
+    """
+    path, root = Path(path), Path(root)
+    tree = _parse(path)
+    found: dict[str, int] = {}
+
+    def add(name: str, node: ast.stmt) -> None:
         if module_file(name, root) is None:
             raise ImportResolutionError(
                 f"{path}:{node.lineno}: imports {name}, which is not a module under {Path(root) / package}"
             )
-        found.update(_parents(name))
+        found.setdefault(name, node.lineno)
 
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == package or alias.name.startswith(package + "."):
-                    need(alias.name, node)
+                    add(alias.name, node)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 if module is None:
                     continue  # relative import in a top-level script: not into the package
                 base = module.split(".") if is_package else module.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                base = base[: len(base) - (node.level - 1)]
                 if not base:
                     raise ImportResolutionError(f"{path}:{node.lineno}: relative import beyond the top package")
                 target = ".".join(base + ([node.module] if node.module else []))
@@ -125,20 +149,42 @@ def _imports_of(path: Path, module: str | None, is_package: bool, package: str, 
                 target = node.module or ""
             if not (target == package or target.startswith(package + ".")):
                 continue
-            need(target, node)
             target_file = module_file(target, root)
-            lazy = None
+            if target_file is None:
+                add(target, node)  # raises, naming the line
+            lazy = defined = None
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 if alias.name != "*" and module_file(sub, root) is not None:
-                    found.add(sub)
-                elif target_file.name == "__init__.py":
+                    add(sub, node)
+                    continue
+                add(target, node)
+                if target_file.name == "__init__.py":
                     if lazy is None:
                         lazy = _lazy_exports(target_file, target, root) or set()
                         defined = _top_level_names(_parse(target_file)) if lazy else set()
-                    if lazy and (alias.name == "*" or alias.name not in defined):
-                        found.update(lazy)
+                    if alias.name == "*" or alias.name not in defined:
+                        for name in lazy:
+                            add(name, node)
     return found
+
+
+def import_graph(root: str | Path, package: str = "se_lib") -> dict[str, dict[str, int]]:
+    """Every module of ``package`` -> the modules of the package it imports (anywhere in the file) -> line.
+
+    The edges are the imports as written (most specific module, see :func:`_imports_of`); a module's
+    import of its own name is left out.
+    """
+    root = Path(root)
+    graph = {}
+    for path in sorted((root / package).rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        name = _module_name(path, root)
+        edges = _imports_of(path, name, path.name == "__init__.py", package, root)
+        edges.pop(name, None)
+        graph[name] = edges
+    return graph
 
 
 def import_closure(script: str | Path, root: str | Path, package: str = "se_lib") -> list[Path]:
@@ -169,7 +215,8 @@ def module_closure(modules: Iterable[str], root: str | Path, package: str = "se_
         if path is None:
             raise ImportResolutionError(f"module {name} does not exist under {root / package}")
         done[name] = path
-        todo |= _imports_of(path, name, path.name == "__init__.py", package, root) - done.keys()
+        imported = _imports_of(path, name, path.name == "__init__.py", package, root)
+        todo |= {parent for dep in imported for parent in _parents(dep)} - done.keys()
     return sorted(done.values())
 
 
@@ -180,8 +227,8 @@ def config_class_modules(config_files: Iterable[str | Path], root: str | Path, p
     """Modules of ``package`` holding the classes named by ``class_path:`` entries in YAML config files.
 
     For a LightningCLI config, ``class_path: se_lib.models.dprnn.DPRNN`` names module ``se_lib.models.dprnn``
-    (the longest dotted prefix that is a module file). A ``class_path`` of the package that names no
-    module raises :class:`ImportResolutionError` naming the file.
+    (all but the last dotted part). A ``class_path`` of the package whose module does not exist raises
+    :class:`ImportResolutionError` naming the file.
     """
     modules = set()
     for cfg in config_files:
@@ -190,11 +237,8 @@ def config_class_modules(config_files: Iterable[str | Path], root: str | Path, p
             dotted = match.group(1)
             if not dotted.startswith(package + "."):
                 continue
-            parts = dotted.split(".")
-            for end in range(len(parts) - 1, 0, -1):
-                if module_file(".".join(parts[:end]), root) is not None:
-                    modules.add(".".join(parts[:end]))
-                    break
-            else:
+            module = dotted.rpartition(".")[0]
+            if module_file(module, root) is None:
                 raise ImportResolutionError(f"{cfg}: class_path {dotted} names no module under {Path(root) / package}")
+            modules.add(module)
     return sorted(modules)
