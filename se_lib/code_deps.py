@@ -1,9 +1,9 @@
 """Which source files of a package a Python script runs: its import closure, found statically with ``ast``.
 
 The workflow declares the closure of each rule's ``script:`` as that rule's code inputs
-(``rules/common.smk``: ``workflow_script``, ``script_code``), so editing a module reruns exactly the jobs whose scripts import it,
-directly or transitively, whatever the package layout. Computed when the Snakefile is parsed, so this
-module imports only the standard library.
+(``workflow_script`` / ``script_code`` in rules/common.smk), so editing a module reruns exactly the jobs
+whose scripts import it, directly or transitively, whatever the package layout. Computed when the
+Snakefile is parsed, so this module imports only the standard library.
 
 What counts as an import of ``se_lib`` (the default package):
 
@@ -28,7 +28,14 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["ImportResolutionError", "config_class_modules", "import_closure", "import_graph", "module_closure", "module_file"]
+__all__ = [
+    "ImportResolutionError",
+    "config_class_modules",
+    "import_closure",
+    "import_graph",
+    "module_closure",
+    "module_file",
+]
 
 
 class ImportResolutionError(ValueError):
