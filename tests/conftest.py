@@ -27,14 +27,18 @@ def copy_workflow_source(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1700) -> subprocess.CompletedProcess:
-    """Run Snakemake on the workflow copy in ``workdir`` (tiny config, 2 cores), with its own se_lib.
-
-    ``PYTHONPATH`` puts the copy's se_lib ahead of the installed (editable) one, so the jobs run the
-    copied code; MLflow/SE variables of the calling environment are dropped.
-    """
+def snakemake_env(workdir: Path) -> dict[str, str]:
+    """Environment of a Snakemake run on the workflow copy in ``workdir``: ``PYTHONPATH`` puts the copy's
+    se_lib ahead of the installed (editable) one, so the jobs run the copied code; MLflow/SE variables of
+    the calling environment are dropped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SE_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(workdir), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1700) -> subprocess.CompletedProcess:
+    """Run Snakemake on the workflow copy in ``workdir`` (tiny config, 2 cores), with :func:`snakemake_env`."""
+    env = snakemake_env(workdir)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config" / "tiny.yaml"), "--cores", "2", *args]
     out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
@@ -48,6 +52,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 17
 def run_snakemake():
     """:func:`snakemake`, for tests that run Snakemake again on the workflow copy of ``workflow_run``."""
     return snakemake
+
+
+@pytest.fixture(scope="session", name="snakemake_env")
+def snakemake_env_fixture():
+    """:func:`snakemake_env`, for tests that start Snakemake their own way on the workflow copy."""
+    return snakemake_env
 
 
 @pytest.fixture(scope="session")
