@@ -36,11 +36,11 @@ def workflow_script(name):
 
 @functools.cache
 def script_code(script):
-    """Code inputs of a rule running `script`: its import closure within se_lib, plus the config schema.
+    """Code inputs of a job running `script`: its import closure within se_lib, plus the config schema.
 
     The closure is every se_lib file the script imports, directly or transitively, package `__init__.py`
     files included (see se_lib/code_deps.py); the schema fills the defaults of the config every script
-    reads. Editing any of these reruns the rule (Snakemake compares checksums: a bare `touch` does not).
+    reads. Editing any of these reruns the job (Snakemake compares checksums: a bare `touch` does not).
     """
     closure = import_closure(script, workflow.basedir)
     return [repo_path(os.path.relpath(p, workflow.basedir)) for p in closure] + [CONFIG_SCHEMA]
@@ -59,18 +59,17 @@ def class_code(config_files):
 
 
 def check_code_inputs():
-    """Fail at parse time when a rule with a `script:` does not declare its script's code as input `code`."""
-    for rule in workflow.rules:
-        if not rule.script:
+    """Fail at parse time where a job's script is not declared with its code (input `code`)."""
+    for r in workflow.rules:
+        if not r.script:
             continue
-        script = Path(rule.basedir.get_path_or_uri(secret_free=True)) / rule.script
-        code = {os.path.normpath(f) for f in getattr(rule.input, "code", [])}
-        expected = script_code(script.resolve())
-        missing = sorted(set(map(os.path.normpath, expected)) - code)
+        script = Path(r.basedir.get_path_or_uri(secret_free=True)) / r.script
+        declared = {os.path.normpath(f) for f in getattr(r.input, "code", [])}
+        missing = sorted(set(map(os.path.normpath, script_code(script.resolve()))) - declared)
         if missing:
             raise WorkflowError(
-                f"rule {rule.name}: input `code` must hold the code of its script {rule.script} (workflow_script().code) "
-                f"(missing {', '.join(missing)})"
+                f"{r.name!r} runs {r.script} but its input `code` (workflow_script(...).code) lacks "
+                + ", ".join(missing)
             )
 
 
@@ -80,6 +79,23 @@ def repo_path(path):
 
 
 CONFIG_SCHEMA = repo_path("config/schema/config.schema.yaml")
+
+
+# LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
+# `train.overlay` is demo.
+TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
+    [repo_path("config/models/demo")] if config["train"]["overlay"] == "demo" else []
+)
+
+
+def model_configs(wildcards):
+    """The LightningCLI config files of model `wildcards.model` (train and predict jobs read them)."""
+    return [f"{d}/{wildcards.model}.yaml" for d in TRAIN_CONFIG_DIRS]
+
+
+def model_code(wildcards):
+    """se_lib files of the classes the model's config files name (model, data module, callbacks)."""
+    return class_code(tuple(model_configs(wildcards)))
 
 
 def db_outputs():

@@ -6,23 +6,6 @@
 # job copies the best and last checkpoints to the declared outputs and writes run.json.
 
 
-# LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
-# `train.overlay` is demo.
-TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
-    [repo_path("config/models/demo")] if config["train"]["overlay"] == "demo" else []
-)
-
-
-def model_configs(wildcards):
-    """The LightningCLI config files of model `wildcards.model` (train and predict jobs read them)."""
-    return [f"{d}/{wildcards.model}.yaml" for d in TRAIN_CONFIG_DIRS]
-
-
-def model_code(wildcards):
-    """se_lib files of the classes the model's config files name (model, data module, callbacks)."""
-    return class_code(tuple(model_configs(wildcards)))
-
-
 TRAIN_SCRIPT = workflow_script("train.py")
 
 
