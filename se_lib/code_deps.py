@@ -113,6 +113,7 @@ def _statements(node: ast.AST) -> Iterator[ast.stmt]:
 
 
 def _imports_of(path: Path, module: str | None, is_package: bool, package: str, root: Path) -> dict[str, int]:
+    """:func:`_imports_cached`, parsed again whenever the file changes (size or modification time)."""
     stat = Path(path).stat()
     return dict(_imports_cached(str(path), stat.st_mtime_ns, stat.st_size, module, is_package, package, str(root)))
 
