@@ -58,6 +58,9 @@ def class_code(config_files):
     return [repo_path(os.path.relpath(p, workflow.basedir)) for p in module_closure(modules, workflow.basedir)]
 
 
+# se_lib modules the rule files themselves import need no code input of their own: what they compute
+# reaches a job as its params, inputs or outputs, which Snakemake tracks; the config defaults they fill
+# come from the schema (an input of every job) and se_lib/config.py (in every script's closure).
 def check_code_inputs():
     """Fail at parse time where a job's script is not declared with its code (input `code`)."""
     for r in workflow.rules:

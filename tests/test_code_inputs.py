@@ -332,6 +332,7 @@ def _downstream(start: set, consumers: dict) -> set:
     return seen
 
 
+@pytest.mark.slow
 def test_expected_plan_is_not_trivial(code_plan):
     """Guard for the table below: the independent method sees real, different closures."""
     src, runs, consumers = code_plan
