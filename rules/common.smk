@@ -58,7 +58,7 @@ def class_code(config_files):
     return [repo_path(os.path.relpath(p, workflow.basedir)) for p in module_closure(modules, workflow.basedir)]
 
 
-# se_lib modules the rule files themselves import need no code input of their own: what they compute
+# se_lib modules the .smk files import themselves need no code input of their own; what they compute
 # reaches a job as its params, inputs or outputs, which Snakemake tracks; the config defaults they fill
 # come from the schema (an input of every job) and se_lib/config.py (in every script's closure).
 def check_code_inputs():
