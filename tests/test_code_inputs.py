@@ -333,6 +333,7 @@ def _downstream(start: set, consumers: dict) -> set:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first of these runs the tiny workflow (session fixture)
 def test_expected_plan_is_not_trivial(code_plan):
     """Guard for the table below: the independent method sees real, different closures."""
     src, runs, consumers = code_plan
@@ -345,6 +346,7 @@ def test_expected_plan_is_not_trivial(code_plan):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first of these runs the tiny workflow (session fixture)
 @pytest.mark.parametrize("module", SE_LIB_MODULES)
 def test_editing_a_module_plans_exactly_the_jobs_that_run_it(module, code_plan, dry_run):
     src, runs, consumers = code_plan
@@ -369,6 +371,7 @@ def test_editing_a_module_plans_exactly_the_jobs_that_run_it(module, code_plan, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first of these runs the tiny workflow (session fixture)
 def test_same_content_reruns_nothing(code_plan, dry_run):
     """After every edit was undone (the files are newer than the results, same content), nothing is
     planned: Snakemake compares checksums of small inputs, so a bare `touch` reruns nothing either."""
