@@ -28,6 +28,10 @@ include: "rules/score.smk"
 include: "rules/report.smk"
 
 
+# Every rule with a script declares the script's se_lib import closure as input `code` (rules/common.smk).
+check_code_inputs()
+
+
 rule all:
     input:
         all_targets(),

@@ -1,9 +1,14 @@
 # Shared by all rule files -- config validation, the invocation id, input functions and constants.
 
+import functools
 import os
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
+from snakemake.exceptions import WorkflowError
+
+from se_lib.code_deps import config_class_modules, import_closure, module_closure
 from se_lib.config import db_url, tracking_uri, validate_config
 
 
@@ -22,32 +27,83 @@ DB_URL = db_url(config)
 MODELS = list(config["models"])
 
 
-def lib_sources(*names):
-    """se_lib source files a rule runs, declared as inputs so that code changes rerun the right jobs.
+def workflow_script(name):
+    """A script of workflow_scripts/ for a rule in rules/*.smk: `.path` for `script:`, `.code` for its `code` input."""
+    script = Path(workflow.basedir) / "workflow_scripts" / name
+    return SimpleNamespace(path=f"../workflow_scripts/{name}", code=script_code(script))
 
-    Each name is a module (`data/db.py`) or a package folder (`models`) under se_lib/; `config.py`,
-    the schema and the tracking package are always included.
+
+@functools.cache
+def script_code(script):
+    """Code inputs of a job running `script`: its import closure within se_lib, plus the config schema.
+
+    The closure is every se_lib file the script imports, directly or transitively, package `__init__.py`
+    files included (see se_lib/code_deps.py); the schema fills the defaults of the config every script
+    reads. Editing any of these reruns the job (Snakemake compares checksums: a bare `touch` does not).
     """
-    root = Path(workflow.basedir) / "se_lib"
-    files = {root / "__init__.py", root / "config.py"}
-    files.update((root / "tracking").glob("*.py"))
-    for name in names:
-        path = root / name
-        if path.is_dir():
-            files.update(path.rglob("*.py"))
-        elif path.with_suffix(".py").exists():
-            files.add(path.with_suffix(".py"))
-        elif path.exists():
-            files.add(path)
-        else:
-            raise ValueError(f"lib_sources: se_lib/{name} does not exist")
-    rel = sorted(os.path.relpath(p, Path.cwd()) for p in files)
-    return rel + [repo_path("config/schema/config.schema.yaml")]
+    closure = import_closure(script, workflow.basedir)
+    return [repo_path(os.path.relpath(p, workflow.basedir)) for p in closure] + [CONFIG_SCHEMA]
+
+
+@functools.cache
+def class_code(config_files):
+    """se_lib files behind the classes LightningCLI config files name (`class_path:`), with their imports.
+
+    The train and predict scripts load the model, data module and callbacks by these names at run time,
+    so the import closure of the script alone misses them. A missing file is skipped (Snakemake reports
+    it as a missing input of the rule).
+    """
+    modules = config_class_modules([f for f in config_files if os.path.exists(f)], workflow.basedir)
+    return [repo_path(os.path.relpath(p, workflow.basedir)) for p in module_closure(modules, workflow.basedir)]
+
+
+# se_lib modules the .smk files import themselves need no code input of their own; what they compute
+# reaches a job as its params, inputs or outputs, which Snakemake tracks; the config defaults they fill
+# come from the schema (an input of every job) and se_lib/config.py (in every script's closure).
+def check_code_inputs():
+    """Fail at parse time where a job's script is not declared with its code (input `code`)."""
+    for r in workflow.rules:
+        if not r.script:
+            continue
+        script = Path(r.basedir.get_path_or_uri(secret_free=True)) / r.script
+        declared = {os.path.normpath(f) for f in getattr(r.input, "code", [])}
+        missing = sorted(set(map(os.path.normpath, script_code(script.resolve()))) - declared)
+        if missing:
+            raise WorkflowError(
+                f"{r.name!r} runs {r.script} but its input `code` (workflow_script(...).code) lacks "
+                + ", ".join(missing)
+            )
 
 
 def repo_path(path):
     """A file shipped with the workflow (e.g. config/models/x.yaml), relative to the working directory."""
     return os.path.relpath(Path(workflow.basedir) / path, Path.cwd())
+
+
+CONFIG_SCHEMA = repo_path("config/schema/config.schema.yaml")
+
+
+# LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
+# `train.overlay` is demo.
+TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
+    [repo_path("config/models/demo")] if config["train"]["overlay"] == "demo" else []
+)
+
+
+# The shared training setup (data module, trainer, callbacks, writer) under every model's config;
+# `se` reads it by itself, but it is part of every model's effective config, hence an input.
+SHARED_MODEL_CONFIG = repo_path("config/models/_shared.yaml")
+
+
+def model_configs(wildcards):
+    """The LightningCLI config files of model `wildcards.model` (passed to `se` with --config)."""
+    return [f"{d}/{wildcards.model}.yaml" for d in TRAIN_CONFIG_DIRS]
+
+
+def model_code(wildcards):
+    """se_lib files of the classes the shared and the model's config files name (model, data module,
+    callbacks, prediction writer)."""
+    return class_code(tuple([SHARED_MODEL_CONFIG, *model_configs(wildcards)]))
 
 
 def db_outputs():

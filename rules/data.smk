@@ -1,10 +1,13 @@
 # Data stage: speech/noise corpus -> simulated rooms -> mixture database (rows only; audio renders on the fly).
 
 
+BUILD_CORPUS_SCRIPT = workflow_script("build_corpus.py")
+
+
 rule corpus:
     """Demo corpus (eSpeak NG speech + synthetic noises) or the user's files, split by speaker."""
     input:
-        lib_sources("data/corpus.py", "data/audio.py", "data/espeak.py", "data/demo_corpus.py", "data/noises.py"),
+        code=BUILD_CORPUS_SCRIPT.code,
     output:
         directory(CORPUS_DIR),
     params:
@@ -19,14 +22,17 @@ rule corpus:
     conda:
         "../envs/data.yaml"
     script:
-        "../workflow_scripts/build_corpus.py"
+        BUILD_CORPUS_SCRIPT.path
+
+
+BUILD_ROOMS_SCRIPT = workflow_script("build_rooms.py")
 
 
 rule rooms:
     """Shoebox rooms (pyroomacoustics): multichannel RIRs per source and the target RIR at the reference mic."""
     input:
         corpus=CORPUS_DIR,
-        code=lib_sources("data/rooms.py", "data/audio.py"),
+        code=BUILD_ROOMS_SCRIPT.code,
     output:
         directory(ROOMS_DIR),
     params:
@@ -41,7 +47,10 @@ rule rooms:
     conda:
         "../envs/data.yaml"
     script:
-        "../workflow_scripts/build_rooms.py"
+        BUILD_ROOMS_SCRIPT.path
+
+
+BUILD_DB_SCRIPT = workflow_script("build_db.py")
 
 
 rule mixture_db:
@@ -49,7 +58,7 @@ rule mixture_db:
     input:
         corpus=CORPUS_DIR,
         rooms=ROOMS_DIR,
-        code=lib_sources("data/db.py"),
+        code=BUILD_DB_SCRIPT.code,
     output:
         **db_outputs(),
     params:
@@ -64,4 +73,4 @@ rule mixture_db:
     conda:
         "../envs/data.yaml"
     script:
-        "../workflow_scripts/build_db.py"
+        BUILD_DB_SCRIPT.path

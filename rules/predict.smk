@@ -6,6 +6,9 @@ PREDICT_SPLITS = list(config["predict"]["splits"])
 PREDICT_BATCH_SIZE = int(config["predict"]["batch_size"])
 
 
+PREDICT_SCRIPT = workflow_script("predict.py")
+
+
 rule predict:
     """LightningCLI `se predict` with the model's best checkpoint; its prediction writer writes noisy,
     enhanced and target wavs per mixture, plus inference statistics (real-time factor, parameters)."""
@@ -13,10 +16,10 @@ rule predict:
         ckpt="results/models/{model}/best.ckpt",
         run="results/models/{model}/run.json",
         db=DB_FILE,
-        model_config=lambda wc: [f"{d}/{wc.model}.yaml" for d in TRAIN_CONFIG_DIRS],
+        model_config=model_configs,
         shared_config=SHARED_MODEL_CONFIG,
-        code=lib_sources("train", "models", "data/datamodule.py", "data/render.py", "data/audio.py",
-                         "data/naming.py", "data/db.py"),
+        code=PREDICT_SCRIPT.code,
+        model_code=model_code,
     output:
         wavs=directory("results/predictions/{model}/{split}"),
         stats="results/predictions/{model}/{split}_predict_stats.json",
@@ -33,7 +36,10 @@ rule predict:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/predict.py"
+        PREDICT_SCRIPT.path
+
+
+NOISY_REFERENCE_SCRIPT = workflow_script("noisy_reference.py")
 
 
 rule noisy_reference:
@@ -41,8 +47,7 @@ rule noisy_reference:
     the data path prediction uses: the noisy baseline does not depend on any model."""
     input:
         db=DB_FILE,
-        code=lib_sources("train/prediction_writer.py", "data/datamodule.py", "data/render.py", "data/audio.py",
-                         "data/naming.py", "data/db.py"),
+        code=NOISY_REFERENCE_SCRIPT.code,
     output:
         directory("results/references/{split}"),
     params:
@@ -57,4 +62,4 @@ rule noisy_reference:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/noisy_reference.py"
+        NOISY_REFERENCE_SCRIPT.path

@@ -18,13 +18,16 @@ REPORT_TARGETS = [f"{REPORT_DIR}/learning_curves.png", f"{REPORT_DIR}/hparams_pa
 ]
 
 
+REPORT_TABLE_SCRIPT = workflow_script("report_table.py")
+
+
 rule report_table:
     """Comparison table: every metric with its 95 % CI, parameters and real-time factor, per system."""
     input:
         summaries=expand("results/scores/{model}/{{split}}_summary.tsv", model=MODELS),
         noisy="results/scores/noisy/{split}_summary.tsv",
         stats=expand("results/predictions/{model}/{{split}}_predict_stats.json", model=MODELS),
-        code=lib_sources("report"),
+        code=REPORT_TABLE_SCRIPT.code,
     output:
         html=report(f"{REPORT_DIR}/{{split}}/comparison.html", caption="../report/comparison.rst",
                     category="Comparison", subcategory="Table", labels={"split": "{split}", "format": "HTML"}),
@@ -40,7 +43,10 @@ rule report_table:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/report_table.py"
+        REPORT_TABLE_SCRIPT.path
+
+
+REPORT_SNR_SCRIPT = workflow_script("report_snr.py")
 
 
 rule report_snr:
@@ -48,7 +54,7 @@ rule report_snr:
     input:
         per_file=expand("results/scores/{model}/{{split}}.tsv", model=MODELS),
         noisy="results/scores/noisy/{split}.tsv",
-        code=lib_sources("report"),
+        code=REPORT_SNR_SCRIPT.code,
     output:
         plots=[
             report(f"{REPORT_DIR}/{{split}}/snr/{m}.png", caption="../report/snr.rst", category="Comparison",
@@ -68,7 +74,10 @@ rule report_snr:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/report_snr.py"
+        REPORT_SNR_SCRIPT.path
+
+
+REPORT_SPECTROGRAMS_SCRIPT = workflow_script("report_spectrograms.py")
 
 
 rule report_spectrograms:
@@ -79,7 +88,7 @@ rule report_spectrograms:
         scores=expand("results/scores/{model}/{{split}}.tsv", model=MODELS),
         references="results/references/{split}",
         noisy="results/scores/noisy/{split}.tsv",
-        code=lib_sources("report", "data/audio.py", "data/naming.py"),
+        code=REPORT_SPECTROGRAMS_SCRIPT.code,
     output:
         report(directory(f"{REPORT_DIR}/{{split}}/spectrograms"), patterns=["{example}.png"],
                caption="../report/spectrograms.rst", category="Examples", subcategory="Spectrograms",
@@ -97,14 +106,17 @@ rule report_spectrograms:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/report_spectrograms.py"
+        REPORT_SPECTROGRAMS_SCRIPT.path
+
+
+REPORT_LEARNING_CURVES_SCRIPT = workflow_script("report_learning_curves.py")
 
 
 rule report_learning_curves:
     """Learning curves of every model's training run, read from MLflow."""
     input:
         runs=expand("results/models/{model}/run.json", model=MODELS),
-        code=lib_sources("report"),
+        code=REPORT_LEARNING_CURVES_SCRIPT.code,
     output:
         png=report(f"{REPORT_DIR}/learning_curves.png", caption="../report/learning_curves.rst",
                    category="Training", subcategory="Learning curves", labels={"figure": "learning curves"}),
@@ -119,7 +131,10 @@ rule report_learning_curves:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/report_learning_curves.py"
+        REPORT_LEARNING_CURVES_SCRIPT.path
+
+
+REPORT_HPARAMS_SCRIPT = workflow_script("report_hparams.py")
 
 
 rule report_hparams:
@@ -127,7 +142,7 @@ rule report_hparams:
     against its best validation SI-SDR."""
     input:
         runs=expand("results/models/{model}/run.json", model=MODELS),
-        code=lib_sources("report"),
+        code=REPORT_HPARAMS_SCRIPT.code,
     output:
         png=report(f"{REPORT_DIR}/hparams_parallel.png", caption="../report/hparams.rst", category="Training",
                    subcategory="Hyper-parameters", labels={"figure": "parallel coordinates"}),
@@ -145,4 +160,4 @@ rule report_hparams:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/report_hparams.py"
+        REPORT_HPARAMS_SCRIPT.path

@@ -9,13 +9,16 @@ if BASELINE in MODELS:
     raise ValueError(f"config key 'models': {BASELINE!r} is reserved for the unprocessed-input baseline")
 
 
+SCORE_SCRIPT = workflow_script("score.py")
+
+
 rule score:
     """Score one model's predictions of one split (mode `enhanced`)."""
     input:
         pred="results/predictions/{model}/{split}",
         run="results/models/{model}/run.json",
         stats="results/predictions/{model}/{split}_predict_stats.json",
-        code=lib_sources("metrics", "report/tables.py", "data/audio.py", "data/naming.py"),
+        code=SCORE_SCRIPT.code,
     output:
         tsv="results/scores/{model}/{split}.tsv",
         summary="results/scores/{model}/{split}_summary.tsv",
@@ -33,14 +36,14 @@ rule score:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/score.py"
+        SCORE_SCRIPT.path
 
 
 rule score_noisy:
     """Score the unprocessed reference microphone of a split (mode `noisy`): the baseline row."""
     input:
         pred="results/references/{split}",
-        code=lib_sources("metrics", "report/tables.py", "data/audio.py", "data/naming.py"),
+        code=SCORE_SCRIPT.code,
     output:
         tsv="results/scores/noisy/{split}.tsv",
         summary="results/scores/noisy/{split}_summary.tsv",
@@ -56,4 +59,4 @@ rule score_noisy:
     conda:
         "../envs/score.yaml"
     script:
-        "../workflow_scripts/score.py"
+        SCORE_SCRIPT.path

@@ -6,13 +6,7 @@
 # job copies the best and last checkpoints to the declared outputs and writes run.json.
 
 
-# LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
-# `train.overlay` is demo. Both go on top of the shared training setup, which `se` reads by itself
-# (an input all the same: it is part of every model's effective config).
-TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
-    [repo_path("config/models/demo")] if config["train"]["overlay"] == "demo" else []
-)
-SHARED_MODEL_CONFIG = repo_path("config/models/_shared.yaml")
+TRAIN_SCRIPT = workflow_script("train.py")
 
 
 rule train:
@@ -20,27 +14,10 @@ rule train:
     registered model version `se-{model}`."""
     input:
         db=DB_FILE,
-        model_config=lambda wc: [f"{d}/{wc.model}.yaml" for d in TRAIN_CONFIG_DIRS],
+        model_config=model_configs,
         shared_config=SHARED_MODEL_CONFIG,
-        code=lib_sources(
-            "models",
-            "train/__init__.py",
-            "train/module.py",
-            "train/cli.py",
-            "train/jobs.py",
-            "train/resume.py",
-            "train/prediction_writer.py",
-            "train/callbacks.py",
-            "train/losses.py",
-            "data/datamodule.py",
-            "data/render.py",
-            "data/audio.py",
-            "data/db.py",
-            "data/naming.py",
-            "data/rooms.py",
-            "io.py",
-            "workflow.py",
-        ),
+        code=TRAIN_SCRIPT.code,
+        model_code=model_code,
     output:
         best="results/models/{model}/best.ckpt",
         last="results/models/{model}/last.ckpt",
@@ -60,4 +37,4 @@ rule train:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train.py"
+        TRAIN_SCRIPT.path

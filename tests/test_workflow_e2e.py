@@ -1,38 +1,16 @@
-"""Tiny end-to-end run of the whole Snakemake workflow on CPU (config/tiny.yaml), in a temp workdir.
+"""Tiny end-to-end run of the whole Snakemake workflow on CPU (config/tiny.yaml), in a copy of the
+source tree (the session fixture ``workflow_run`` of conftest.py, shared with test_code_inputs.py).
 
 Real code paths throughout: eSpeak corpus, pyroomacoustics rooms, SQLite mixture DB, LightningCLI
 training of all four models, prediction, scoring, the report, and one MLflow sqlite store.
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-
-
-def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SE_"))}
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(ROOT / "config" / "tiny.yaml"), "--cores", "2", *args]
-    out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=1700)
-    if check and out.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.glob("logs/**/*.log")))
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}\n{logs}")
-    return out
-
-
-@pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    result = _snakemake(workdir)
-    return workdir, result
 
 
 def test_data_stage_outputs(workflow_run):
@@ -74,9 +52,9 @@ def test_every_rule_wrote_one_mlflow_run_with_the_invocation_id(workflow_run):
     assert digests == {(workdir / "results/db/digest.txt").read_text().split()[0]}
 
 
-def test_nothing_left_to_do_afterwards(workflow_run):
+def test_nothing_left_to_do_afterwards(workflow_run, run_snakemake):
     workdir, _ = workflow_run
-    out = _snakemake(workdir, "-n")
+    out = run_snakemake(workdir, "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
@@ -113,12 +91,12 @@ def test_scores_and_report(workflow_run):
         assert (workdir / png).stat().st_size > 1000
 
 
-def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run):
+def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run, run_snakemake):
     from browser import BrowserUnavailable as BrowserError, check_report_html, find_browser as find_chromium
 
     workdir, _ = workflow_run
-    _snakemake(workdir, "--report", "report.html")
-    _snakemake(workdir, "--report", "report.zip")
+    run_snakemake(workdir, "--report", "report.html")
+    run_snakemake(workdir, "--report", "report.zip")
     assert (workdir / "report.zip").stat().st_size > 0
     try:
         find_chromium()
