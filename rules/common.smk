@@ -28,7 +28,7 @@ MODELS = list(config["models"])
 
 
 def workflow_script(name):
-    """A script of workflow_scripts/ for a rule in rules/*.smk: `.path` for `script:`, `.code` for its `code` input."""
+    """A script of workflow_scripts/ for rules in rules/*.smk -- `.path` for the script directive, `.code` for its `code` input."""
     script = Path(workflow.basedir) / "workflow_scripts" / name
     return SimpleNamespace(path=f"../workflow_scripts/{name}", code=script_code(script))
 
