@@ -70,10 +70,17 @@ def bench_speed(repeats: int, batch: int, seconds: float, threads: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     ours = ConvTasNet(**PAPER, norm="gLN", causal=False, mask_activation="sigmoid", in_channels=1, ref_mic=0).eval()
-    ref = torchaudio.models.ConvTasNet(num_sources=1, enc_kernel_size=PAPER["L"], enc_num_feats=PAPER["N"],
-                                       msk_kernel_size=PAPER["P"], msk_num_feats=PAPER["B"],
-                                       msk_num_hidden_feats=PAPER["H"], msk_num_layers=PAPER["X"],
-                                       msk_num_stacks=PAPER["R"], msk_activate="sigmoid").eval()
+    ref = torchaudio.models.ConvTasNet(
+        num_sources=1,
+        enc_kernel_size=PAPER["L"],
+        enc_num_feats=PAPER["N"],
+        msk_kernel_size=PAPER["P"],
+        msk_num_feats=PAPER["B"],
+        msk_num_hidden_feats=PAPER["H"],
+        msk_num_layers=PAPER["X"],
+        msk_num_stacks=PAPER["R"],
+        msk_activate="sigmoid",
+    ).eval()
     n_ours = sum(p.numel() for p in ours.parameters())
     n_ref = sum(p.numel() for p in ref.parameters())
     t = int(seconds * SR)
@@ -95,7 +102,11 @@ def bench_speed(repeats: int, batch: int, seconds: float, threads: int) -> dict:
     wall: dict[str, list[float]] = {"ours": [], "torchaudio": []}
     cpu: dict[str, list[float]] = {"ours": [], "torchaudio": []}
     for i in range(repeats):
-        order = (("ours", run_ours), ("torchaudio", run_ref)) if i % 2 == 0 else (("torchaudio", run_ref), ("ours", run_ours))
+        order = (
+            (("ours", run_ours), ("torchaudio", run_ref))
+            if i % 2 == 0
+            else (("torchaudio", run_ref), ("ours", run_ours))
+        )
         for name, fn in order:
             w, c = timed(fn)
             wall[name].append(w)
@@ -134,8 +145,15 @@ class _SyntheticMixtures:
         n = self.t - (i % 5) * 800  # varying lengths: batches are padded
         target = 0.1 * torch.randn(n, generator=g)
         noisy = target.expand(4, n) + 0.05 * torch.randn(4, n, generator=g)
-        meta = {"sid": f"s{i}", "nid1": "n1", "nid2": "n2", "rid": f"r{i % 3}", "snr_db": float(i % 15 - 5),
-                "split": "test", "mid": f"m{i}"}
+        meta = {
+            "sid": f"s{i}",
+            "nid1": "n1",
+            "nid2": "n2",
+            "rid": f"r{i % 3}",
+            "snr_db": float(i % 15 - 5),
+            "split": "test",
+            "mid": f"m{i}",
+        }
         return {"noisy": noisy, "target": target, "length": n, "mid": f"m{i}", "meta": meta}
 
 
@@ -153,14 +171,27 @@ def child_predict(n: int, out: str, return_predictions: bool) -> dict:
     torch.manual_seed(0)
     module = EnhancementModule(ConvTasNet(N=64, L=16, B=32, H=64, Sc=32, P=3, X=4, R=2), sample_rate=SR)
     writer = AudioPredictionWriter(output_dir=out, sample_rate=SR)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[writer], enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[writer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     before = peak_rss_mib()
     t0 = time.perf_counter()
     loader = DataLoader(_SyntheticMixtures(n), batch_size=4, collate_fn=collate_mixtures, num_workers=0)
     trainer.predict(module, dataloaders=loader, return_predictions=return_predictions)
-    return {"n": n, "peak_rss_mib": peak_rss_mib(), "rss_before_mib": before, "wall_s": time.perf_counter() - t0,
-            "files": len(list(Path(out).glob("*.wav"))), "rtf": writer.stats["real_time_factor"]}
+    return {
+        "n": n,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_mib": before,
+        "wall_s": time.perf_counter() - t0,
+        "files": len(list(Path(out).glob("*.wav"))),
+        "rtf": writer.stats["real_time_factor"],
+    }
 
 
 def child_score(n: int, pred_dir: str) -> dict:
@@ -169,8 +200,13 @@ def child_score(n: int, pred_dir: str) -> dict:
     before = peak_rss_mib()
     t0 = time.perf_counter()
     df = score_directory(pred_dir, None, None, mode="enhanced", threads=1, progress=False)
-    return {"n": n, "rows": len(df), "peak_rss_mib": peak_rss_mib(), "rss_before_mib": before,
-            "wall_s": time.perf_counter() - t0}
+    return {
+        "n": n,
+        "rows": len(df),
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_mib": before,
+        "wall_s": time.perf_counter() - t0,
+    }
 
 
 def _run_child(*args: str) -> dict:
@@ -188,9 +224,12 @@ def bench_memory(sizes: list[int]) -> dict:
             out["predict"].append(_run_child("predict", str(n), pred, "0"))
             out["predict_return_predictions"].append(_run_child("predict", str(n), str(Path(tmp) / f"keep{n}"), "1"))
             out["score"].append(_run_child("score", str(n), pred))
-            print(f"  n={n}: predict {out['predict'][-1]['peak_rss_mib']:.0f} MiB, "
-                  f"predict(return_predictions) {out['predict_return_predictions'][-1]['peak_rss_mib']:.0f} MiB, "
-                  f"score {out['score'][-1]['peak_rss_mib']:.0f} MiB", flush=True)
+            print(
+                f"  n={n}: predict {out['predict'][-1]['peak_rss_mib']:.0f} MiB, "
+                f"predict(return_predictions) {out['predict_return_predictions'][-1]['peak_rss_mib']:.0f} MiB, "
+                f"score {out['score'][-1]['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
     for key in list(out):
         rows = out[key]
         out[f"{key}_growth_mib"] = rows[-1]["peak_rss_mib"] - rows[0]["peak_rss_mib"]
@@ -217,17 +256,27 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    result: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                                "load_avg": os.getloadavg()}}
+    result: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "load_avg": os.getloadavg(),
+        }
+    }
     if not args.skip_speed:
         print(f"(a) paper-size Conv-TasNet, batch {args.batch} x {args.seconds:g} s, {args.threads} threads, CPU")
         sp = bench_speed(args.repeats, args.batch, args.seconds, args.threads)
         result["speed"] = sp
         print(f"  parameters ours {sp['parameters']['ours']:,} torchaudio {sp['parameters']['torchaudio']:,}")
-        print(f"  wall median ours {sp['median_s']['ours']:.3f} s, torchaudio {sp['median_s']['torchaudio']:.3f} s, "
-              f"ratio ours/torchaudio {sp['ratio_ours_over_torchaudio']:.3f} (RTF ours {sp['rtf']['ours']:.3f})")
-        print(f"  CPU-time median ours {sp['median_cpu_s']['ours']:.3f} s, torchaudio "
-              f"{sp['median_cpu_s']['torchaudio']:.3f} s, ratio {sp['cpu_ratio_ours_over_torchaudio']:.3f}")
+        print(
+            f"  wall median ours {sp['median_s']['ours']:.3f} s, torchaudio {sp['median_s']['torchaudio']:.3f} s, "
+            f"ratio ours/torchaudio {sp['ratio_ours_over_torchaudio']:.3f} (RTF ours {sp['rtf']['ours']:.3f})"
+        )
+        print(
+            f"  CPU-time median ours {sp['median_cpu_s']['ours']:.3f} s, torchaudio "
+            f"{sp['median_cpu_s']['torchaudio']:.3f} s, ratio {sp['cpu_ratio_ours_over_torchaudio']:.3f}"
+        )
     if not args.skip_memory:
         print(f"(b) peak RSS vs number of test files {args.sizes}")
         mem = bench_memory(args.sizes)

@@ -31,13 +31,12 @@ import torchaudio.functional as AF
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from se_lib.io import write_json_atomic  # noqa: E402
-
 from se_lib.config import load_config
 from se_lib.data import db as dbm
 from se_lib.data.audio import read_audio, write_wav_atomic
 from se_lib.data.render import PEAK_LIMIT, Renderer
 from se_lib.data.rooms import build_rooms
+from se_lib.io import write_json_atomic  # noqa: E402
 
 SR = 16000
 
@@ -76,12 +75,17 @@ def write_synthetic_corpus(root: Path, speech_per_split: int, noise_per_split: i
             w.writerows(rows)
 
 
-def make_world(root: Path, mixtures: dict, rooms: dict | None = None, speech_per_split: int = 8,
-               noise_per_split: int = 6) -> tuple[dict, str]:
+def make_world(
+    root: Path, mixtures: dict, rooms: dict | None = None, speech_per_split: int = 8, noise_per_split: int = 6
+) -> tuple[dict, str]:
     """Corpus + rooms + DB under ``root`` (paths relative to root); returns (config, url)."""
     write_synthetic_corpus(root, speech_per_split, noise_per_split)
-    overrides = {"seed": 1, "sample_rate": SR, "mixtures": mixtures,
-                 "rooms": rooms or {"count": {"train": 2, "val": 1, "test": 1}}}
+    overrides = {
+        "seed": 1,
+        "sample_rate": SR,
+        "mixtures": mixtures,
+        "rooms": rooms or {"count": {"train": 2, "val": 1, "test": 1}},
+    }
     config = load_config(REPO / "config" / "config.yaml", overrides)
     build_rooms(config, root / "rooms", root / "corpus", log=lambda m: None, root=root)
     url = f"sqlite:///{root / 'mixtures.sqlite'}"
@@ -101,25 +105,29 @@ class ReferenceRenderer:
                     self.audio[r[key]] = torch.from_numpy(read_audio(root / r[key], min_peak=None)[0])
             if r["rir_path"] not in self.rirs:
                 with np.load(root / r["rir_path"]) as z:
-                    self.rirs[r["rir_path"]] = (torch.from_numpy(z["rir"]), torch.from_numpy(z["target_rir"]),
-                                                int(z["ref_mic"]))
+                    self.rirs[r["rir_path"]] = (
+                        torch.from_numpy(z["rir"]),
+                        torch.from_numpy(z["target_rir"]),
+                        int(z["ref_mic"]),
+                    )
 
     def render(self, row: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rir, target_rir, ref = self.rirs[row["rir_path"]]
         C, L, T = rir.shape[1], rir.shape[2], row["length"]
         speech = self.audio[row["speech_path"]]
         seg = torch.zeros(T)
-        piece = speech[row["speech_offset"]: row["speech_offset"] + T - row["speech_start"]]
-        seg[row["speech_start"]: row["speech_start"] + len(piece)] = piece
+        piece = speech[row["speech_offset"] : row["speech_offset"] + T - row["speech_start"]]
+        seg[row["speech_start"] : row["speech_start"] + len(piece)] = piece
         speech_img = AF.fftconvolve(seg.expand(C, -1), rir[0])[:, :T]
         target = AF.fftconvolve(seg, target_rir)[:T]
         noise = torch.zeros(C, T)
         for k, g in ((1, 1.0), (2, 10 ** (row["noise2_rel_db"] / 20))):
             x = self.audio[row[f"noise{k}_path"]]
             idx = (row[f"noise{k}_offset"] - (L - 1) + torch.arange(T + L - 1)) % len(x)
-            noise += g * AF.fftconvolve(x[idx].expand(C, -1), rir[k])[:, L - 1: L - 1 + T]
-        gain = torch.sqrt((target.double() ** 2).sum() / ((noise[ref].double() ** 2).sum()
-                                                           * 10 ** (row["snr_db"] / 10))).float()
+            noise += g * AF.fftconvolve(x[idx].expand(C, -1), rir[k])[:, L - 1 : L - 1 + T]
+        gain = torch.sqrt(
+            (target.double() ** 2).sum() / ((noise[ref].double() ** 2).sum() * 10 ** (row["snr_db"] / 10))
+        ).float()
         noise = noise * gain
         noisy = speech_img + noise
         peak = max(float(noisy.abs().max()), float(target.abs().max()))
@@ -165,16 +173,28 @@ def main() -> None:
         t_ref = _rate(ref.render, rows, a.repeats)
         t_cold = _rate(lambda r: Renderer(root).render(r), rows[:50], 1)
     results = {
-        "mixtures": len(rows), "seconds_per_mixture": 3.0, "channels": C, "rir_samples": L, "threads": 1,
-        "renderer_mix_per_s": round(t_ren, 2), "reference_torchaudio_mix_per_s": round(t_ref, 2),
-        "renderer_cold_mix_per_s": round(t_cold, 2), "speedup_vs_reference": round(t_ren / t_ref, 2),
-        "max_abs_diff": diff, "python": platform.python_version(), "torch": torch.__version__,
-        "machine": platform.machine(), "processor": platform.processor(),
+        "mixtures": len(rows),
+        "seconds_per_mixture": 3.0,
+        "channels": C,
+        "rir_samples": L,
+        "threads": 1,
+        "renderer_mix_per_s": round(t_ren, 2),
+        "reference_torchaudio_mix_per_s": round(t_ref, 2),
+        "renderer_cold_mix_per_s": round(t_cold, 2),
+        "speedup_vs_reference": round(t_ren / t_ref, 2),
+        "max_abs_diff": diff,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
     }
     print(f"{len(rows)} mixtures of 3 s, {C} mics, RIR {L} samples, 1 thread")
     print(f"{'implementation':<40}{'mixtures/s':>12}{'x ref':>8}")
-    for name, v in (("Renderer (warm caches)", t_ren), ("reference torchaudio fftconvolve", t_ref),
-                    ("Renderer (cold: new instance per mix)", t_cold)):
+    for name, v in (
+        ("Renderer (warm caches)", t_ren),
+        ("reference torchaudio fftconvolve", t_ref),
+        ("Renderer (cold: new instance per mix)", t_cold),
+    ):
         print(f"{name:<40}{v:>12.1f}{v / t_ref:>8.2f}")
     print(f"max |Renderer - reference| = {diff:.2e}")
     out = Path(a.out)

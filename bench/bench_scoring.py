@@ -4,9 +4,9 @@ measured in the same run, on the same machine, never absolute targets).
 (a) Scoring throughput (files/s): ``score_directory(threads=W)`` (process pool, W workers) vs a plain
     sequential loop over the same library calls (soundfile read, SI-SDR/SI-SDRi, PESQ-WB, STOI, ESTOI,
     DNSMOS) on the same folder: cold (each in a fresh process, as a workflow job: interpreter start,
-    imports, model loading and pool start included) and warm (in this process, after a warm-up). CPU seconds of all processes and the cores they
-    obtained (CPU s / wall s) show how much of the machine the run actually got: on a shared machine
-    the wall-clock speedup is bounded by that. Warm, a third side gives the machine's own ceiling for
+    imports, model loading and pool start included) and warm (in this process, after a warm-up). CPU
+    seconds of all processes and the cores they obtained (CPU s / wall s) show how much of the machine
+    the run actually got: on a shared machine the wall-clock speedup is bounded by that. Warm, a third side gives the machine's own ceiling for
     this work: the same plain loop on 1/W of the files in each of W warm single-threaded processes at
     once (two busy vCPUs of a small VM rarely give 2x). Also checks that both produce the same numbers.
 (b) DNSMOS per utterance: ``se_lib.metrics.dnsmos.DNSMOS`` vs ``speechmos.dnsmos.run`` with the same
@@ -146,7 +146,8 @@ def _cpu_s(pid: int) -> float:
 class TreeMonitor:
     """Samples this process's descendants (Linux /proc, 20 Hz): peak summed RSS (with this process), the
     largest child VmHWM, and the CPU seconds they used meanwhile (last value seen per pid, so a child's
-    last < 50 ms can be missed). Worker processes of a forkserver are grandchildren: /proc is the only place that sees them."""
+    last < 50 ms can be missed). Worker processes of a forkserver are grandchildren: /proc is the only
+    place that sees them."""
 
     def __init__(self) -> None:
         import threading
@@ -167,7 +168,7 @@ class TreeMonitor:
                 self.child_cpu[pid] = max(self.child_cpu.get(pid, 0.0), _cpu_s(pid) - self.base.get(pid, 0.0))
             self.stop.wait(0.05)
 
-    def __enter__(self) -> "TreeMonitor":
+    def __enter__(self) -> TreeMonitor:
         self.cpu0 = _cpu_s(self.me)
         self.base = {pid: _cpu_s(pid) for pid in _descendants(self.me)}  # e.g. an idle fork server
         self.t0 = time.perf_counter()
@@ -201,8 +202,12 @@ def sequential_loop(folder: Path, model=None, ref_mic: int = 0) -> dict[str, dic
         s = si_sdr(enhanced, target)
         d = model.score(enhanced, SR)
         out[stem] = {
-            "si_sdr": s, "si_sdri": s - si_sdr(noisy[:, ref_mic], target), "pesq_wb": pesq_wb(target, enhanced, SR),
-            "stoi": stoi(target, enhanced, SR), "estoi": stoi(target, enhanced, SR, extended=True), **d.as_dict(),
+            "si_sdr": s,
+            "si_sdri": s - si_sdr(noisy[:, ref_mic], target),
+            "pesq_wb": pesq_wb(target, enhanced, SR),
+            "stoi": stoi(target, enhanced, SR),
+            "estoi": stoi(target, enhanced, SR, extended=True),
+            **d.as_dict(),
         }
     return out
 
@@ -267,15 +272,26 @@ def bench_throughput(folder: Path, workers: int, repeats: int = 2) -> dict:
     runs: dict[str, list[dict]] = {k: [] for k in ("cold_sequential", "cold_scorer", "warm_sequential", "warm_scorer")}
 
     def record(key: str, mon: TreeMonitor) -> None:
-        runs[key].append({"wall_s": mon.wall, "cpu_s": mon.cpu, "files_per_s": n / mon.wall,
-                          "cores_used": mon.cpu / mon.wall, "load_avg_1min": os.getloadavg()[0]})
+        runs[key].append(
+            {
+                "wall_s": mon.wall,
+                "cpu_s": mon.cpu,
+                "files_per_s": n / mon.wall,
+                "cores_used": mon.cpu / mon.wall,
+                "load_avg_1min": os.getloadavg()[0],
+            }
+        )
 
     for _ in range(repeats):
         for kind in ("sequential", "scorer"):
             with TreeMonitor() as mon:
-                proc = subprocess.run([sys.executable, __file__, "--throughput-child", kind, str(folder),
-                                       "--workers", str(workers)], capture_output=True, text=True, cwd=REPO,
-                                      check=False)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--throughput-child", kind, str(folder), "--workers", str(workers)],
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO,
+                    check=False,
+                )
             if proc.returncode != 0:
                 raise RuntimeError(f"throughput child ({kind}) failed:\n{proc.stderr[-3000:]}")
             record(f"cold_{kind}", mon)
@@ -293,8 +309,9 @@ def bench_throughput(folder: Path, workers: int, repeats: int = 2) -> dict:
     from se_lib.metrics.scorer import single_threaded_children
 
     with single_threaded_children():
-        ceiling_pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ceiling_init,
-                                                                 initargs=(str(warm),))
+        ceiling_pool = multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_ceiling_init, initargs=(str(warm),)
+        )
     ceiling_pool.map(_ceiling_part, [str(warm)] * workers)  # every process started and warm
     runs["warm_ceiling"] = []
     try:
@@ -320,8 +337,9 @@ def bench_throughput(folder: Path, workers: int, repeats: int = 2) -> dict:
         out[f"{phase}_scorer"]["speedup"] = out[f"{phase}_sequential"]["wall_s"] / out[f"{phase}_scorer"]["wall_s"]
     out["warm_ceiling"]["speedup"] = out["warm_sequential"]["wall_s"] / out["warm_ceiling"]["wall_s"]
     out["warm_scorer_of_ceiling"] = out["warm_scorer"]["speedup"] / out["warm_ceiling"]["speedup"]
-    out["max_abs_diff"] = max(abs(float(row[c]) - ref[row["mixture"]][c]) for _, row in df.iterrows()
-                              for c in ref[row["mixture"]])
+    out["max_abs_diff"] = max(
+        abs(float(row[c]) - ref[row["mixture"]][c]) for _, row in df.iterrows() for c in ref[row["mixture"]]
+    )
     return out
 
 
@@ -355,7 +373,7 @@ def bench_dnsmos(utterances: dict[str, list[np.ndarray]]) -> dict:
             got = ours.score(x, SR)
             t_ours.append(time.perf_counter() - t0)
             max_diff = max(max_diff, *(abs(getattr(got, k) - float(ref[v])) for k, v in keys.items()))
-        ratios = [a / b for a, b in zip(t_sm, t_ours)]
+        ratios = [a / b for a, b in zip(t_sm, t_ours, strict=True)]
         result["sets"][name] = {
             "utterances": len(clips),
             "seconds": [round(len(x) / SR, 3) for x in clips],
@@ -379,12 +397,17 @@ def _mem_child(folder: str, workers: int) -> None:
 
     with TreeMonitor() as mon:
         df = score_directory(folder, None, None, threads=workers, progress=False)
-    print(json.dumps({
-        "files": len(df), "seconds": mon.wall,
-        "main_peak_rss_mb": _status_kb(os.getpid(), "VmHWM") / 1024,  # VmHWM restarts at exec (ru_maxrss not)
-        "worker_peak_rss_mb": mon.child_hwm_kb / 1024,
-        "total_peak_rss_mb": mon.total_rss_kb / 1024,  # main + fork server + workers at the same instant
-    }))
+    print(
+        json.dumps(
+            {
+                "files": len(df),
+                "seconds": mon.wall,
+                "main_peak_rss_mb": _status_kb(os.getpid(), "VmHWM") / 1024,  # VmHWM restarts at exec (ru_maxrss not)
+                "worker_peak_rss_mb": mon.child_hwm_kb / 1024,
+                "total_peak_rss_mb": mon.total_rss_kb / 1024,  # main + fork server + workers at the same instant
+            }
+        )
+    )
 
 
 def bench_memory(root: Path, sizes: list[int], workers: int, source: Path) -> list[dict]:
@@ -398,8 +421,13 @@ def bench_memory(root: Path, sizes: list[int], workers: int, source: Path) -> li
             new = stem.replace("sid_s", f"sid_c{i:04d}x", 1)
             for kind in ("target", "noisy", "enhanced"):
                 os.link(source / f"{stem}_{kind}.wav", folder / f"{new}_{kind}.wav")
-        proc = subprocess.run([sys.executable, __file__, "--mem-child", str(folder), "--workers", str(workers)],
-                              capture_output=True, text=True, cwd=REPO, check=False)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--mem-child", str(folder), "--workers", str(workers)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"memory child failed:\n{proc.stderr[-3000:]}")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -425,8 +453,9 @@ def main() -> None:
         _throughput_child(*args.throughput_child, args.workers)
         return
 
-    report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                "load_avg_start": os.getloadavg()}}
+    report: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_start": os.getloadavg()}
+    }
     with tempfile.TemporaryDirectory(prefix="bench_scoring_") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -449,31 +478,45 @@ def main() -> None:
     write_json_atomic(out, report)
 
     a, b, c = report["throughput"], report["dnsmos"], report["memory"]
-    print(f"\nmachine: {os.cpu_count()} CPUs, load average at start {report['machine']['load_avg_start'][0]:.1f}, "
-          f"end {report['machine']['load_avg_end'][0]:.1f}")
-    print(f"\n(a) scoring {a['files']} files (3 s, all metrics), best of {a['repeats']}  files/s   wall s   CPU s   cores used   speedup")
-    for key, label in (("cold_sequential", "fresh process: sequential loop"),
-                       ("cold_scorer", f"fresh process: scorer, {a['workers']} workers"),
-                       ("warm_sequential", "warm: sequential loop"),
-                       ("warm_scorer", f"warm: scorer, {a['workers']} workers"),
-                       ("warm_ceiling", f"warm: machine ceiling, {a['workers']} loops")):
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, load average at start {report['machine']['load_avg_start'][0]:.1f}, "
+        f"end {report['machine']['load_avg_end'][0]:.1f}"
+    )
+    print(
+        f"\n(a) scoring {a['files']} files (3 s, all metrics), best of {a['repeats']}"
+        "  files/s   wall s   CPU s   cores used   speedup"
+    )
+    for key, label in (
+        ("cold_sequential", "fresh process: sequential loop"),
+        ("cold_scorer", f"fresh process: scorer, {a['workers']} workers"),
+        ("warm_sequential", "warm: sequential loop"),
+        ("warm_scorer", f"warm: scorer, {a['workers']} workers"),
+        ("warm_ceiling", f"warm: machine ceiling, {a['workers']} loops"),
+    ):
         r = a[key]
         speed = f"x{r['speedup']:.2f}" if "speedup" in r else ""
-        print(f"    {label:<38} {r['files_per_s']:6.2f}  {r['wall_s']:7.1f}  {r['cpu_s']:6.1f}  {r['cores_used']:9.2f}"
-              f"     {speed}")
+        print(
+            f"    {label:<38} {r['files_per_s']:6.2f}  {r['wall_s']:7.1f}  {r['cpu_s']:6.1f}  {r['cores_used']:9.2f}"
+            f"     {speed}"
+        )
     print(f"    scorer speedup / ceiling speedup (warm): {a['warm_scorer_of_ceiling']:.2f}")
     print(f"    same numbers: max |diff| {a['max_abs_diff']:.2g}")
     print("\n(b) DNSMOS per utterance (warm)    speechmos    ours     speedup (of means / median / min)   max |diff|")
     for name, s in b["sets"].items():
-        print(f"    {name:<18} ({s['utterances']:2d})  {s['speechmos_ms_per_utt']:7.0f} ms {s['ours_ms_per_utt']:6.0f} ms"
-              f"    x{s['speedup_of_means']:.2f} / x{s['speedup_median']:.2f} / x{s['speedup_min']:.2f}"
-              f"          {s['max_abs_score_diff']:.1e}")
+        print(
+            f"    {name:<18} ({s['utterances']:2d})  {s['speechmos_ms_per_utt']:7.0f} ms {s['ours_ms_per_utt']:6.0f} ms"
+            f"    x{s['speedup_of_means']:.2f} / x{s['speedup_median']:.2f} / x{s['speedup_min']:.2f}"
+            f"          {s['max_abs_score_diff']:.1e}"
+        )
     cold = b["cold_first_call_s"]
     print(f"    first call in a process: speechmos {cold['speechmos']:.1f} s, ours (load + score) {cold['ours']:.1f} s")
     print("\n(c) peak RSS of a scoring run (fresh subprocess)")
     for row in c:
-        print(f"    {row['files']:4d} files: whole run {row['total_peak_rss_mb']:6.0f} MB  (main {row['main_peak_rss_mb']:.0f} MB,"
-              f" largest worker {row['worker_peak_rss_mb']:.0f} MB; {row['seconds']:.1f} s)")
+        print(
+            f"    {row['files']:4d} files: whole run {row['total_peak_rss_mb']:6.0f} MB"
+            f"  (main {row['main_peak_rss_mb']:.0f} MB,"
+            f" largest worker {row['worker_peak_rss_mb']:.0f} MB; {row['seconds']:.1f} s)"
+        )
     print(f"\nwritten: {out}")
 
 

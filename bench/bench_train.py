@@ -94,8 +94,15 @@ def build_net(spec: dict):
 def datamodule(world: dict, workers: int, batch: int):
     from se_lib.data.datamodule import MixtureDataModule
 
-    return MixtureDataModule(db_url=world["url"], batch_size=batch, num_workers=workers,
-                             segment_seconds=SECONDS, sample_rate=SR, seed=0, corpus_root=world["root"])
+    return MixtureDataModule(
+        db_url=world["url"],
+        batch_size=batch,
+        num_workers=workers,
+        segment_seconds=SECONDS,
+        sample_rate=SR,
+        seed=0,
+        corpus_root=world["root"],
+    )
 
 
 def vm_size_bytes() -> int:
@@ -136,8 +143,9 @@ def child_loader(world: dict, workers: int, batches: int, batch: int) -> dict:
     return {"workers": workers, "mixtures": n, "seconds": seconds, "mixtures_per_s": n / seconds}
 
 
-def child_train(world: dict, arch: str, size: str, batch: int, steps: int, warmup: int, threads: int,
-                mem_limit_gb: float | None) -> dict:
+def child_train(
+    world: dict, arch: str, size: str, batch: int, steps: int, warmup: int, threads: int, mem_limit_gb: float | None
+) -> dict:
     """Median training-step time on one real batch; peak RSS / GPU memory."""
     import torch
 
@@ -176,8 +184,14 @@ def child_train(world: dict, arch: str, size: str, batch: int, steps: int, warmu
                 times.append(time.perf_counter() - t0)
                 cpu_times.append(time.process_time() - c0)
         step = statistics.median(times)
-        out.update(ok=True, step_s=step, samples_per_s=batch / step, steps=len(times), loss=float(loss),
-                   cpu_s_per_step=statistics.median(cpu_times))
+        out.update(
+            ok=True,
+            step_s=step,
+            samples_per_s=batch / step,
+            steps=len(times),
+            loss=float(loss),
+            cpu_s_per_step=statistics.median(cpu_times),
+        )
     except (RuntimeError, MemoryError) as exc:  # allocation failure under the RLIMIT_AS cap / CUDA OOM
         out.update(ok=False, error=str(exc).splitlines()[0][:200])
     out["rss_before_mib"] = rss_before
@@ -211,8 +225,9 @@ class _Recorder:
         return Recorder()
 
 
-def child_fit(world: dict, arch: str, size: str, batch: int, batches: int, workers: int, threads: int,
-              gpu_stats: bool) -> dict:
+def child_fit(
+    world: dict, arch: str, size: str, batch: int, batches: int, workers: int, threads: int, gpu_stats: bool
+) -> dict:
     """End-to-end Lightning fit with the real loader; samples/s after the first batch, GPU stats."""
     import lightning.pytorch as pl
     import torch
@@ -241,32 +256,61 @@ def child_fit(world: dict, arch: str, size: str, batch: int, batches: int, worke
     callbacks: list = [clock]
     if gpu_stats:
         callbacks.append(GPUStatsMonitor(interval_steps=2))
-    trainer = pl.Trainer(max_epochs=-1, max_steps=batches, limit_val_batches=0, logger=logger,
-                         callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="auto", devices=1, gradient_clip_val=5.0,
-                         log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=-1,
+        max_steps=batches,
+        limit_val_batches=0,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="auto",
+        devices=1,
+        gradient_clip_val=5.0,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+    )
     module = EnhancementModule(build_net(net_config(arch, size)))
     trainer.fit(module, datamodule=datamodule(world, workers, batch))
     n = len(clock.starts) - 1
     seconds = clock.end - clock.starts[1]
-    out = {"arch": arch, "size": size, "batch": batch, "workers": workers, "batches_timed": n,
-           "samples_per_s": n * batch / seconds, "device": str(trainer.strategy.root_device),
-           "rss_peak_mib": peak_rss_mib()}
+    out = {
+        "arch": arch,
+        "size": size,
+        "batch": batch,
+        "workers": workers,
+        "batches_timed": n,
+        "samples_per_s": n * batch / seconds,
+        "device": str(trainer.strategy.root_device),
+        "rss_peak_mib": peak_rss_mib(),
+    }
     util = [m[GPUStatsMonitor.UTIL] for _, m in logger.records if GPUStatsMonitor.UTIL in m]
     mem = [m[GPUStatsMonitor.MEMORY] for _, m in logger.records if GPUStatsMonitor.MEMORY in m]
     if util:
-        out.update(gpu_utilization_mean=statistics.mean(util), gpu_utilization_samples=util,
-                   gpu_memory_usage_mean=statistics.mean(mem))
+        out.update(
+            gpu_utilization_mean=statistics.mean(util),
+            gpu_utilization_samples=util,
+            gpu_memory_usage_mean=statistics.mean(mem),
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------ parent
 def run_child(kind: str, payload: dict, timeout: float = 1800) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(payload)],
-                          capture_output=True, text=True, check=False, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, json.dumps(payload)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
-        return {"ok": False, "error": f"child exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}",
-                **{k: v for k, v in payload.items() if k in ("arch", "size", "batch", "workers")}}
+        return {
+            "ok": False,
+            "error": f"child exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}",
+            **{k: v for k, v in payload.items() if k in ("arch", "size", "batch", "workers")},
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -281,8 +325,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None, help="loader workers (default: the model configs')")
     p.add_argument("--loader-batches", type=int, default=12)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--mem-limit-gb", type=float, default=6.0,
-                   help="address space a CPU child may map beyond its imports and data (RLIMIT_AS)")
+    p.add_argument(
+        "--mem-limit-gb",
+        type=float,
+        default=6.0,
+        help="address space a CPU child may map beyond its imports and data (RLIMIT_AS)",
+    )
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end Lightning fit")
     p.add_argument("--out", default=str(REPO / "bench" / "out" / "bench_train.json"))
     p.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
@@ -299,10 +347,18 @@ def main() -> None:
 
     workers = configured_workers() if a.workers is None else a.workers
     cuda = torch.cuda.is_available()
-    results: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
-                               "machine": platform.machine(), "cpus": os.cpu_count(), "threads": a.threads,
-                               "device": torch.cuda.get_device_name(0) if cuda else "cpu",
-                               "batch": a.batch, "seconds": SECONDS, "mics": 4, "sample_rate": SR}
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": a.threads,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "batch": a.batch,
+        "seconds": SECONDS,
+        "mics": 4,
+        "sample_rate": SR,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -325,8 +381,16 @@ def main() -> None:
         for arch in a.models:
             for size in a.sizes:
                 steps = a.steps_demo if size == "demo" else a.steps_paper
-                payload = {"world": world, "arch": arch, "size": size, "batch": a.batch, "steps": steps,
-                           "warmup": a.warmup, "threads": a.threads, "mem_limit_gb": a.mem_limit_gb}
+                payload = {
+                    "world": world,
+                    "arch": arch,
+                    "size": size,
+                    "batch": a.batch,
+                    "steps": steps,
+                    "warmup": a.warmup,
+                    "threads": a.threads,
+                    "mem_limit_gb": a.mem_limit_gb,
+                }
                 r = run_child("train", payload)
                 if not r.get("ok") and a.batch > 1:
                     print(f"{arch}/{size}: batch {a.batch} failed ({r.get('error')}); measuring batch 1", flush=True)
@@ -337,32 +401,62 @@ def main() -> None:
         results["train_step"] = rows
 
         if not a.no_e2e:
-            r = run_child("fit", {"world": world, "arch": "conv_tasnet", "size": "demo", "batch": a.batch,
-                                  "batches": 8, "workers": workers, "threads": a.threads, "gpu_stats": False})
+            r = run_child(
+                "fit",
+                {
+                    "world": world,
+                    "arch": "conv_tasnet",
+                    "size": "demo",
+                    "batch": a.batch,
+                    "batches": 8,
+                    "workers": workers,
+                    "threads": a.threads,
+                    "gpu_stats": False,
+                },
+            )
             results["e2e_fit"] = r
             print(f"e2e fit conv_tasnet/demo: {r.get('samples_per_s', float('nan')):.2f} samples/s", flush=True)
         if cuda:
-            r = run_child("fit", {"world": world, "arch": "conv_tasnet", "size": "paper", "batch": a.batch,
-                                  "batches": 20, "workers": workers, "threads": a.threads, "gpu_stats": True})
+            r = run_child(
+                "fit",
+                {
+                    "world": world,
+                    "arch": "conv_tasnet",
+                    "size": "paper",
+                    "batch": a.batch,
+                    "batches": 20,
+                    "workers": workers,
+                    "threads": a.threads,
+                    "gpu_stats": True,
+                },
+            )
             results["gpu_conv_tasnet_paper"] = r
             print(f"GPU conv_tasnet/paper: {json.dumps(r)}", flush=True)
 
     print()
-    print(f"Training step, batch {a.batch} x {SECONDS:.0f} s x 4 mics @ 16 kHz on {results['device']} "
-          f"({a.threads} threads); loader ({workers} workers): {loader_rate:.1f} mixtures/s")
-    print(f"{'model':<16}{'size':<7}{'params':>11}{'batch':>6}{'step s':>9}{'CPU s':>8}{'samples/s':>11}"
-          f"{'peak RSS':>11}{'GPU peak':>10}  bound")
+    print(
+        f"Training step, batch {a.batch} x {SECONDS:.0f} s x 4 mics @ 16 kHz on {results['device']} "
+        f"({a.threads} threads); loader ({workers} workers): {loader_rate:.1f} mixtures/s"
+    )
+    print(
+        f"{'model':<16}{'size':<7}{'params':>11}{'batch':>6}{'step s':>9}{'CPU s':>8}{'samples/s':>11}"
+        f"{'peak RSS':>11}{'GPU peak':>10}  bound"
+    )
     for r in rows:
         if not r.get("ok"):
-            print(f"{r.get('arch', '?'):<16}{r.get('size', '?'):<7}  failed at batch {r.get('batch')} "
-                  f"(peak RSS {r.get('rss_peak_mib', float('nan')):.0f}Mi): {str(r.get('error'))[:90]}")
+            print(
+                f"{r.get('arch', '?'):<16}{r.get('size', '?'):<7}  failed at batch {r.get('batch')} "
+                f"(peak RSS {r.get('rss_peak_mib', float('nan')):.0f}Mi): {str(r.get('error'))[:90]}"
+            )
             continue
         bound = "data" if r["samples_per_s"] > loader_rate else "model"
         gpu = f"{r['gpu_peak_mib']:.0f}Mi" if "gpu_peak_mib" in r else "-"
         limit = "GPU memory (CUDA out of memory)" if cuda else "the memory cap"
         note = f" (batch {r['failed_batch']} exceeded {limit})" if "failed_batch" in r else ""
-        print(f"{r['arch']:<16}{r['size']:<7}{r['parameters']:>11,}{r['batch']:>6}{r['step_s']:>9.2f}"
-              f"{r['cpu_s_per_step']:>8.2f}{r['samples_per_s']:>11.2f}{r['rss_peak_mib']:>9.0f}Mi{gpu:>10}  {bound}{note}")
+        print(
+            f"{r['arch']:<16}{r['size']:<7}{r['parameters']:>11,}{r['batch']:>6}{r['step_s']:>9.2f}"
+            f"{r['cpu_s_per_step']:>8.2f}{r['samples_per_s']:>11.2f}{r['rss_peak_mib']:>9.0f}Mi{gpu:>10}  {bound}{note}"
+        )
     out = Path(a.out)
     write_json_atomic(out, results)
     print(f"wrote {out}")

@@ -119,8 +119,9 @@ def _imports_of(path: Path, module: str | None, is_package: bool, package: str, 
 
 
 @functools.lru_cache(maxsize=4096)
-def _imports_cached(path: str, _mtime_ns: int, _size: int, module: str | None, is_package: bool, package: str,
-                    root: str) -> dict[str, int]:
+def _imports_cached(
+    path: str, _mtime_ns: int, _size: int, module: str | None, is_package: bool, package: str, root: str
+) -> dict[str, int]:
     """Modules of ``package`` the file at ``path`` imports, each with the line of its first import.
 
     ``module`` is the file's dotted name (None for a script outside the package). Each import counts as

@@ -88,7 +88,7 @@ def _check_semantics(config: dict) -> None:
     lo, hi = config["rooms"]["rt60_range"]
     if lo > hi:
         raise ConfigError(f"config key 'rooms.rt60_range': low {lo} > high {hi}")
-    for i, (a, b) in enumerate(zip(config["rooms"]["dims_min"], config["rooms"]["dims_max"])):
+    for i, (a, b) in enumerate(zip(config["rooms"]["dims_min"], config["rooms"]["dims_max"], strict=True)):
         if a > b:
             raise ConfigError(f"config key 'rooms.dims_min.{i}': {a} > rooms.dims_max.{i} = {b}")
     mic = config["rooms"]["mic_array"]

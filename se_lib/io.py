@@ -22,8 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_file", "copy_file_atomic", "read_json_object", "write_json_atomic",
-           "write_text_atomic"]
+__all__ = [
+    "atomic_dir",
+    "atomic_file",
+    "copy_file_atomic",
+    "read_json_object",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 def _temp_name(dest: Path, kind: str) -> Path:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from se_lib.tracking.runs import rule_run, snakemake_context
 
@@ -47,7 +48,6 @@ def rule_job(smk, params: Mapping[str, Any] | None = None):
     ctx = snakemake_context(smk)
     log_path = ctx["log_files"][0] if ctx["log_files"] else None
     with log_to_file(log_path) as logger:
-        with rule_run(ctx["rule"], ctx["wildcards"], ctx["config"], params=params,
-                      log_files=ctx["log_files"]) as run:
+        with rule_run(ctx["rule"], ctx["wildcards"], ctx["config"], params=params, log_files=ctx["log_files"]) as run:
             logger.info("rule %s wildcards %s -> MLflow run %s", ctx["rule"], ctx["wildcards"], run.info.run_id)
             yield logger, run

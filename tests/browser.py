@@ -276,8 +276,9 @@ def check_report_html(
                     item["tables"] = _frame_tables(driver, shown, timeout=min(20.0, timeout)) if shown else []
                     shoot(f"result_{i:02d}_html.png")
                 elif item["mime"].startswith("image/") and item.get("displayed"):
-                    driver.execute_script("app.setView({content: 'img', contentPath: results[arguments[0]].data_uri})",
-                                          item["path"])
+                    driver.execute_script(
+                        "app.setView({content: 'img', contentPath: results[arguments[0]].data_uri})", item["path"]
+                    )
                     time.sleep(0.2)
                     shoot(f"result_{i:02d}_img.png")
             if out.get("app_rendered"):

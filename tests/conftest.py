@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from worlds import World, build_world, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +59,20 @@ def snakemake_env(workdir: Path) -> dict[str, str]:
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1700) -> subprocess.CompletedProcess:
     """Run Snakemake on the workflow copy in ``workdir`` (tiny config, 2 cores), with :func:`snakemake_env`."""
     env = snakemake_env(workdir)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config" / "tiny.yaml"), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(workdir / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config" / "tiny.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
     if check and out.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.glob("logs/**/*.log")))
@@ -87,8 +100,9 @@ def workflow_run(tmp_path_factory):
     return workdir, snakemake(workdir)
 
 
-def _build(tmp_path_factory: pytest.TempPathFactory, name: str, counts: dict[str, int] | None = None,
-           **corpus: int) -> World:
+def _build(
+    tmp_path_factory: pytest.TempPathFactory, name: str, counts: dict[str, int] | None = None, **corpus: int
+) -> World:
     """Build a world under a fresh temporary ``name`` directory; ``counts`` overrides the mixture counts
     of ``tiny_config`` and ``corpus`` the files per split of ``write_corpus``."""
     root = tmp_path_factory.mktemp(name)
@@ -106,5 +120,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture(scope="session")
 def train_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """The small world the training tests train on (read-only, built once per session)."""
-    return _build(tmp_path_factory, "train_world", {"train": 6, "val": 4, "test": 3},
-                  speech_per_split=2, noise_per_split=3)
+    return _build(
+        tmp_path_factory, "train_world", {"train": 6, "val": 4, "test": 3}, speech_per_split=2, noise_per_split=3
+    )

@@ -46,8 +46,10 @@ def find_bin_dir() -> Path | None:
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl"):
         return Path(os.path.realpath(initdb)).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
     for initdb in reversed(candidates):
         bin_dir = Path(initdb).parent
         if (bin_dir / "pg_ctl").exists():
@@ -61,12 +63,15 @@ def ensure_binaries() -> Path:
     if bin_dir is not None:
         return bin_dir
     if not _is_root() or not shutil.which("apt-get"):
-        raise PostgresUnavailable("PostgreSQL server binaries (initdb, pg_ctl) not found and cannot "
-                                  "install them (needs root and apt-get)")
+        raise PostgresUnavailable(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found and cannot install them (needs root and apt-get)"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-                ["apt-get", "update"],
-                ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
+    for cmd in (
+        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+    ):
         print(f"tests/pg.py: running {' '.join(cmd)}", flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
         if proc.returncode == 0 and cmd[1] == "install":
@@ -91,8 +96,12 @@ def _server_user() -> str | None:
         pwd.getpwnam("postgres")
     except KeyError:
         print("tests/pg.py: creating system user 'postgres'", flush=True)
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     return "postgres"
 
 
@@ -119,14 +128,32 @@ def postgres_server() -> Iterator[str]:
             os.chown(p, entry.pw_uid, entry.pw_gid)
     started = False
     try:
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust",
-              "--encoding=UTF8", "--locale=C"], user, timeout=300)
+        _run(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "--encoding=UTF8", "--locale=C"],
+            user,
+            timeout=300,
+        )
         for attempt in range(5):
             port = _free_port()
             opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
             try:
-                _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(logfile), "-o", opts, "-w", "-t", "60",
-                      "start"], user, timeout=120)
+                _run(
+                    [
+                        str(bin_dir / "pg_ctl"),
+                        "-D",
+                        str(data),
+                        "-l",
+                        str(logfile),
+                        "-o",
+                        opts,
+                        "-w",
+                        "-t",
+                        "60",
+                        "start",
+                    ],
+                    user,
+                    timeout=120,
+                )
                 started = True
                 break
             except RuntimeError:

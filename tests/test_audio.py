@@ -32,6 +32,7 @@ def _leftovers(directory) -> list[str]:
 
 # ------------------------------------------------------------------------------ writing ----
 
+
 def test_pcm16_roundtrip_exact_and_idempotent(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.9, 0.9, 4000).astype(np.float32)
@@ -108,6 +109,7 @@ def test_write_creates_parent_dirs(tmp_path):
 
 # ------------------------------------------------------------------------------ reading ----
 
+
 def _bad_files(d):
     d.mkdir(parents=True, exist_ok=True)
     (d / "corrupt.wav").write_bytes(np.random.default_rng(1).bytes(2048))
@@ -121,8 +123,13 @@ def _bad_files(d):
 
 @pytest.mark.parametrize(
     "name, reason",
-    [("corrupt.wav", "unreadable"), ("empty.wav", "empty"), ("nan.wav", "non-finite"),
-     ("silent.wav", "silent"), ("missing.wav", "not found")],
+    [
+        ("corrupt.wav", "unreadable"),
+        ("empty.wav", "empty"),
+        ("nan.wav", "non-finite"),
+        ("silent.wav", "silent"),
+        ("missing.wav", "not found"),
+    ],
 )
 def test_read_errors_name_the_path(tmp_path, name, reason):
     d = _bad_files(tmp_path / "bad")
@@ -176,6 +183,7 @@ def test_resample_matches_torchaudio_functional():
 
 
 # ------------------------------------------------------------------------------ helpers ----
+
 
 def test_trim_silence_keeps_margin():
     sr = 16000

@@ -37,12 +37,14 @@ from se_lib.code_deps import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SE_LIB_MODULES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "se_lib").rglob("*.py")
-                        if "__pycache__" not in p.parts)
+SE_LIB_MODULES = sorted(
+    p.relative_to(ROOT).as_posix() for p in (ROOT / "se_lib").rglob("*.py") if "__pycache__" not in p.parts
+)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Unit tests of the closure on a small package written for the purpose.
+
 
 def _write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
@@ -54,21 +56,25 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 
 @pytest.fixture
 def pkg(tmp_path):
-    return _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "import os\nfrom pkg.b import f\n",
-        "pkg/b.py": "def f():\n    from pkg.sub import deep  # inside a function\n    return deep\n",
-        "pkg/sub/__init__.py": "from . import helper\n",
-        "pkg/sub/deep.py": "try:\n    from ..c import x\nexcept ImportError:\n    pass\n",
-        "pkg/sub/helper.py": "",
-        "pkg/c.py": "x = 1\n",
-        "pkg/unused.py": "import pkg.a\n",
-        "pkg/lazy/__init__.py": (
-            "import importlib\n_EXPORTS = {'g': 'pkg.lazy.impl'}\nOWN = 1\n"
-            "def __getattr__(name):\n    return getattr(importlib.import_module(_EXPORTS[name]), name)\n"),
-        "pkg/lazy/impl.py": "def g():\n    pass\n",
-        "scripts/run.py": "import numpy\nimport pkg.a as alias\n",
-    })
+    return _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "import os\nfrom pkg.b import f\n",
+            "pkg/b.py": "def f():\n    from pkg.sub import deep  # inside a function\n    return deep\n",
+            "pkg/sub/__init__.py": "from . import helper\n",
+            "pkg/sub/deep.py": "try:\n    from ..c import x\nexcept ImportError:\n    pass\n",
+            "pkg/sub/helper.py": "",
+            "pkg/c.py": "x = 1\n",
+            "pkg/unused.py": "import pkg.a\n",
+            "pkg/lazy/__init__.py": (
+                "import importlib\n_EXPORTS = {'g': 'pkg.lazy.impl'}\nOWN = 1\n"
+                "def __getattr__(name):\n    return getattr(importlib.import_module(_EXPORTS[name]), name)\n"
+            ),
+            "pkg/lazy/impl.py": "def g():\n    pass\n",
+            "scripts/run.py": "import numpy\nimport pkg.a as alias\n",
+        },
+    )
 
 
 def _rel(paths, root):
@@ -77,8 +83,15 @@ def _rel(paths, root):
 
 def test_closure_follows_imports_everywhere_and_the_packages_on_the_way(pkg):
     got = _rel(import_closure(pkg / "scripts/run.py", pkg, package="pkg"), pkg)
-    assert got == {"pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/sub/__init__.py", "pkg/sub/deep.py",
-                   "pkg/sub/helper.py", "pkg/c.py"}
+    assert got == {
+        "pkg/__init__.py",
+        "pkg/a.py",
+        "pkg/b.py",
+        "pkg/sub/__init__.py",
+        "pkg/sub/deep.py",
+        "pkg/sub/helper.py",
+        "pkg/c.py",
+    }
 
 
 def test_closure_of_a_package_file_includes_itself(pkg):
@@ -117,9 +130,17 @@ def test_edit_is_seen_in_the_same_process(pkg):
 
 
 def test_config_class_paths_name_their_modules(pkg):
-    cfg = _write(pkg, {"m.yaml": "model:\n  class_path: pkg.sub.deep.Net\n  init_args:\n    x:\n"
-                                 "      class_path: torch.nn.ReLU\ntrainer:\n  callbacks:\n"
-                                 "    - class_path: \"pkg.c.Callback\"\n"}) / "m.yaml"
+    cfg = (
+        _write(
+            pkg,
+            {
+                "m.yaml": "model:\n  class_path: pkg.sub.deep.Net\n  init_args:\n    x:\n"
+                "      class_path: torch.nn.ReLU\ntrainer:\n  callbacks:\n"
+                '    - class_path: "pkg.c.Callback"\n'
+            },
+        )
+        / "m.yaml"
+    )
     mods = config_class_modules([cfg], pkg, package="pkg")
     assert mods == ["pkg.c", "pkg.sub.deep"]
     assert "pkg/sub/helper.py" in _rel(module_closure(mods, pkg, package="pkg"), pkg)
@@ -137,6 +158,7 @@ def test_import_graph_edges_are_the_imports_as_written(pkg):
 
 # ---------------------------------------------------------------------------------------------------
 # No import cycles among se_lib modules (imports inside functions included: they only defer a cycle).
+
 
 def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan): the modules on an import cycle."""
@@ -179,8 +201,12 @@ def test_se_lib_has_no_import_cycles():
     graph = import_graph(ROOT)
     report = []
     for comp in _cycles(graph):
-        edges = [f"    {module_file(a, ROOT).relative_to(ROOT)}:{line} imports {b}"
-                 for a in comp for b, line in sorted(graph[a].items()) if b in comp]
+        edges = [
+            f"    {module_file(a, ROOT).relative_to(ROOT)}:{line} imports {b}"
+            for a in comp
+            for b, line in sorted(graph[a].items())
+            if b in comp
+        ]
         report.append(f"  cycle among {', '.join(comp)}:\n" + "\n".join(edges))
     assert not report, "import cycles among se_lib modules (imports inside functions count):\n" + "\n".join(report)
 
@@ -223,8 +249,11 @@ def _se_lib_files(src: Path, script: Path | None = None, modules=()) -> set[str]
         finder.run_script(str(script))
     for name in modules:
         finder.import_hook(name)
-    return {Path(m.__file__).resolve().relative_to(src).as_posix()
-            for name, m in finder.modules.items() if name.split(".")[0] == "se_lib" and m.__file__}
+    return {
+        Path(m.__file__).resolve().relative_to(src).as_posix()
+        for name, m in finder.modules.items()
+        if name.split(".")[0] == "se_lib" and m.__file__
+    }
 
 
 def _class_modules(config_file: Path) -> set[str]:
@@ -278,12 +307,28 @@ class DryRunner:
 
     def __init__(self, workdir: Path, env: dict[str, str]):
         self.workdir, self.log = workdir, workdir.parent / f"{workdir.name}-dryrun.log"
-        self.proc = subprocess.Popen([sys.executable, "-c", _FORK_SERVER], cwd=workdir, env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _FORK_SERVER],
+            cwd=workdir,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
     def __call__(self, *args: str) -> str:
-        argv = ["-s", str(self.workdir / "Snakefile"), "--directory", str(self.workdir), "--configfile",
-                str(self.workdir / "config" / "tiny.yaml"), "--cores", "2", "-n", *args]
+        argv = [
+            "-s",
+            str(self.workdir / "Snakefile"),
+            "--directory",
+            str(self.workdir),
+            "--configfile",
+            str(self.workdir / "config" / "tiny.yaml"),
+            "--cores",
+            "2",
+            "-n",
+            *args,
+        ]
         self.proc.stdin.write(json.dumps([argv, str(self.log)]) + "\n")
         self.proc.stdin.flush()
         rc = int(self.proc.stdout.readline() or -1)

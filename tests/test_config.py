@@ -109,7 +109,10 @@ def test_snakemake_rejects_invalid_config_before_any_job(tmp_path):
     bad.write_text(yaml.safe_dump(cfg))
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode != 0
     assert "mixtures.snr_range.0" in out.stdout + out.stderr

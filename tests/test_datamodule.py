@@ -13,7 +13,14 @@ from se_lib.data.datamodule import EpochSampler, MixtureDataModule, collate_mixt
 
 def make_dm(world, **kw) -> MixtureDataModule:
     root, _, url = world
-    args = {"db_url": url, "batch_size": 4, "num_workers": 0, "segment_seconds": 0.5, "seed": 3, "corpus_root": str(root)}
+    args = {
+        "db_url": url,
+        "batch_size": 4,
+        "num_workers": 0,
+        "segment_seconds": 0.5,
+        "seed": 3,
+        "corpus_root": str(root),
+    }
     args.update(kw)
     return MixtureDataModule(**args)
 
@@ -47,7 +54,7 @@ def test_train_crops_seeded_per_epoch(world):
     b.setup("fit")
     la, lb = a.train_dataloader(), b.train_dataloader()
     e0a, e0b = _epoch_batches(la), _epoch_batches(lb)
-    for x, y in zip(e0a, e0b):
+    for x, y in zip(e0a, e0b, strict=True):
         assert x["mid"] == y["mid"] and torch.equal(x["noisy"], y["noisy"]) and torch.equal(x["target"], y["target"])
     e1a = _epoch_batches(la)  # next pass = next epoch: new order and new crops
     assert e1a[0]["mid"] != e0a[0]["mid"] or not torch.equal(e1a[0]["noisy"], e0a[0]["noisy"])
@@ -91,7 +98,7 @@ def test_workers_match_main_process(world):
     lr, lp = ref.train_dataloader(), par.train_dataloader()
     assert lp.persistent_workers
     for _ in range(2):  # two epochs through persistent workers
-        for x, y in zip(_epoch_batches(lr, 3), _epoch_batches(lp, 3)):
+        for x, y in zip(_epoch_batches(lr, 3), _epoch_batches(lp, 3), strict=True):
             assert x["mid"] == y["mid"] and torch.equal(x["noisy"], y["noisy"])
 
 
@@ -129,8 +136,20 @@ def test_lightning_cli_style_overrides(world):
     root, _, url = world
     p = ArgumentParser()
     p.add_class_arguments(MixtureDataModule, "data")
-    cfg = p.parse_args(["--data.db_url", url, "--data.batch_size", "16", "--data.snr_range", "[-5, 5]",
-                        "--data.segment_seconds", "1.5", "--data.corpus_root", str(root)])
+    cfg = p.parse_args(
+        [
+            "--data.db_url",
+            url,
+            "--data.batch_size",
+            "16",
+            "--data.snr_range",
+            "[-5, 5]",
+            "--data.segment_seconds",
+            "1.5",
+            "--data.corpus_root",
+            str(root),
+        ]
+    )
     dm = MixtureDataModule(**cfg.data.as_dict())
     assert dm.batch_size == 16 and dm.snr_range == (-5.0, 5.0) and dm.segment_seconds == 1.5
 
@@ -152,9 +171,17 @@ class _Probe(L.LightningModule):
 def test_lightning_sets_epochs(world):
     dm = make_dm(world, batch_size=8)
     probe = _Probe()
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        accelerator="cpu", devices=1)
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.fit(probe, datamodule=dm)
     rows = dm.datasets["train"].rows
     for epoch in range(2):

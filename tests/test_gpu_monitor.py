@@ -45,8 +45,14 @@ class RecordingLogger(Logger):
         return [(s, m) for s, m in self.records if any(k.startswith("system/") for k in m)]
 
 
-def fake_nvml(util: int = 37, used: int = 2 << 30, total: int = 8 << 30, temp: int = 61,
-              fail_init: bool = False, fail_read_after: int | None = None) -> types.SimpleNamespace:
+def fake_nvml(
+    util: int = 37,
+    used: int = 2 << 30,
+    total: int = 8 << 30,
+    temp: int = 61,
+    fail_init: bool = False,
+    fail_read_after: int | None = None,
+) -> types.SimpleNamespace:
     calls = {"init": 0, "handle": [], "reads": 0, "shutdown": 0}
 
     class NVMLError(Exception):
@@ -78,11 +84,15 @@ def fake_nvml(util: int = 37, used: int = 2 << 30, total: int = 8 << 30, temp: i
         calls["shutdown"] += 1
 
     return types.SimpleNamespace(
-        NVML_TEMPERATURE_GPU=0, NVMLError=NVMLError, nvmlInit=nvmlInit,
+        NVML_TEMPERATURE_GPU=0,
+        NVMLError=NVMLError,
+        nvmlInit=nvmlInit,
         nvmlDeviceGetHandleByIndex=nvmlDeviceGetHandleByIndex,
         nvmlDeviceGetUtilizationRates=nvmlDeviceGetUtilizationRates,
-        nvmlDeviceGetMemoryInfo=nvmlDeviceGetMemoryInfo, nvmlDeviceGetTemperature=nvmlDeviceGetTemperature,
-        nvmlShutdown=nvmlShutdown, calls=calls,
+        nvmlDeviceGetMemoryInfo=nvmlDeviceGetMemoryInfo,
+        nvmlDeviceGetTemperature=nvmlDeviceGetTemperature,
+        nvmlShutdown=nvmlShutdown,
+        calls=calls,
     )
 
 
@@ -101,16 +111,31 @@ def loader(n_batches: int = 8) -> DataLoader:
     batches = []
     for _ in range(n_batches):
         target = torch.randn(2, 400, generator=g)
-        batches.append({"noisy": target[:, None].repeat(1, 2, 1) + 0.1 * torch.randn(2, 2, 400, generator=g),
-                        "target": target, "lengths": torch.tensor([400, 300]), "mid": ["a", "b"], "meta": [{}, {}]})
+        batches.append(
+            {
+                "noisy": target[:, None].repeat(1, 2, 1) + 0.1 * torch.randn(2, 2, 400, generator=g),
+                "target": target,
+                "lengths": torch.tensor([400, 300]),
+                "mid": ["a", "b"],
+                "meta": [{}, {}],
+            }
+        )
     return DataLoader(batches, batch_size=None)
 
 
 def fit(monitor: GPUStatsMonitor, steps: int = 6) -> RecordingLogger:
     logger = RecordingLogger()
-    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=logger, callbacks=[monitor],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, log_every_n_steps=1)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=logger,
+        callbacks=[monitor],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        log_every_n_steps=1,
+    )
     trainer.fit(EnhancementModule(Identityish()), train_dataloaders=loader(steps))
     return logger
 
@@ -207,10 +232,17 @@ def test_stats_reach_mlflow(monkeypatch, tmp_path):
     monkeypatch.setattr(cb, "load_nvml", lambda: fake_nvml(util=80))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     logger = build_logger("gpu_monitor_test", uri, {"mlflow.runName": "gpu"})
-    trainer = pl.Trainer(max_steps=4, accelerator="cpu", logger=logger,
-                         callbacks=[GPUStatsMonitor(interval_steps=2)], enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_steps=4,
+        accelerator="cpu",
+        logger=logger,
+        callbacks=[GPUStatsMonitor(interval_steps=2)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(EnhancementModule(Identityish()), train_dataloaders=loader(4))
     history = MlflowClient(uri).get_metric_history(logger.run_id, GPUStatsMonitor.UTIL)
     assert [(m.step, m.value) for m in history] == [(2, 80.0), (4, 80.0)]

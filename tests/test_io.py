@@ -78,7 +78,6 @@ def test_dir_replaces_a_file_or_link(tmp_path):
 
 def test_read_json_object_names_the_file(tmp_path):
 
-
     good = tmp_path / "run.json"
     good.write_text('{"run_id": "abc"}')
     assert read_json_object(good) == {"run_id": "abc"}

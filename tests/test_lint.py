@@ -24,14 +24,16 @@ def _tool(name: str) -> str:
 
 def test_pyflakes_rules_pass():
     targets = [d for d in PY_DIRS if (ROOT / d).exists()]
-    proc = subprocess.run([_tool("ruff"), "check", "--no-cache", "--select", "F,E9", *targets], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [_tool("ruff"), "check", "--no-cache", "--select", "F,E9", *targets], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_snakemake_lint_is_clean():
-    proc = subprocess.run([_tool("snakemake"), "--lint", "--directory", str(ROOT)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [_tool("snakemake"), "--lint", "--directory", str(ROOT)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Congratulations, your workflow is in a good condition" in out, out

@@ -117,7 +117,7 @@ def test_stoi_and_estoi_equal_direct_pystoi(speech):
     assert 0.0 < estoi(speech, deg, SR) < stoi(speech, deg, SR) < 1.0
     # pystoi returns 0 for a silent reference and warns + returns 1e-5 for too few speech frames: NaN here
     assert math.isnan(stoi(np.zeros(SR, np.float32), speech[:SR], SR))
-    short = speech[SR // 2: SR // 2 + SR // 5]
+    short = speech[SR // 2 : SR // 2 + SR // 5]
     with pytest.warns(RuntimeWarning, match="Not enough STFT frames"):
         assert pystoi(short, short, SR) == pytest.approx(1e-5)
     assert math.isnan(stoi(short, short, SR)) and math.isnan(estoi(short, short, SR))
@@ -145,7 +145,12 @@ def test_dnsmos_matches_speechmos(speech):
         x = np.clip(x, -1, 1)
         ref = speechmos_dnsmos.run(x, SR)
         got = ours.score(x, SR)
-        for ours_value, key in ((got.sig, "sig_mos"), (got.bak, "bak_mos"), (got.ovrl, "ovrl_mos"), (got.p808, "p808_mos")):
+        for ours_value, key in (
+            (got.sig, "sig_mos"),
+            (got.bak, "bak_mos"),
+            (got.ovrl, "ovrl_mos"),
+            (got.p808, "p808_mos"),
+        ):
             assert abs(ours_value - float(ref[key])) <= 1e-5, (name, key, ours_value, ref[key])
     # personalized DNSMOS (pDNSMOS model, same cut points)
     x = np.clip(cases["2.9s+7"], -1, 1)
@@ -190,8 +195,9 @@ def test_dnsmos_features_equal_librosa():
 # --------------------------------------------------------------------------------------------------
 # Batch scorer
 # --------------------------------------------------------------------------------------------------
-def _write_mixture(folder: Path, i: int, target: np.ndarray, noisy: np.ndarray, enhanced: np.ndarray | None,
-                   snr: str = "5") -> str:
+def _write_mixture(
+    folder: Path, i: int, target: np.ndarray, noisy: np.ndarray, enhanced: np.ndarray | None, snr: str = "5"
+) -> str:
     stem = f"sid_s{i}_nids_n{i}-a_n{i}-b_rid_r{i % 2}_snr_{snr}dB"
     sf.write(folder / f"{stem}_target.wav", target, SR, subtype="FLOAT")
     sf.write(folder / f"{stem}_noisy.wav", noisy.T, SR, subtype="FLOAT")  # [T, C]
@@ -243,8 +249,9 @@ def test_scorer_end_to_end_both_modes(pred_dir, tmp_path):
     assert not list(out.parent.glob("*.tmp"))
 
     # noisy baseline: reference mic of the noisy file vs target, sequential, without DNSMOS
-    base = score_directory(pred_dir, None, None, mode="noisy", ref_mic=1, threads=1,
-                           metrics=("si_sdr", "pesq", "stoi"), progress=False)
+    base = score_directory(
+        pred_dir, None, None, mode="noisy", ref_mic=1, threads=1, metrics=("si_sdr", "pesq", "stoi"), progress=False
+    )
     assert list(base.columns)[6:] == ["si_sdr", "si_sdri", "pesq_wb", "stoi", "estoi"]
     assert (base["si_sdri"] == 0).all()
     np.testing.assert_allclose(df["si_sdr"] - df["si_sdri"], base["si_sdr"], atol=1e-9)  # SI-SDRi baseline
@@ -257,15 +264,18 @@ def test_scorer_counts_unscorable_files_as_nan(tmp_path, speech):
         _write_mixture(tmp_path, i, target, np.stack([_add_noise(target, 0, seed=i)] * 2), target + 0.01)
     silent = np.zeros(SR, np.float32)  # PESQ and STOI cannot score a silent target
     _write_mixture(tmp_path, 2, silent, np.stack([_add_noise(target, 0, seed=7)] * 2), target)
-    df = score_directory(tmp_path, tmp_path / "o.tsv", tmp_path / "s.tsv", metrics=("pesq", "stoi", "si_sdr"),
-                         threads=0, progress=False)  # in-process
+    df = score_directory(
+        tmp_path, tmp_path / "o.tsv", tmp_path / "s.tsv", metrics=("pesq", "stoi", "si_sdr"), threads=0, progress=False
+    )  # in-process
     assert df.loc[df["sid"] == "s2", ["pesq_wb", "stoi", "estoi"]].isna().all(axis=None)
     summary = summarize(df).set_index("metric")
     assert summary.loc["pesq_wb", "nan_count"] == 1 and summary.loc["pesq_wb", "count"] == 2
     assert summary.loc["stoi", "nan_count"] == 1 and summary.loc["si_sdr", "nan_count"] == 0
 
 
-@pytest.mark.parametrize("problem", ["corrupt", "empty", "nan", "rate", "stereo_target", "length", "badname", "missing"])
+@pytest.mark.parametrize(
+    "problem", ["corrupt", "empty", "nan", "rate", "stereo_target", "length", "badname", "missing"]
+)
 def test_scorer_names_the_bad_file(tmp_path, problem):
     x = (0.1 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)
     stem = _write_mixture(tmp_path, 0, x, np.stack([x, x]), x)
@@ -312,8 +322,22 @@ def test_scorer_rejects_bad_arguments(tmp_path):
 def test_scorer_cli(pred_dir, tmp_path, capsys):
     from se_lib.metrics.scorer import main
 
-    rc = main([str(pred_dir), "--out", str(tmp_path / "o.tsv"), "--summary", str(tmp_path / "s.tsv"),
-               "--mode", "noisy", "--ref-mic", "1", "--metrics", "si_sdr", "--no-progress"])
+    rc = main(
+        [
+            str(pred_dir),
+            "--out",
+            str(tmp_path / "o.tsv"),
+            "--summary",
+            str(tmp_path / "s.tsv"),
+            "--mode",
+            "noisy",
+            "--ref-mic",
+            "1",
+            "--metrics",
+            "si_sdr",
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and (tmp_path / "o.tsv").exists()
     assert "si_sdri" in capsys.readouterr().out
     assert main([str(tmp_path / "missing"), "--out", "o.tsv", "--summary", "s.tsv"]) == 2

@@ -393,9 +393,9 @@ def _toy_example(length: int = 4000, mics: int = MICS) -> tuple[torch.Tensor, to
     phase = 2 * torch.pi * 140.0 * t + 3.0 * torch.sin(2 * torch.pi * 3.0 * t)
     voice = sum(torch.sin(k * phase) / k for k in range(1, 12)) * torch.sin(2 * torch.pi * 4.0 * t).clamp_min(0)
     noise = torch.randn(length + 8, generator=gen) * voice.std()
-    noisy = torch.stack(
-        [voice[4 + d : 4 + d + length] + noise[4 - d : 4 - d + length] for d in range(mics)]
-    ).unsqueeze(0)
+    noisy = torch.stack([voice[4 + d : 4 + d + length] + noise[4 - d : 4 - d + length] for d in range(mics)]).unsqueeze(
+        0
+    )
     return noisy, voice[4 : 4 + length].unsqueeze(0)
 
 

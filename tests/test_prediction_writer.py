@@ -50,10 +50,24 @@ def make_items(lengths: list[int], seed: int = 0) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     items = []
     for i, n in enumerate(lengths):
-        meta = {"sid": f"spk{i}-u1", "nid1": f"n{i}a", "nid2": f"n{i}b", "rid": "room-3",
-                "snr_db": [-2.5, 0.0, 5.0, 12.3][i % 4], "split": "test", "mid": f"m{i}"}
-        items.append({"noisy": torch.rand(MICS, n, generator=g) * 1.6 - 0.8,  # values beyond PCM range kept
-                      "target": torch.rand(n, generator=g) - 0.5, "length": n, "mid": f"m{i}", "meta": meta})
+        meta = {
+            "sid": f"spk{i}-u1",
+            "nid1": f"n{i}a",
+            "nid2": f"n{i}b",
+            "rid": "room-3",
+            "snr_db": [-2.5, 0.0, 5.0, 12.3][i % 4],
+            "split": "test",
+            "mid": f"m{i}",
+        }
+        items.append(
+            {
+                "noisy": torch.rand(MICS, n, generator=g) * 1.6 - 0.8,  # values beyond PCM range kept
+                "target": torch.rand(n, generator=g) - 0.5,
+                "length": n,
+                "mid": f"m{i}",
+                "meta": meta,
+            }
+        )
     return items
 
 
@@ -61,8 +75,15 @@ def run_predict(tmp_path: Path, items: list[dict], batch_size: int, **writer_kw)
     out = tmp_path / "pred"
     module = EnhancementModule(ContextNet(), sample_rate=SR)
     writer = AudioPredictionWriter(output_dir=str(out), sample_rate=SR, **writer_kw)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[writer],
-                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[writer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     loader = DataLoader(items, batch_size=batch_size, collate_fn=collate_mixtures)
     trainer.predict(module, dataloaders=loader, return_predictions=False)
     return writer, out
@@ -81,7 +102,9 @@ def test_files_named_cropped_and_exact(tmp_path):
             name = mixture_filename(meta, kind)
             assert name in files
             parsed = parse_mixture_filename(name)
-            assert {k: parsed[k] for k in ("sid", "nid1", "nid2", "rid")} == {k: meta[k] for k in ("sid", "nid1", "nid2", "rid")}
+            assert {k: parsed[k] for k in ("sid", "nid1", "nid2", "rid")} == {
+                k: meta[k] for k in ("sid", "nid1", "nid2", "rid")
+            }
             assert parsed["snr_db"] == pytest.approx(meta["snr_db"]) and parsed["kind"] == kind
         noisy, sr = sf.read(out / mixture_filename(meta, "noisy"), dtype="float32", always_2d=True)
         enhanced, _ = sf.read(out / mixture_filename(meta, "enhanced"), dtype="float32")
@@ -106,8 +129,9 @@ def test_files_named_cropped_and_exact(tmp_path):
 def test_only_enhanced_and_stats_elsewhere(tmp_path):
     items = make_items([300, 200])
     stats_file = tmp_path / "stats" / "test_predict_stats.json"
-    _, out = run_predict(tmp_path, items, batch_size=2, write_noisy=False, write_target=False,
-                         stats_file=str(stats_file))
+    _, out = run_predict(
+        tmp_path, items, batch_size=2, write_noisy=False, write_target=False, stats_file=str(stats_file)
+    )
     assert sorted(parse_mixture_filename(p)["kind"] for p in out.glob("*.wav")) == ["enhanced", "enhanced"]
     assert json.loads(stats_file.read_text())["n_wavs"] == 2 and not (out / "predict_stats.json").exists()
 
@@ -115,8 +139,14 @@ def test_only_enhanced_and_stats_elsewhere(tmp_path):
 def test_default_output_dir_named_after_checkpoint(tmp_path):
     w = AudioPredictionWriter()
     ckpt = tmp_path / "models" / "best.ckpt"
-    assert w.resolve_output_dir(SimpleNamespace(ckpt_path=str(ckpt), default_root_dir="x")) == ckpt.parent / "best_predictions"
-    assert w.resolve_output_dir(SimpleNamespace(ckpt_path=None, default_root_dir=str(tmp_path))) == tmp_path / "predictions"
+    assert (
+        w.resolve_output_dir(SimpleNamespace(ckpt_path=str(ckpt), default_root_dir="x"))
+        == ckpt.parent / "best_predictions"
+    )
+    assert (
+        w.resolve_output_dir(SimpleNamespace(ckpt_path=None, default_root_dir=str(tmp_path)))
+        == tmp_path / "predictions"
+    )
     assert AudioPredictionWriter(output_dir="o").resolve_output_dir(SimpleNamespace(ckpt_path=str(ckpt))) == Path("o")
 
 
@@ -159,7 +189,9 @@ def test_bad_predictions_named(tmp_path):
     assert not (tmp_path / mixture_filename(meta[1], "enhanced")).exists()
     dup = [meta[0], dict(meta[0], mid="other")]
     with pytest.raises(ValueError, match="same file name"):
-        ItemWriter(tmp_path / "d", SR).write_batch(dup, batch["lengths"], enhanced=batch["target"], mids=["m0", "other"])
+        ItemWriter(tmp_path / "d", SR).write_batch(
+            dup, batch["lengths"], enhanced=batch["target"], mids=["m0", "other"]
+        )
     with pytest.raises(ValueError, match=r"\[B, T\]"):
         ItemWriter(tmp_path / "e", SR).write_batch(meta, batch["lengths"], enhanced=batch["noisy"])
 
@@ -167,8 +199,15 @@ def test_bad_predictions_named(tmp_path):
 def test_sample_rate_mismatch_is_refused(tmp_path):
     module = EnhancementModule(ContextNet(), sample_rate=16000)
     writer = AudioPredictionWriter(output_dir=str(tmp_path), sample_rate=SR)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[writer], enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[writer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     loader = DataLoader(make_items([100]), batch_size=1, collate_fn=collate_mixtures)
     with pytest.raises(ValueError, match="sample_rate"):
         trainer.predict(module, dataloaders=loader, return_predictions=False)
@@ -178,10 +217,20 @@ def test_sample_rate_mismatch_is_refused(tmp_path):
 def test_writer_takes_the_model_sample_rate_by_default(tmp_path):
     module = EnhancementModule(ContextNet(), sample_rate=SR)
     writer = AudioPredictionWriter(output_dir=str(tmp_path))
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[writer], enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False)
-    trainer.predict(module, dataloaders=DataLoader(make_items([100]), batch_size=1, collate_fn=collate_mixtures),
-                    return_predictions=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[writer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.predict(
+        module,
+        dataloaders=DataLoader(make_items([100]), batch_size=1, collate_fn=collate_mixtures),
+        return_predictions=False,
+    )
     wavs = sorted(tmp_path.glob("*.wav"))
     assert len(wavs) == 3 and {sf.info(str(p)).samplerate for p in wavs} == {SR}
 
@@ -189,11 +238,23 @@ def test_writer_takes_the_model_sample_rate_by_default(tmp_path):
 def test_predict_args_follow_the_workflow_config():
     from se_lib.config import load_config
 
-    cfg = load_config(overrides={"seed": 7, "db": {"url": "sqlite:///x.sqlite"}, "predict": {"batch_size": 2},
-                                 "train": {"extra_args": {"data.init_args.num_workers": 0, "trainer.max_epochs": 3}}})
-    args = predict_args("dprnn", "test", cfg, ckpt_path="results/models/dprnn/best.ckpt",
-                        output_dir="results/predictions/dprnn/test", stats_file="s.json",
-                        config_files=["config/models/dprnn.yaml"])
+    cfg = load_config(
+        overrides={
+            "seed": 7,
+            "db": {"url": "sqlite:///x.sqlite"},
+            "predict": {"batch_size": 2},
+            "train": {"extra_args": {"data.init_args.num_workers": 0, "trainer.max_epochs": 3}},
+        }
+    )
+    args = predict_args(
+        "dprnn",
+        "test",
+        cfg,
+        ckpt_path="results/models/dprnn/best.ckpt",
+        output_dir="results/predictions/dprnn/test",
+        stats_file="s.json",
+        config_files=["config/models/dprnn.yaml"],
+    )
     assert args[:3] == ["predict", "--config", "config/models/dprnn.yaml"]
 
     def value(flag: str) -> str:
@@ -211,8 +272,10 @@ def test_predict_args_follow_the_workflow_config():
 
 
 # ------------------------------------------------------------------------ through `se predict`
-TINY_NET = {"class_path": "se_lib.models.conv_tasnet.ConvTasNet",
-            "init_args": {"N": 16, "L": 8, "B": 8, "H": 16, "Sc": 8, "P": 3, "X": 2, "R": 1}}
+TINY_NET = {
+    "class_path": "se_lib.models.conv_tasnet.ConvTasNet",
+    "init_args": {"N": 16, "L": 8, "B": 8, "H": 16, "Sc": 8, "P": 3, "X": 2, "R": 1},
+}
 
 
 def test_predict_job_through_lightning_cli_matches_references(tmp_path):
@@ -232,33 +295,63 @@ def test_predict_job_through_lightning_cli_matches_references(tmp_path):
 
     root = tmp_path / "world"
     root.mkdir()
-    cfg, url = build_world(root, tiny_config(root, count={"train": 2, "val": 1, "test": 3}),
-                           speech_per_split=1, noise_per_split=2)
+    cfg, url = build_world(
+        root, tiny_config(root, count={"train": 2, "val": 1, "test": 3}), speech_per_split=1, noise_per_split=2
+    )
     module = EnhancementModule(ConvTasNet(**TINY_NET["init_args"]), sample_rate=cfg["sample_rate"])
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(module)
     ckpt = tmp_path / "best.ckpt"
     trainer.save_checkpoint(ckpt)
     state = torch.load(ckpt, weights_only=True)  # hyper-parameters as a LightningCLI-trained checkpoint has them
-    state["hyper_parameters"] = {"_class_path": "se_lib.train.module.EnhancementModule", "net": TINY_NET,
-                                 **state["hyper_parameters"]}
+    state["hyper_parameters"] = {
+        "_class_path": "se_lib.train.module.EnhancementModule",
+        "net": TINY_NET,
+        **state["hyper_parameters"],
+    }
     torch.save(state, ckpt)
     model_cfg = tmp_path / "tiny.yaml"
-    model_cfg.write_text(yaml.safe_dump({
-        "model": {"class_path": "se_lib.train.module.EnhancementModule", "init_args": {"net": TINY_NET}},
-        "data": {"class_path": "se_lib.data.datamodule.MixtureDataModule", "init_args": {"db_url": url}},
-        "trainer": {"accelerator": "cpu", "devices": 1, "enable_model_summary": False},
-        "mlflow": {"enabled": False},
-    }))
-    cfg = load_config(overrides={"sample_rate": cfg["sample_rate"], "predict": {"batch_size": 2}, "train": {
-        "extra_args": {"data.init_args.corpus_root": str(root), "data.init_args.num_workers": 0}}})
+    model_cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"class_path": "se_lib.train.module.EnhancementModule", "init_args": {"net": TINY_NET}},
+                "data": {"class_path": "se_lib.data.datamodule.MixtureDataModule", "init_args": {"db_url": url}},
+                "trainer": {"accelerator": "cpu", "devices": 1, "enable_model_summary": False},
+                "mlflow": {"enabled": False},
+            }
+        )
+    )
+    cfg = load_config(
+        overrides={
+            "sample_rate": cfg["sample_rate"],
+            "predict": {"batch_size": 2},
+            "train": {"extra_args": {"data.init_args.corpus_root": str(root), "data.init_args.num_workers": 0}},
+        }
+    )
     out, stats_file = tmp_path / "pred" / "test", tmp_path / "pred" / "test_predict_stats.json"
-    stats = predict_job("tiny", "test", cfg, ckpt_path=ckpt, output_dir=out, stats_file=stats_file,
-                        config_files=[str(model_cfg)], db_url=url)
-    assert stats["n_files"] == 3 and stats["inference_mode"] and stats["parameters"] == sum(
-        p.numel() for p in module.parameters())
-    refs = export_references(url, "test", tmp_path / "refs", sample_rate=cfg["sample_rate"],
-                             batch_size=cfg["predict"]["batch_size"], corpus_root=str(root))
+    stats = predict_job(
+        "tiny",
+        "test",
+        cfg,
+        ckpt_path=ckpt,
+        output_dir=out,
+        stats_file=stats_file,
+        config_files=[str(model_cfg)],
+        db_url=url,
+    )
+    assert (
+        stats["n_files"] == 3
+        and stats["inference_mode"]
+        and stats["parameters"] == sum(p.numel() for p in module.parameters())
+    )
+    refs = export_references(
+        url,
+        "test",
+        tmp_path / "refs",
+        sample_rate=cfg["sample_rate"],
+        batch_size=cfg["predict"]["batch_size"],
+        corpus_root=str(root),
+    )
     assert refs["n_files"] == 3
     kinds = sorted(parse_mixture_filename(p)["kind"] for p in out.glob("*.wav"))
     assert kinds == ["enhanced"] * 3 + ["noisy"] * 3 + ["target"] * 3

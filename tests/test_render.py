@@ -46,8 +46,8 @@ def test_matches_plain_convolution(world):
     T, L = row["length"], rir.shape[-1]
     speech, _ = sf.read(root / row["speech_path"], dtype="float64")
     seg = np.zeros(T)
-    piece = speech[row["speech_offset"]: row["speech_offset"] + T - row["speech_start"]]
-    seg[row["speech_start"]: row["speech_start"] + len(piece)] = piece
+    piece = speech[row["speech_offset"] : row["speech_offset"] + T - row["speech_start"]]
+    seg[row["speech_start"] : row["speech_start"] + len(piece)] = piece
     s = out.scale
     speech_img = np.stack([np.convolve(seg, rir[0, c])[:T] for c in range(rir.shape[1])]) * s
     np.testing.assert_allclose((out.noisy - out.noise).double().numpy(), speech_img, atol=2e-5)
@@ -56,7 +56,7 @@ def test_matches_plain_convolution(world):
     for k, g in ((1, 1.0), (2, 10 ** (row["noise2_rel_db"] / 20))):
         x, _ = sf.read(root / row[f"noise{k}_path"], dtype="float64")
         ext = x[(row[f"noise{k}_offset"] - (L - 1) + np.arange(T + L - 1)) % len(x)]
-        noise_img += g * np.stack([np.convolve(ext, rir[k, c])[L - 1: L - 1 + T] for c in range(rir.shape[1])])
+        noise_img += g * np.stack([np.convolve(ext, rir[k, c])[L - 1 : L - 1 + T] for c in range(rir.shape[1])])
     got = out.noise.double().numpy()
     gain = float(np.sum(got * noise_img) / np.sum(noise_img**2))
     np.testing.assert_allclose(got, gain * noise_img, atol=2e-5)

@@ -39,11 +39,18 @@ def summary_tsv(path, means: dict[str, float], n: int = 20):
 def per_file_frame(seed: int, offset: float, n: int = 30) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     snr = np.round(rng.uniform(-5, 10, n), 1)
-    return pd.DataFrame({
-        "mixture": [f"sid_s{i}_nids_a_b_rid_r_snr_{s:g}dB" for i, s in enumerate(snr)],
-        "sid": [f"s{i}" for i in range(n)], "nid1": "a", "nid2": "b", "rid": "r", "snr_db": snr,
-        "si_sdr": snr + offset + rng.normal(0, 1, n), "pesq_wb": 1.5 + 0.1 * snr + offset / 10,
-    })
+    return pd.DataFrame(
+        {
+            "mixture": [f"sid_s{i}_nids_a_b_rid_r_snr_{s:g}dB" for i, s in enumerate(snr)],
+            "sid": [f"s{i}" for i in range(n)],
+            "nid1": "a",
+            "nid2": "b",
+            "rid": "r",
+            "snr_db": snr,
+            "si_sdr": snr + offset + rng.normal(0, 1, n),
+            "pesq_wb": 1.5 + 0.1 * snr + offset / 10,
+        }
+    )
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -91,8 +98,14 @@ def test_mean_ci95_matches_student_t():
 
 
 def test_html_escapes_names():
-    df = comparison_table({"<b>x</b>": pd.DataFrame({"mean": [1.0], "ci95": [0.1], "count": [3], "nan_count": [0]},
-                                                     index=pd.Index(["si_sdr"], name="metric"))})
+    df = comparison_table(
+        {
+            "<b>x</b>": pd.DataFrame(
+                {"mean": [1.0], "ci95": [0.1], "count": [3], "nan_count": [0]},
+                index=pd.Index(["si_sdr"], name="metric"),
+            )
+        }
+    )
     assert "&lt;b&gt;x&lt;/b&gt;" in table_html(df, "cap")
 
 
@@ -116,15 +129,28 @@ def test_snr_bins_and_plot(tmp_path):
 
 
 def test_learning_curves_and_parallel_coordinates(tmp_path):
-    curves = pd.DataFrame([{"model": m, "metric": k, "epoch": e, "value": v + e * 0.1}
-                           for m in ("a", "b") for k, v in (("train_loss_epoch", -1), ("val_si_sdr", 3)) for e in range(4)])
+    curves = pd.DataFrame(
+        [
+            {"model": m, "metric": k, "epoch": e, "value": v + e * 0.1}
+            for m in ("a", "b")
+            for k, v in (("train_loss_epoch", -1), ("val_si_sdr", 3))
+            for e in range(4)
+        ]
+    )
     plot_learning_curves(curves, tmp_path / "lc.png")  # val_loss_epoch missing: an empty, labelled panel
     assert mpimg.imread(tmp_path / "lc.png").shape[1] > 1000
-    runs = pd.DataFrame({"run_name": ["r1", "r2", "r3"], "arch": ["conv_tasnet", "dprnn", "conv_tasnet"],
-                         "lr": ["0.001", "0.0001", "0.01"], "net.N": ["64", None, "128"],
-                         "best_val_si_sdr": [5.0, 7.5, float("nan")]})
-    plot_parallel_coordinates(runs, "best_val_si_sdr", tmp_path / "pc.png", label="run_name",
-                              axes=["arch", "lr", "net.N"])
+    runs = pd.DataFrame(
+        {
+            "run_name": ["r1", "r2", "r3"],
+            "arch": ["conv_tasnet", "dprnn", "conv_tasnet"],
+            "lr": ["0.001", "0.0001", "0.01"],
+            "net.N": ["64", None, "128"],
+            "best_val_si_sdr": [5.0, 7.5, float("nan")],
+        }
+    )
+    plot_parallel_coordinates(
+        runs, "best_val_si_sdr", tmp_path / "pc.png", label="run_name", axes=["arch", "lr", "net.N"]
+    )
     assert mpimg.imread(tmp_path / "pc.png").shape[1] > 600
     with pytest.raises(ValueError, match="objective"):
         plot_parallel_coordinates(runs, "nope", tmp_path / "pc2.png")
@@ -163,7 +189,9 @@ def test_select_examples_spreads_over_snr():
 def test_write_spectrogram_examples(tmp_path):
     rng = np.random.default_rng(0)
     refs, pred = tmp_path / "refs", tmp_path / "pred"
-    rows = [{"sid": f"s{i}", "nid1": "n1", "nid2": "n2", "rid": "r1", "snr_db": snr} for i, snr in enumerate([-5, 0, 7.5])]
+    rows = [
+        {"sid": f"s{i}", "nid1": "n1", "nid2": "n2", "rid": "r1", "snr_db": snr} for i, snr in enumerate([-5, 0, 7.5])
+    ]
     for row in rows:
         target = rng.normal(0, 0.1, 4000).astype(np.float32)
         write_wav_atomic(refs / mixture_filename(row, "noisy"), rng.normal(0, 0.1, (4, 4000)), SR, subtype="FLOAT")
@@ -171,7 +199,10 @@ def test_write_spectrogram_examples(tmp_path):
         write_wav_atomic(pred / mixture_filename(row, "enhanced"), target * 0.9, SR, subtype="FLOAT")
     out = tmp_path / "report" / "spectrograms"
     written = write_spectrogram_examples(refs, {"m": pred}, out, n_examples=2, ref_mic=1, sample_rate=SR)
-    assert [p.name for p in written] == ["sid_s0_nids_n1_n2_rid_r1_snr_-5dB.png", "sid_s2_nids_n1_n2_rid_r1_snr_7.5dB.png"]
+    assert [p.name for p in written] == [
+        "sid_s0_nids_n1_n2_rid_r1_snr_-5dB.png",
+        "sid_s2_nids_n1_n2_rid_r1_snr_7.5dB.png",
+    ]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
     (pred / mixture_filename(rows[0], "enhanced")).unlink()
     with pytest.raises(Exception, match="snr_-5dB_enhanced.wav"):
@@ -194,10 +225,21 @@ def make_training_run(client, exp_id, arch: str, lr: str, val: list[float], stat
     metrics = []
     for epoch, v in enumerate(val):
         step = 10 * (epoch + 1) - 1  # Lightning logs epoch metrics at the last global step of the epoch
-        metrics += [Metric("epoch", epoch, 0, step), Metric("val_si_sdr", v, 0, step),
-                    Metric("train_loss_epoch", -v, 0, step)]
-    client.log_batch(rid, metrics=metrics, params=[Param("optimizer/init_args/lr", lr), Param("net/init_args/N", "64"),
-                                                   Param("db_url", "sqlite:///x"), Param("loss", "si_sdr")])
+        metrics += [
+            Metric("epoch", epoch, 0, step),
+            Metric("val_si_sdr", v, 0, step),
+            Metric("train_loss_epoch", -v, 0, step),
+        ]
+    client.log_batch(
+        rid,
+        metrics=metrics,
+        params=[
+            Param("optimizer/init_args/lr", lr),
+            Param("net/init_args/N", "64"),
+            Param("db_url", "sqlite:///x"),
+            Param("loss", "si_sdr"),
+        ],
+    )
     client.set_terminated(rid, status)
     return rid
 
@@ -217,8 +259,10 @@ def test_mlflow_curves_runs_and_test_metrics(store, tmp_path):
     assert "net.N" in runs.columns
     axes = hparam_axes(runs, "best_val_si_sdr")
     assert axes[:2] == ["arch", "optimizer.lr"] and "db_url" not in axes and "net.N" not in axes  # N does not vary
-    summary = pd.DataFrame({"mean": [9.1, 2.2, np.nan], "ci95": [0.5, 0.1, np.nan]},
-                           index=pd.Index(["si_sdr", "pesq_wb", "dnsmos_ovrl"], name="metric"))
+    summary = pd.DataFrame(
+        {"mean": [9.1, 2.2, np.nan], "ci95": [0.5, 0.1, np.nan]},
+        index=pd.Index(["si_sdr", "pesq_wb", "dnsmos_ovrl"], name="metric"),
+    )
     logged = log_split_metrics(a, summary, "test", tracking_uri=store, extra={"test_real_time_factor": 0.1})
     got = client.get_run(a).data.metrics
     assert got["test_si_sdr"] == 9.1 and got["test_pesq_wb_ci95"] == 0.1 and got["test_real_time_factor"] == 0.1

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from browser import BrowserUnavailable, check_report_html, find_browser, summarize
 
+from browser import BrowserUnavailable, check_report_html, find_browser, summarize
 from se_lib.report.plots import plot_metric_vs_snr
 from se_lib.report.tables import write_comparison
 
@@ -40,19 +40,28 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     src = wf / "src"
     src.mkdir()
     for name, si_sdr in (("noisy", 2.0), ("convtasnet", 9.0)):
-        rows = [{"metric": "si_sdr", "mean": si_sdr, "ci95": 0.5, "count": 20, "nan_count": 0},
-                {"metric": "pesq_wb", "mean": si_sdr / 4, "ci95": 0.1, "count": 20, "nan_count": 0}]
+        rows = [
+            {"metric": "si_sdr", "mean": si_sdr, "ci95": 0.5, "count": 20, "nan_count": 0},
+            {"metric": "pesq_wb", "mean": si_sdr / 4, "ci95": 0.1, "count": 20, "nan_count": 0},
+        ]
         pd.DataFrame(rows).to_csv(src / f"{name}.tsv", sep="\t", index=False)
     (src / "stats.json").write_text(json.dumps({"parameters": 123456, "real_time_factor": 0.01}))
-    write_comparison({"noisy": src / "noisy.tsv", "convtasnet": src / "convtasnet.tsv"},
-                     {"noisy": None, "convtasnet": src / "stats.json"}, src / "comparison.tsv", src / "comparison.html")
-    per_file = {"noisy": pd.DataFrame({"snr_db": [-5.0, 0.0, 5.0, 10.0], "si_sdr": [-4.0, 1.0, 6.0, 9.0]}),
-                "convtasnet": pd.DataFrame({"snr_db": [-5.0, 0.0, 5.0, 10.0], "si_sdr": [4.0, 8.0, 12.0, 15.0]})}
+    write_comparison(
+        {"noisy": src / "noisy.tsv", "convtasnet": src / "convtasnet.tsv"},
+        {"noisy": None, "convtasnet": src / "stats.json"},
+        src / "comparison.tsv",
+        src / "comparison.html",
+    )
+    per_file = {
+        "noisy": pd.DataFrame({"snr_db": [-5.0, 0.0, 5.0, 10.0], "si_sdr": [-4.0, 1.0, 6.0, 9.0]}),
+        "convtasnet": pd.DataFrame({"snr_db": [-5.0, 0.0, 5.0, 10.0], "si_sdr": [4.0, 8.0, 12.0, 15.0]}),
+    }
     plot_metric_vs_snr(per_file, "si_sdr", src / "si_sdr.png", n_bins=2)
     (wf / "workflow.rst").write_text("Tiny workflow\n=============\n\nExperiment **{{ snakemake.config['name'] }}**.\n")
     (wf / "table.rst").write_text("Comparison table on the {{ snakemake.wildcards.split }} split.\n")
     (wf / "snr.rst").write_text("SI-SDR versus input SNR.\n")
-    (wf / "Snakefile").write_text(textwrap.dedent("""
+    (wf / "Snakefile").write_text(
+        textwrap.dedent("""
         config["name"] = "browser-check"
         report: "workflow.rst"
 
@@ -74,7 +83,8 @@ def reports(tmp_path_factory) -> dict[str, Path]:
                 report("out/{split}/si_sdr.png", caption="snr.rst", category="Comparison",
                        subcategory="Metric vs input SNR", labels={"split": "{split}", "metric": "SI-SDR [dB]"})
             shell: "cp {input} {output}"
-        """))
+        """)
+    )
     smk = [sys.executable, "-m", "snakemake", "--cores", "1", "--quiet", "all"]
     for extra in (["--report", "report.html", "--report-after-run"], ["--report", "report.zip"]):
         res = subprocess.run(smk + extra, cwd=wf, capture_output=True, text=True, timeout=240)
@@ -115,7 +125,7 @@ def test_broken_report_is_reported(reports, tmp_path):
     marker = "filename=si_sdr.png;base64,"
     start = text.index(marker) + len(marker)
     broken = tmp_path / "broken.html"
-    broken.write_text(text[:start] + "AAAA" + text[start + 4000:], encoding="utf-8")
+    broken.write_text(text[:start] + "AAAA" + text[start + 4000 :], encoding="utf-8")
     found = check_report_html(broken)
     assert found["app_rendered"]
     assert found["images"] == [] and [r["image_size"] for r in found["results"] if r["name"] == "si_sdr.png"] == [None]
@@ -125,8 +135,10 @@ def test_page_errors_are_reported(reports, tmp_path):
     """An uncaught exception and a console error in the page end up in ``errors``."""
     text = reports["html"].read_text(encoding="utf-8")
     end = text.rindex("</body>")
-    script = ('<script>console.error("se-check console error");'
-              'setTimeout(() => { throw new Error("se-check uncaught"); }, 0);</script>')
+    script = (
+        '<script>console.error("se-check console error");'
+        'setTimeout(() => { throw new Error("se-check uncaught"); }, 0);</script>'
+    )
     noisy = tmp_path / "noisy.html"
     noisy.write_text(text[:end] + script + text[end:], encoding="utf-8")
     found = check_report_html(noisy)

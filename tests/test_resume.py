@@ -42,7 +42,7 @@ class Throttle(Callback):
         time.sleep(self.seconds)
 '''
 
-JOB = '''
+JOB = """
 import json, sys
 from se_lib.train.jobs import train_job
 
@@ -50,17 +50,20 @@ spec = json.load(open(sys.argv[1]))
 info = train_job("conv_tasnet", spec["config"], out_dir=spec["out"], config_files=spec["files"],
                  wildcards={"model": "conv_tasnet"}, db_url=spec["url"])
 print("RESULT", json.dumps(info))
-'''
+"""
 
 
 def workflow_config(tmp_path: Path, max_epochs: int) -> dict:
     from se_lib.config import load_config
 
-    return load_config(REPO / "config" / "config.yaml", {
-        "experiment": "resume_test",
-        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-        "train": {"overlay": "paper", "max_epochs": max_epochs, "accelerator": "cpu"},
-    })
+    return load_config(
+        REPO / "config" / "config.yaml",
+        {
+            "experiment": "resume_test",
+            "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+            "train": {"overlay": "paper", "max_epochs": max_epochs, "accelerator": "cpu"},
+        },
+    )
 
 
 def model_files(tmp_path: Path, root: Path, url: str, throttle: bool) -> list[str]:
@@ -84,8 +87,13 @@ def start_job(tmp_path: Path, spec: dict, name: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     env.pop("MLFLOW_TRACKING_URI", None)
     log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, str(tmp_path / "job.py"), str(spec_path)], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(tmp_path / "job.py"), str(spec_path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def ckpt_step(path: Path) -> int | None:
@@ -136,8 +144,14 @@ def test_kill_and_resume_continues_same_run(train_world, tmp_path, monkeypatch):
     # Run the job again (in this process, which has torch/lightning/mlflow imported already): same
     # model/data config, without the throttle.
     monkeypatch.chdir(tmp_path)
-    info = train_job("conv_tasnet", config, out_dir=out, config_files=model_files(tmp_path, root, url, False),
-                     wildcards={"model": "conv_tasnet"}, db_url=url)
+    info = train_job(
+        "conv_tasnet",
+        config,
+        out_dir=out,
+        config_files=model_files(tmp_path, root, url, False),
+        wildcards={"model": "conv_tasnet"},
+        db_url=url,
+    )
 
     runs = client.search_runs([exp.experiment_id])
     assert [r.info.run_id for r in runs] == [run_id]  # one run, continued
@@ -187,8 +201,9 @@ def test_stale_state_starts_a_new_run(train_world, tmp_path, monkeypatch):
     (out / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
     write_resume_state(out / "checkpoints", stale, "digest-of-another-config")
 
-    info = train_job("conv_tasnet", config, out_dir=out, config_files=model_files(tmp_path, root, url, False),
-                     db_url=url)
+    info = train_job(
+        "conv_tasnet", config, out_dir=out, config_files=model_files(tmp_path, root, url, False), db_url=url
+    )
     assert info["run_id"] != stale and info["resumed"] is False
     assert client.get_run(stale).info.status == "KILLED"
     assert client.get_run(info["run_id"]).info.status == "FINISHED"

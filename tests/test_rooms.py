@@ -17,8 +17,13 @@ SR = 16000
 
 
 def cfg(**rooms) -> dict:
-    base = {"count": {"train": 2, "val": 1, "test": 1}, "rt60_range": [0.15, 0.3], "max_rir_seconds": 0.25,
-            "dims_min": [3.0, 3.0, 2.4], "dims_max": [5.0, 4.0, 3.0]}
+    base = {
+        "count": {"train": 2, "val": 1, "test": 1},
+        "rt60_range": [0.15, 0.3],
+        "max_rir_seconds": 0.25,
+        "dims_min": [3.0, 3.0, 2.4],
+        "dims_max": [5.0, 4.0, 3.0],
+    }
     base.update(rooms)
     return load_config(REPO / "config/config.yaml", {"seed": 11, "sample_rate": SR, "rooms": base})
 
@@ -94,7 +99,7 @@ def test_direct_path_and_target_definitions(built, tmp_path):
         n_end = int(np.ceil(delay + 0.050 * SR))
         fade_start = int(np.floor(delay + 0.045 * SR))
         np.testing.assert_allclose(t[:fade_start], h[:fade_start], atol=1e-7)
-        assert np.all(t[n_end + 1:] == 0)
+        assert np.all(t[n_end + 1 :] == 0)
         assert np.all(np.abs(t[fade_start:n_end]) <= np.abs(h[fade_start:n_end]) + 1e-7)
     # dry and direct for the same rooms (same seed -> same geometry)
     for kind in ("dry", "direct"):
@@ -132,9 +137,11 @@ def test_deterministic_and_seeded(built, tmp_path):
 
 
 def test_presets(tmp_path):
-    rooms = rm.build_rooms(cfg(count={"train": 1, "val": 1, "test": 1},
-                               mic_array={"preset": "chime3_tablet", "reference_mic": 4}),
-                           tmp_path / "chime", log=quiet)
+    rooms = rm.build_rooms(
+        cfg(count={"train": 1, "val": 1, "test": 1}, mic_array={"preset": "chime3_tablet", "reference_mic": 4}),
+        tmp_path / "chime",
+        log=quiet,
+    )
     assert rooms["channels"] == 6
     r = rm.read_rooms(tmp_path / "chime")[0]
     mics = np.array(r["mics"])
@@ -144,8 +151,11 @@ def test_presets(tmp_path):
     with np.load(tmp_path / "chime/rirs" / f"{r['rid']}.npz") as z:
         assert z["rir"].shape[1] == 6 and int(z["ref_mic"]) == 4
     coords = [[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.1, 0.0]]
-    rm.build_rooms(cfg(count={"train": 1, "val": 1, "test": 1}, mic_array={"preset": "custom", "coords": coords}),
-                   tmp_path / "custom", log=quiet)
+    rm.build_rooms(
+        cfg(count={"train": 1, "val": 1, "test": 1}, mic_array={"preset": "custom", "coords": coords}),
+        tmp_path / "custom",
+        log=quiet,
+    )
     mics = np.array(rm.read_rooms(tmp_path / "custom")[0]["mics"])
     np.testing.assert_allclose(np.linalg.norm(mics[1] - mics[0]), 0.1, atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(mics[2] - mics[0]), 0.1, atol=1e-9)
@@ -194,18 +204,28 @@ def test_measured_rirs(tmp_path, monkeypatch):
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(["ririd", "path", "channels", "sr"])
         w.writerows(rows)
-    config = load_config(REPO / "config/config.yaml", {
-        "seed": 1, "sample_rate": SR,
-        "corpus": {"kind": "files", "files": {"speech_glob": "x/*.wav", "noise_glob": "y/*.wav",
-                                               "rir_glob": "data/rirs/*.wav"}},
-        "rooms": {"max_rir_seconds": 0.25},
-    })
+    config = load_config(
+        REPO / "config/config.yaml",
+        {
+            "seed": 1,
+            "sample_rate": SR,
+            "corpus": {
+                "kind": "files",
+                "files": {"speech_glob": "x/*.wav", "noise_glob": "y/*.wav", "rir_glob": "data/rirs/*.wav"},
+            },
+            "rooms": {"max_rir_seconds": 0.25},
+        },
+    )
     messages = []
     stats = rm.build_rooms(config, "results/rooms", "results/corpus", log=messages.append)
     assert stats["rooms"] == 3 and stats["channels"] == 2 and stats["origin"] == "measured"
     assert any("leftover" in m for m in messages)
     rooms = rm.read_rooms("results/rooms")
-    assert [r["rid"] for r in rooms] == ["m00", "m03", "m06"] and [r["split"] for r in rooms] == ["train", "val", "test"]
+    assert [r["rid"] for r in rooms] == ["m00", "m03", "m06"] and [r["split"] for r in rooms] == [
+        "train",
+        "val",
+        "test",
+    ]
     assert rooms[0]["rir_path"] == "results/rooms/rirs/m00.npz" and rooms[0]["dims"] is None
     assert all(r["rt60"] is None or 0.05 < r["rt60"] < 1.0 for r in rooms)  # Schroeder estimate
     with np.load("results/rooms/rirs/m03.npz") as z:
@@ -213,7 +233,7 @@ def test_measured_rirs(tmp_path, monkeypatch):
     assert rir.shape == (3, 2, 4000)
     peak = int(np.argmax(np.abs(rir[0, 0])))
     assert abs(peak - 2 * 33) <= 2  # file m03: direct path at 33 samples @ 8 kHz
-    assert np.all(t[peak + 800 + 1:] == 0) and np.abs(t[peak]) > 0  # early: 50 ms = 800 samples
+    assert np.all(t[peak + 800 + 1 :] == 0) and np.abs(t[peak]) > 0  # early: 50 ms = 800 samples
     with open(corpus / "rirs.tsv", "w") as fh:
         fh.write("ririd\tpath\tchannels\tsr\n" + "".join(f"m{i}\t{rows[i][1]}\t2\t8000\n" for i in range(5)))
     with pytest.raises(rm.RoomError, match="rirs.tsv"):

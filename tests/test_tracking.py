@@ -51,8 +51,16 @@ def test_rule_run_carries_design_tags(store):
     assert tags["snakemake.rule"] == "score"
     assert tags["snakemake.wildcards.split"] == "test"
     assert tags["se.invocation_id"] == "inv-123"
-    for key in ("mlflow.source.git.commit", "se.git.dirty", "se.env.uv_lock_sha256", "se.env.python",
-                "se.env.torch", "se.env.cuda", "se.env.device", "se.db_digest"):
+    for key in (
+        "mlflow.source.git.commit",
+        "se.git.dirty",
+        "se.env.uv_lock_sha256",
+        "se.env.python",
+        "se.env.torch",
+        "se.env.cuda",
+        "se.env.device",
+        "se.db_digest",
+    ):
         assert tags[key], key
     assert got.data.params == {"a.b": "1"}
     exp = mlflow.MlflowClient(store).get_experiment(got.info.experiment_id)
@@ -63,7 +71,7 @@ def test_rule_run_carries_design_tags(store):
 
 def _worker(args):
     uri, i = args
-    os.chdir(uri[len("sqlite:///"):].rsplit("/", 1)[0])
+    os.chdir(uri[len("sqlite:///") :].rsplit("/", 1)[0])
     os.environ["MLFLOW_TRACKING_URI"] = uri
     with rule_run("job", {"i": i}, {"experiment": "parallel"}) as run:
         mlflow.log_metric("i", i)
@@ -103,12 +111,24 @@ def test_training_logger_params_resume_and_run_helpers(store, tmp_path, caplog):
         run_is_active,
     )
 
-    params = {"_instantiator": "lightning.pytorch.cli.x", "lr": 1e-3,
-              "net": {"class_path": "a.B", "init_args": {"N": 64}}, "ns": Namespace(k=1),
-              "groups": [{"a": 1}, {"b": 2}], "sizes": [1, 2]}
+    params = {
+        "_instantiator": "lightning.pytorch.cli.x",
+        "lr": 1e-3,
+        "net": {"class_path": "a.B", "init_args": {"N": 64}},
+        "ns": Namespace(k=1),
+        "groups": [{"a": 1}, {"b": 2}],
+        "sizes": [1, 2],
+    }
     flat = flatten_hparams(params)
-    assert flat == {"lr": 1e-3, "net/class_path": "a.B", "net/init_args/N": 64, "ns/k": 1, "groups/0/a": 1,
-                    "groups/1/b": 2, "sizes": [1, 2]}
+    assert flat == {
+        "lr": 1e-3,
+        "net/class_path": "a.B",
+        "net/init_args/N": 64,
+        "ns/k": 1,
+        "groups/0/a": 1,
+        "groups/1/b": 2,
+        "sizes": [1, 2],
+    }
     client = mlflow.MlflowClient(store)
     logger = build_logger("training_test", store, {"mlflow.runName": "fit", "se.model": "m"})
     logger.log_hyperparams(params)
@@ -137,7 +157,10 @@ def test_training_logger_params_resume_and_run_helpers(store, tmp_path, caplog):
     ckpt.write_bytes(b"weights")
     log_checkpoint(client, run_id, ckpt, {"score": 0.4}, "model: {}\n")
     assert sorted(a.path for a in client.list_artifacts(run_id, "checkpoints")) == [
-        "checkpoints/best.ckpt", "checkpoints/best.json", "checkpoints/config.yaml"]
+        "checkpoints/best.ckpt",
+        "checkpoints/best.json",
+        "checkpoints/config.yaml",
+    ]
     local = Path(client.download_artifacts(run_id, "checkpoints", str(tmp_path / "dl")))
     assert (local / "best.ckpt").read_bytes() == b"weights"
     assert register_checkpoint(client, run_id, "se-m") == "1"

@@ -64,8 +64,9 @@ def test_padding_is_excluded_by_lengths():
         garbage_e[i, n:] = -55.0
     for fn in (si_sdr, sdr):
         masked = fn(garbage_e, garbage_t, lengths)
-        per_item = torch.stack([fn(estimate[i:i + 1, :n], target[i:i + 1, :n])[0]
-                                for i, n in enumerate(lengths.tolist())])
+        per_item = torch.stack(
+            [fn(estimate[i : i + 1, :n], target[i : i + 1, :n])[0] for i, n in enumerate(lengths.tolist())]
+        )
         torch.testing.assert_close(masked, per_item, atol=1e-4, rtol=1e-5)
     with pytest.raises(ValueError, match="lengths"):
         si_sdr(estimate, target, torch.tensor([1000, 0, 5]))
@@ -97,19 +98,33 @@ def _batches(n: int = 3, seed: int = 0, channels: int = 3) -> list[dict]:
     out = []
     for b in range(n):
         target = torch.randn(2, 800, generator=g)
-        noisy = target[:, None].repeat(1, channels, 1) + torch.linspace(0.2, 0.8, channels)[None, :, None] * \
-            torch.randn(2, channels, 800, generator=g)
+        noisy = target[:, None].repeat(1, channels, 1) + torch.linspace(0.2, 0.8, channels)[
+            None, :, None
+        ] * torch.randn(2, channels, 800, generator=g)
         lengths = torch.tensor([800, 500])
         noisy[1, :, 500:] = 0
         target[1, 500:] = 0
-        out.append({"noisy": noisy, "target": target, "lengths": lengths, "mid": [f"m{b}a", f"m{b}b"],
-                    "meta": [{"split": "val"}, {"split": "val"}]})
+        out.append(
+            {
+                "noisy": noisy,
+                "target": target,
+                "lengths": lengths,
+                "mid": [f"m{b}a", f"m{b}b"],
+                "meta": [{"split": "val"}, {"split": "val"}],
+            }
+        )
     return out
 
 
 def _trainer(**kw) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, **kw)
+    return pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kw,
+    )
 
 
 def test_validation_metrics_against_unprocessed_reference_mic():
@@ -155,10 +170,17 @@ def test_plain_trainer_gets_the_cli_default_optimizer_and_plateau_scheduler():
 def test_optimizer_and_scheduler_from_the_command_line():
     """`--optimizer AdamW --optimizer.lr 5e-4` as in any LightningCLI project; they replace the module's."""
     demo = REPO / "config" / "models" / "demo" / "conv_tasnet.yaml"
-    base = ["--config", str(REPO / "config" / "models" / "conv_tasnet.yaml"), "--config", str(demo),
-            "--trainer.accelerator", "cpu"]
-    cli = SECLI(args=base + ["--optimizer", "AdamW", "--optimizer.lr", "5e-4", "--lr_scheduler.patience", "2"],
-                run=False)
+    base = [
+        "--config",
+        str(REPO / "config" / "models" / "conv_tasnet.yaml"),
+        "--config",
+        str(demo),
+        "--trainer.accelerator",
+        "cpu",
+    ]
+    cli = SECLI(
+        args=base + ["--optimizer", "AdamW", "--optimizer.lr", "5e-4", "--lr_scheduler.patience", "2"], run=False
+    )
     conf = cli.model.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]
     assert type(opt) is torch.optim.AdamW and opt.defaults["lr"] == 5e-4
@@ -215,8 +237,20 @@ def test_model_configs_exist():
 def test_print_config_of_model_configs(arch, capsys):
     paper = REPO / "config" / "models" / f"{arch}.yaml"
     demo = REPO / "config" / "models" / "demo" / f"{arch}.yaml"
-    cfg = _print_config(["fit", "--config", str(paper), "--data.batch_size", "16",
-                         "--data.snr_range", "[-5, 5]", "--trainer.max_epochs", "100"], capsys)
+    cfg = _print_config(
+        [
+            "fit",
+            "--config",
+            str(paper),
+            "--data.batch_size",
+            "16",
+            "--data.snr_range",
+            "[-5, 5]",
+            "--trainer.max_epochs",
+            "100",
+        ],
+        capsys,
+    )
     assert cfg["model"]["class_path"] == "se_lib.train.module.EnhancementModule"
     assert arch_name(cfg["model"]["init_args"]["net"]["class_path"]) == arch
     assert cfg["model"]["init_args"]["loss"] == "si_sdr"  # from config/models/_shared.yaml, read unnamed
@@ -244,12 +278,26 @@ def test_print_config_of_model_configs(arch, capsys):
 def test_workflow_args_parse(tmp_path, capsys):
     from se_lib.config import load_config
 
-    config = load_config(REPO / "config" / "config.yaml", {
-        "train": {"max_epochs": 3, "batch_size": 4, "num_workers": 0, "accelerator": "cpu",
-                  "extra_args": {"data.snr_range": [-5, 5], "optimizer.lr": 0.0005}}})
+    config = load_config(
+        REPO / "config" / "config.yaml",
+        {
+            "train": {
+                "max_epochs": 3,
+                "batch_size": 4,
+                "num_workers": 0,
+                "accelerator": "cpu",
+                "extra_args": {"data.snr_range": [-5, 5], "optimizer.lr": 0.0005},
+            }
+        },
+    )
     args = train_args("ic_conv_tasnet", config, tmp_path / "out")
-    assert args[:5] == ["fit", "--config", "config/models/ic_conv_tasnet.yaml",
-                        "--config", "config/models/demo/ic_conv_tasnet.yaml"]
+    assert args[:5] == [
+        "fit",
+        "--config",
+        "config/models/ic_conv_tasnet.yaml",
+        "--config",
+        "config/models/demo/ic_conv_tasnet.yaml",
+    ]
     cfg = _print_config(args, capsys)
     assert cfg["trainer"]["max_epochs"] == 3 and cfg["trainer"]["accelerator"] == "cpu"
     assert cfg["data"]["init_args"]["batch_size"] == 4 and cfg["data"]["init_args"]["num_workers"] == 0
@@ -265,8 +313,14 @@ def test_workflow_args_parse(tmp_path, capsys):
 
 
 def test_resume_digest_covers_model_data_optimizer_seed_and_db_not_trainer():
-    a = {"seed_everything": 1, "model": {"N": 1}, "data": {"b": 2}, "trainer": {"max_epochs": 3},
-         "optimizer": {"lr": 1}, "lr_scheduler": {"patience": 5}}
+    a = {
+        "seed_everything": 1,
+        "model": {"N": 1},
+        "data": {"b": 2},
+        "trainer": {"max_epochs": 3},
+        "optimizer": {"lr": 1},
+        "lr_scheduler": {"patience": 5},
+    }
     assert config_digest(a) == config_digest({**a, "trainer": {"max_epochs": 9}})
     assert config_digest(a) != config_digest({**a, "model": {"N": 2}})
     assert config_digest(a) != config_digest({**a, "optimizer": {"lr": 2}})
@@ -300,8 +354,10 @@ def test_help_and_mistakes_read_well():
 
 
 # ------------------------------------------------------------------------- end to end (subprocess)
-TINY_NET = {"class_path": "se_lib.models.conv_tasnet.ConvTasNet",
-            "init_args": {"N": 16, "L": 16, "B": 8, "H": 16, "Sc": 8, "P": 3, "X": 2, "R": 1, "in_channels": 4}}
+TINY_NET = {
+    "class_path": "se_lib.models.conv_tasnet.ConvTasNet",
+    "init_args": {"N": 16, "L": 16, "B": 8, "H": 16, "Sc": 8, "P": 3, "X": 2, "R": 1, "in_channels": 4},
+}
 
 
 def tiny_fit_config(root: Path, url: str, out: Path, max_epochs: int = 2, callbacks: list | None = None) -> dict:
@@ -309,20 +365,39 @@ def tiny_fit_config(root: Path, url: str, out: Path, max_epochs: int = 2, callba
     return {
         "seed_everything": 3,
         "trainer": {
-            "max_epochs": max_epochs, "accelerator": "cpu", "devices": 1, "log_every_n_steps": 1,
-            "gradient_clip_val": 5.0, "enable_progress_bar": False, "enable_model_summary": False,
-            "num_sanity_val_steps": 0, "default_root_dir": str(out),
-            "callbacks": callbacks if callbacks is not None else [
+            "max_epochs": max_epochs,
+            "accelerator": "cpu",
+            "devices": 1,
+            "log_every_n_steps": 1,
+            "gradient_clip_val": 5.0,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "default_root_dir": str(out),
+            "callbacks": callbacks
+            if callbacks is not None
+            else [
                 {"class_path": "se_lib.train.callbacks.GPUStatsMonitor", "init_args": {"interval_steps": 1}},
                 {"class_path": "se_lib.train.callbacks.AudioSampleLogger"},
             ],
         },
-        "model": {"class_path": "se_lib.train.module.EnhancementModule",
-                  "init_args": {"net": TINY_NET, "num_val_samples_to_log": 2}},
+        "model": {
+            "class_path": "se_lib.train.module.EnhancementModule",
+            "init_args": {"net": TINY_NET, "num_val_samples_to_log": 2},
+        },
         "optimizer": {"init_args": {"lr": 0.003}},
-        "data": {"class_path": "se_lib.data.datamodule.MixtureDataModule",
-                 "init_args": {"db_url": url, "batch_size": 2, "num_workers": 0, "segment_seconds": 0.5,
-                               "max_items": 4, "corpus_root": str(root), "seed": 5}},
+        "data": {
+            "class_path": "se_lib.data.datamodule.MixtureDataModule",
+            "init_args": {
+                "db_url": url,
+                "batch_size": 2,
+                "num_workers": 0,
+                "segment_seconds": 0.5,
+                "max_items": 4,
+                "corpus_root": str(root),
+                "seed": 5,
+            },
+        },
     }
 
 
@@ -337,8 +412,14 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SE_EXPERIMENT": "train_e2e"}
     se = Path(sys.executable).with_name("se")
     cmd = [str(se)] if se.exists() else [sys.executable, "-m", "se_lib.train.cli"]
-    proc = subprocess.run(cmd + ["fit", "--config", str(cfg_path), "--data.batch_size", "2"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        cmd + ["fit", "--config", str(cfg_path), "--data.batch_size", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     client = MlflowClient(uri)
@@ -372,8 +453,9 @@ def test_se_fit_end_to_end(train_world, tmp_path):
 
     assert {"config.yaml", "audio_samples", "checkpoints"} <= listing()
     assert listing("audio_samples") == {"audio_samples/info.json", "audio_samples/sample_0", "audio_samples/sample_1"}
-    assert listing("audio_samples/sample_0") == {f"audio_samples/sample_0/{n}" for n in
-                                                 ("noisy.wav", "enhanced.wav", "target.wav", "spectrogram.png")}
+    assert listing("audio_samples/sample_0") == {
+        f"audio_samples/sample_0/{n}" for n in ("noisy.wav", "enhanced.wav", "target.wav", "spectrogram.png")
+    }
     assert {"checkpoints/best.ckpt", "checkpoints/config.yaml"} <= listing("checkpoints")
     local = Path(client.download_artifacts(run_id, "", str(tmp_path / "dl")))
     logged_cfg = yaml.safe_load((local / "config.yaml").read_text())
@@ -403,8 +485,17 @@ def test_se_fit_end_to_end(train_world, tmp_path):
 
     # se predict --ckpt_path on the best checkpoint (in-process): weights_only loading, predict_step output
     best = next(p for p in (out / "checkpoints").glob("best-*.ckpt"))
-    cli = SECLI(args=["predict", "--config", str(cfg_path), "--ckpt_path", str(best),
-                      "--prediction_writer.output_dir", str(tmp_path / "pred")])
+    cli = SECLI(
+        args=[
+            "predict",
+            "--config",
+            str(cfg_path),
+            "--ckpt_path",
+            str(best),
+            "--prediction_writer.output_dir",
+            str(tmp_path / "pred"),
+        ]
+    )
     predictions = cli.trainer.predict_loop.predictions
     assert sum(len(p["mid"]) for p in predictions) == 3  # the test split
     first = predictions[0]
@@ -414,11 +505,29 @@ def test_se_fit_end_to_end(train_world, tmp_path):
 
     # as a user would: the paper config + the checkpoint (its network config wins), wavs by default
     # beside the checkpoint
-    proc = subprocess.run(cmd + ["predict", "--config", str(REPO / "config/models/conv_tasnet.yaml"),
-                                 "--ckpt_path", str(best), "--data.init_args.db_url", url,
-                                 "--data.init_args.corpus_root", str(root), "--data.init_args.num_workers", "0",
-                                 "--trainer.accelerator", "cpu"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        cmd
+        + [
+            "predict",
+            "--config",
+            str(REPO / "config/models/conv_tasnet.yaml"),
+            "--ckpt_path",
+            str(best),
+            "--data.init_args.db_url",
+            url,
+            "--data.init_args.corpus_root",
+            str(root),
+            "--data.init_args.num_workers",
+            "0",
+            "--trainer.accelerator",
+            "cpu",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     written = best.parent / f"{best.stem}_predictions"
     kinds = sorted(p.name.rsplit("_", 1)[-1] for p in written.glob("*.wav"))

@@ -42,8 +42,14 @@ def _speech_like(rng: np.random.Generator, seconds: float, sr: int = SR) -> np.n
     return (0.2 * x * env / np.max(np.abs(x))).astype(np.float32)
 
 
-def write_corpus(root: Path, speech_per_split: int = 3, noise_per_split: int = 3, sr: int = SR,
-                 seed: int = 0, speech_seconds: tuple[float, float] = (1.5, 4.0)) -> Path:
+def write_corpus(
+    root: Path,
+    speech_per_split: int = 3,
+    noise_per_split: int = 3,
+    sr: int = SR,
+    seed: int = 0,
+    speech_seconds: tuple[float, float] = (1.5, 4.0),
+) -> Path:
     """Synthetic corpus in the contract format under ``root/results/corpus`` (paths relative to root)."""
     rng = np.random.default_rng(seed)
     out = root / "results" / "corpus"
@@ -84,10 +90,19 @@ def tiny_config(root: Path, **mixtures) -> dict:
     overrides = {
         "seed": 7,
         "sample_rate": SR,
-        "rooms": {"count": {"train": 2, "val": 1, "test": 1}, "rt60_range": [0.15, 0.3],
-                  "max_rir_seconds": 0.25, "dims_min": [3.0, 3.0, 2.4], "dims_max": [5.0, 4.0, 3.0]},
-        "mixtures": {"count": {"train": 40, "val": 8, "test": 6}, "seconds": 2.0, "snr_range": [-5.0, 10.0],
-                     **mixtures},
+        "rooms": {
+            "count": {"train": 2, "val": 1, "test": 1},
+            "rt60_range": [0.15, 0.3],
+            "max_rir_seconds": 0.25,
+            "dims_min": [3.0, 3.0, 2.4],
+            "dims_max": [5.0, 4.0, 3.0],
+        },
+        "mixtures": {
+            "count": {"train": 40, "val": 8, "test": 6},
+            "seconds": 2.0,
+            "snr_range": [-5.0, 10.0],
+            **mixtures,
+        },
         "db": {"url": f"sqlite:///{(root / 'results' / 'db' / 'mixtures.sqlite').as_posix()}"},
     }
     return load_config(REPO / "config" / "config.yaml", overrides)
@@ -100,15 +115,15 @@ def build_world(root: Path, config: dict | None = None, **corpus_kw) -> tuple[di
     config = config or tiny_config(root)
     build_rooms(config, root / "results" / "rooms", root / "results" / "corpus", log=lambda m: None, root=root)
     url = config["db"]["url"]
-    dbm.build_db(config, url, root / "results" / "corpus", root / "results" / "rooms", root=root,
-                 log=lambda m: None)
+    dbm.build_db(config, url, root / "results" / "corpus", root / "results" / "rooms", root=root, log=lambda m: None)
     return config, url
 
 
 def rebuild(root: Path, config: dict, url: str, **kw) -> str:
     """Build the DB of the world under ``root`` into ``url``; returns the digest."""
-    return dbm.build_db(config, url, root / "results/corpus", root / "results/rooms", root=root,
-                        log=lambda m: None, **kw)
+    return dbm.build_db(
+        config, url, root / "results/corpus", root / "results/rooms", root=root, log=lambda m: None, **kw
+    )
 
 
 def interrupt_build_after(monkeypatch, n_rows: int, exc: BaseException) -> None:

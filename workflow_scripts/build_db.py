@@ -7,10 +7,12 @@ from se_lib.io import write_text_atomic
 from se_lib.workflow import rule_job
 
 url = snakemake.params.url
-with rule_job(snakemake, params={"mixtures": snakemake.params.mixtures, "seed": snakemake.params.seed,
-                                 "db_url": url}) as (log, run):
-    digest = build_db(snakemake.config, url, corpus_dir=snakemake.input.corpus, rooms_dir=snakemake.input.rooms,
-                      log=log.info)
+with rule_job(
+    snakemake, params={"mixtures": snakemake.params.mixtures, "seed": snakemake.params.seed, "db_url": url}
+) as (log, run):
+    digest = build_db(
+        snakemake.config, url, corpus_dir=snakemake.input.corpus, rooms_dir=snakemake.input.rooms, log=log.info
+    )
     table = summary_table(url)
     write_text_atomic(snakemake.output.summary, table.to_csv(sep="\t", index=False))
     write_text_atomic(snakemake.output.digest, digest + "\n")

@@ -5,9 +5,20 @@ import mlflow
 from se_lib.data.rooms import build_rooms
 from se_lib.workflow import rule_job
 
-with rule_job(snakemake, params={"rooms": snakemake.params.rooms, "seed": snakemake.params.seed,
-                                 "sample_rate": snakemake.params.sample_rate}) as (log, run):
-    stats = build_rooms(snakemake.config, out_dir=snakemake.output[0], corpus_dir=snakemake.input.corpus,
-                        workers=snakemake.threads, log=log.info)
+with rule_job(
+    snakemake,
+    params={
+        "rooms": snakemake.params.rooms,
+        "seed": snakemake.params.seed,
+        "sample_rate": snakemake.params.sample_rate,
+    },
+) as (log, run):
+    stats = build_rooms(
+        snakemake.config,
+        out_dir=snakemake.output[0],
+        corpus_dir=snakemake.input.corpus,
+        workers=snakemake.threads,
+        log=log.info,
+    )
     mlflow.log_dict(stats, "rooms_stats.json")
     mlflow.log_artifact(f"{snakemake.output[0]}/rooms.tsv", artifact_path="manifests")

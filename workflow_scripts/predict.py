@@ -10,21 +10,55 @@ from se_lib.workflow import rule_job
 def main(smk) -> None:
     model, split = smk.wildcards.model, smk.wildcards.split
     train_run = read_run_json(smk.input.run)
-    with rule_job(smk, params={"model": model, "split": split, "batch_size": smk.params.batch_size,
-                               "checkpoint": smk.input.ckpt, "train_run_id": train_run["run_id"],
-                               "db_url": smk.params.db_url}) as (log, run):
+    with rule_job(
+        smk,
+        params={
+            "model": model,
+            "split": split,
+            "batch_size": smk.params.batch_size,
+            "checkpoint": smk.input.ckpt,
+            "train_run_id": train_run["run_id"],
+            "db_url": smk.params.db_url,
+        },
+    ) as (log, run):
         mlflow.set_tag("se.model", model)
         mlflow.set_tag("se.train_run_id", train_run["run_id"])
-        stats = predict_job(model, split, smk.config, ckpt_path=smk.input.ckpt,
-                            output_dir=smk.output.wavs, stats_file=smk.output.stats,
-                            wildcards=dict(smk.wildcards.items()), threads=smk.threads,
-                            db_url=smk.params.db_url, config_files=list(smk.input.model_config))
-        mlflow.log_metrics({k: float(stats[k]) for k in ("n_files", "audio_seconds", "inference_seconds", "wall_seconds",
-                                                          "real_time_factor", "wall_real_time_factor", "parameters")})
+        stats = predict_job(
+            model,
+            split,
+            smk.config,
+            ckpt_path=smk.input.ckpt,
+            output_dir=smk.output.wavs,
+            stats_file=smk.output.stats,
+            wildcards=dict(smk.wildcards.items()),
+            threads=smk.threads,
+            db_url=smk.params.db_url,
+            config_files=list(smk.input.model_config),
+        )
+        mlflow.log_metrics(
+            {
+                k: float(stats[k])
+                for k in (
+                    "n_files",
+                    "audio_seconds",
+                    "inference_seconds",
+                    "wall_seconds",
+                    "real_time_factor",
+                    "wall_real_time_factor",
+                    "parameters",
+                )
+            }
+        )
         mlflow.set_tag("se.device", stats["device_name"])
         mlflow.log_artifact(smk.output.stats)
-        log.info("%s/%s: %d mixtures, RTF %.4f on %s", model, split, stats["n_files"], stats["real_time_factor"],
-                 stats["device_name"])
+        log.info(
+            "%s/%s: %d mixtures, RTF %.4f on %s",
+            model,
+            split,
+            stats["n_files"],
+            stats["real_time_factor"],
+            stats["device_name"],
+        )
 
 
 # Guarded: worker processes started with multiprocessing's `spawn` re-import this file as __mp_main__.

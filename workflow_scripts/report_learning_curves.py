@@ -12,7 +12,7 @@ from se_lib.workflow import rule_job
 def main(smk) -> None:
     models = list(smk.params.models)
     with rule_job(smk, params={"models": models}) as (log, run):
-        run_ids = {m: read_run_json(p)["run_id"] for m, p in zip(models, smk.input.runs)}
+        run_ids = {m: read_run_json(p)["run_id"] for m, p in zip(models, smk.input.runs, strict=True)}
         curves = learning_curves(run_ids, tracking_uri=tracking_uri(smk.config))
         if curves.empty:
             raise RuntimeError(f"no learning-curve metrics in the training runs {run_ids}")

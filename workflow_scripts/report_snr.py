@@ -15,9 +15,9 @@ def main(smk) -> None:
     split, models = smk.wildcards.split, list(smk.params.models)
     with rule_job(smk, params={"split": split, "models": models, "n_bins": smk.params.n_bins}) as (log, run):
         per_file = {BASELINE: read_per_file(smk.input.noisy)}
-        per_file.update({m: read_per_file(p) for m, p in zip(models, smk.input.per_file)})
+        per_file.update({m: read_per_file(p) for m, p in zip(models, smk.input.per_file, strict=True)})
         tables = []
-        for metric, png in zip(smk.params.metrics, smk.output.plots):
+        for metric, png in zip(smk.params.metrics, smk.output.plots, strict=True):
             assert Path(png).stem == metric, (png, metric)
             binned = plot_metric_vs_snr(per_file, metric, png, n_bins=smk.params.n_bins)
             tables.append(binned.assign(metric=metric))

@@ -1,6 +1,5 @@
 """Snakemake glue for rule `report_spectrograms`: spectrogram panels of a few mixtures of one split."""
 
-
 import mlflow
 
 from se_lib.report.examples import write_spectrogram_examples
@@ -9,13 +8,17 @@ from se_lib.workflow import rule_job
 
 def main(smk) -> None:
     split, models = smk.wildcards.split, list(smk.params.models)
-    with rule_job(smk, params={"split": split, "models": models,
-                               "n_examples": smk.params.n_examples}) as (log, run):
+    with rule_job(smk, params={"split": split, "models": models, "n_examples": smk.params.n_examples}) as (log, run):
         written = write_spectrogram_examples(
-            smk.input.references, dict(zip(models, smk.input.predictions)), smk.output[0],
-            n_examples=smk.params.n_examples, noisy_scores=smk.input.noisy,
-            model_scores=dict(zip(models, smk.input.scores)), ref_mic=smk.params.ref_mic,
-            sample_rate=smk.params.sample_rate)
+            smk.input.references,
+            dict(zip(models, smk.input.predictions, strict=True)),
+            smk.output[0],
+            n_examples=smk.params.n_examples,
+            noisy_scores=smk.input.noisy,
+            model_scores=dict(zip(models, smk.input.scores, strict=True)),
+            ref_mic=smk.params.ref_mic,
+            sample_rate=smk.params.sample_rate,
+        )
         for png in written:
             mlflow.log_artifact(str(png), artifact_path="report/spectrograms")
         log.info("wrote %d spectrogram panels to %s", len(written), smk.output[0])

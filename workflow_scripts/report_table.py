@@ -9,8 +9,8 @@ from se_lib.workflow import rule_job
 def main(smk) -> None:
     split, models = smk.wildcards.split, list(smk.params.models)
     with rule_job(smk, params={"split": split, "models": models}) as (log, run):
-        summaries = {BASELINE: smk.input.noisy, **dict(zip(models, smk.input.summaries))}
-        stats = {BASELINE: None, **dict(zip(models, smk.input.stats))}
+        summaries = {BASELINE: smk.input.noisy, **dict(zip(models, smk.input.summaries, strict=True))}
+        stats = {BASELINE: None, **dict(zip(models, smk.input.stats, strict=True))}
         table = write_comparison(summaries, stats, smk.output.tsv, smk.output.html, split=split)
         for path in (smk.output.tsv, smk.output.html):
             mlflow.log_artifact(path, artifact_path="report")

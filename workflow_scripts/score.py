@@ -4,7 +4,6 @@ For a model, the summary also goes onto the model's training run as `<split>_<me
 inference real-time factor as `<split>_real_time_factor`), so MLflow's runs table compares models.
 """
 
-
 import mlflow
 
 from se_lib.config import tracking_uri
@@ -19,12 +18,27 @@ from se_lib.workflow import rule_job
 def main(smk) -> None:
     split, mode = smk.wildcards.split, smk.params.mode
     system = smk.wildcards.get("model", "noisy")
-    with rule_job(smk, params={"system": system, "split": split, "mode": mode, "ref_mic": smk.params.ref_mic,
-                               "predictions": smk.input.pred}) as (log, run):
+    with rule_job(
+        smk,
+        params={
+            "system": system,
+            "split": split,
+            "mode": mode,
+            "ref_mic": smk.params.ref_mic,
+            "predictions": smk.input.pred,
+        },
+    ) as (log, run):
         mlflow.set_tag("se.model", system)
-        score_directory(smk.input.pred, smk.output.tsv, smk.output.summary, mode=mode,
-                        ref_mic=smk.params.ref_mic, threads=smk.threads,
-                        sample_rate=smk.params.sample_rate, progress=False)
+        score_directory(
+            smk.input.pred,
+            smk.output.tsv,
+            smk.output.summary,
+            mode=mode,
+            ref_mic=smk.params.ref_mic,
+            threads=smk.threads,
+            sample_rate=smk.params.sample_rate,
+            progress=False,
+        )
         summary = read_summary(smk.output.summary)
         mlflow.log_metrics(summary_metrics(summary))
         mlflow.log_artifact(smk.output.summary, artifact_path="scores")
@@ -32,8 +46,13 @@ def main(smk) -> None:
         if mode == "enhanced":
             train_run = read_run_json(smk.input.run)
             stats = read_json_object(smk.input.stats, "prediction statistics")
-            logged = log_split_metrics(train_run["run_id"], summary, split, tracking_uri=tracking_uri(smk.config),
-                                       extra={f"{split}_real_time_factor": stats["real_time_factor"]})
+            logged = log_split_metrics(
+                train_run["run_id"],
+                summary,
+                split,
+                tracking_uri=tracking_uri(smk.config),
+                extra={f"{split}_real_time_factor": stats["real_time_factor"]},
+            )
             mlflow.set_tag("se.train_run_id", train_run["run_id"])
             log.info("logged %d metrics on training run %s", len(logged), train_run["run_id"])
         log.info("%s/%s summary:\n%s", system, split, summary.to_string())

@@ -20,6 +20,12 @@ with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
         log_files=ctx["log_files"],
         db_url=snakemake.params.db_url,
     )
-    log.info("trained %s: run %s, best val_loss %s, registered %s v%s%s", model, info["run_id"],
-             info["best_val_loss"], info["registered_model"], info["registered_version"],
-             " (resumed)" if info["resumed"] else "")
+    log.info(
+        "trained %s: run %s, best val_loss %s, registered %s v%s%s",
+        model,
+        info["run_id"],
+        info["best_val_loss"],
+        info["registered_model"],
+        info["registered_version"],
+        " (resumed)" if info["resumed"] else "",
+    )

@@ -198,9 +198,7 @@ def _resampler(orig_sr: int, new_sr: int):
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command; argument SF_FALSE (0) disables the chunk
 
 
-def write_wav_atomic(
-    path: str | os.PathLike, data: Any, sr: int, subtype: str = "PCM_16"
-) -> Path:
+def write_wav_atomic(path: str | os.PathLike, data: Any, sr: int, subtype: str = "PCM_16") -> Path:
     """Write ``data`` (``[T]`` or channels-first ``[C, T]``; numpy or torch) to ``path`` atomically.
 
     The file is written to a temporary name in the same directory and ``os.replace``-d into place,
@@ -228,8 +226,9 @@ def write_wav_atomic(
         raise ValueError(f"{p}: subtype {subtype!r} is not valid for format {fmt}")
     frames = _quantise(arr, subtype, p)  # [C, T] -> array to write
     with atomic_file(p) as tmp, open(tmp, "wb") as fh:
-        with sf.SoundFile(fh, "w", int(sr), frames.shape[0] if frames.ndim == 2 else 1,
-                          subtype=subtype, format=fmt) as out:
+        with sf.SoundFile(
+            fh, "w", int(sr), frames.shape[0] if frames.ndim == 2 else 1, subtype=subtype, format=fmt
+        ) as out:
             # Float WAVs get a PEAK chunk holding a timestamp by default: turn it off so the same
             # samples always give the same bytes (DVC/content digests).
             sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
@@ -281,6 +280,7 @@ def normalize_rms(x: np.ndarray, target_dbfs: float = -25.0, peak_max: float = 0
 
 
 # ----------------------------------------------------------------------------------------------
+
 
 def _to_numpy(data: Any) -> np.ndarray:
     if hasattr(data, "detach"):  # torch tensor, without importing torch here

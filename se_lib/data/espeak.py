@@ -134,8 +134,12 @@ def synthesize(
         EspeakError: unknown voice/variant, out-of-range parameter, or a library failure.
     """
     _check_voice(voice)
-    for name, value, lo, hi in (("rate", rate, 80, 450), ("pitch", pitch, 0, 100),
-                                ("pitch_range", pitch_range, 0, 100), ("word_gap", word_gap, 0, 100)):
+    for name, value, lo, hi in (
+        ("rate", rate, 80, 450),
+        ("pitch", pitch, 0, 100),
+        ("pitch_range", pitch_range, 0, 100),
+        ("word_gap", word_gap, 0, 100),
+    ):
         if not lo <= int(value) <= hi:
             raise EspeakError(f"eSpeak parameter {name}={value} outside [{lo}, {hi}]")
     chunks: list[bytes] = []
@@ -158,8 +162,13 @@ def synthesize(
                 lib.espeak_SetSynthCallback(callback)
                 if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
                     raise EspeakError(f"espeak_SetVoiceByName({voice!r}) failed")
-                for param, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range),
-                                     (_VOLUME, 100), (_WORDGAP, word_gap)):
+                for param, value in (
+                    (_RATE, rate),
+                    (_PITCH, pitch),
+                    (_RANGE, pitch_range),
+                    (_VOLUME, 100),
+                    (_WORDGAP, word_gap),
+                ):
                     if lib.espeak_SetParameter(param, int(value), 0) != _EE_OK:
                         raise EspeakError(f"espeak_SetParameter({param}, {value}) failed")
                 lib.espeak_ng_SetRandSeed(int(seed) & 0x7FFFFFFF)
@@ -185,8 +194,16 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_SetParameter.restype = ctypes.c_int
     lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
     lib.espeak_ng_SetRandSeed.restype = ctypes.c_int
-    lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                 ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
     lib.espeak_Synth.restype = ctypes.c_int
     lib.espeak_Terminate.argtypes = []
     lib.espeak_Terminate.restype = ctypes.c_int
@@ -197,5 +214,5 @@ def _dlclose(lib: ctypes.CDLL) -> None:
 
     close = getattr(_ctypes, "dlclose", None)  # POSIX; FreeLibrary on Windows
     if close is None:  # pragma: no cover - Windows
-        close = getattr(_ctypes, "FreeLibrary")
+        close = _ctypes.FreeLibrary
     close(lib._handle)

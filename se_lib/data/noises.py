@@ -110,7 +110,7 @@ def impulsive_noise(n: int, sr: int, rng: np.random.Generator, level_dbfs: float
         f = rng.uniform(400.0, min(5000.0, 0.45 * sr))
         click = np.exp(-tt / tau) * (np.sin(2 * np.pi * f * tt) + 0.5 * rng.standard_normal(length))
         i0 = int(start * sr)
-        y[i0:i0 + length] += 10 ** (rng.uniform(-20, 0) / 20) * click
+        y[i0 : i0 + length] += 10 ** (rng.uniform(-20, 0) / 20) * click
     # 2) bursts: 50-400 ms of band-limited noise under a Hann envelope
     for start in _poisson_times(rng, rng.uniform(0.3, 1.5), dur):
         length = min(int(rng.uniform(0.05, 0.4) * sr), n - int(start * sr))
@@ -120,7 +120,7 @@ def impulsive_noise(n: int, sr: int, rng: np.random.Generator, level_dbfs: float
         hi = min(0.49 * sr, lo * rng.uniform(1.5, 6.0))
         burst = _bandpass_noise(rng, length, sr, lo, hi) * np.hanning(length)
         i0 = int(start * sr)
-        y[i0:i0 + length] += 10 ** (rng.uniform(-15, -3) / 20) * burst / (np.std(burst) + 1e-12) * 0.3
+        y[i0 : i0 + length] += 10 ** (rng.uniform(-15, -3) / 20) * burst / (np.std(burst) + 1e-12) * 0.3
     # 3) amplitude-modulated noise (e.g. machinery, fan with a beating rotor)
     base = lfilter(_PINK_B, _PINK_A, rng.standard_normal(n))
     base /= np.std(base) + 1e-12
@@ -152,7 +152,7 @@ def mix_babble(
         if track.size < n:
             track = np.tile(track, int(np.ceil(n / track.size)) + 1)
         offset = int(rng.integers(0, track.size - n + 1))
-        seg = track[offset:offset + n]
+        seg = track[offset : offset + n]
         seg = normalize_rms(seg, 0.0, peak_max=np.inf)
         out += 10 ** (rng.uniform(-gain_spread_db, gain_spread_db) / 20) * seg
     return normalize_rms(out, level_dbfs)
@@ -167,20 +167,24 @@ _GENERATORS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def generate_noise(kind: str, n: int, sr: int, rng: np.random.Generator,
-                   level_dbfs: float = DEFAULT_LEVEL_DBFS) -> np.ndarray:
+def generate_noise(
+    kind: str, n: int, sr: int, rng: np.random.Generator, level_dbfs: float = DEFAULT_LEVEL_DBFS
+) -> np.ndarray:
     """Generate ``n`` samples of a synthetic kind (everything except ``babble``)."""
     try:
         gen = _GENERATORS[kind]
     except KeyError:
-        raise ValueError(f"unknown synthetic noise kind {kind!r}; known: {sorted(_GENERATORS)}"
-                         + (" (babble is mixed from speech with mix_babble)" if kind == "babble" else "")) from None
+        raise ValueError(
+            f"unknown synthetic noise kind {kind!r}; known: {sorted(_GENERATORS)}"
+            + (" (babble is mixed from speech with mix_babble)" if kind == "babble" else "")
+        ) from None
     if n <= 0:
         raise ValueError(f"noise length must be positive, got {n} samples")
     return gen(n, sr, rng, level_dbfs)
 
 
 # ----------------------------------------------------------------------------------------------
+
 
 def _poisson_times(rng: np.random.Generator, rate_hz: float, dur: float) -> np.ndarray:
     count = int(rng.poisson(rate_hz * dur))

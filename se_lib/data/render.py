@@ -44,8 +44,17 @@ __all__ = ["PEAK_LIMIT", "RENDER_FIELDS", "AudioError", "Rendered", "Renderer"]
 
 PEAK_LIMIT = 0.99
 RENDER_FIELDS = (
-    "speech_path", "noise1_path", "noise2_path", "rir_path", "speech_offset", "speech_start",
-    "noise1_offset", "noise2_offset", "length", "noise2_rel_db", "snr_db",
+    "speech_path",
+    "noise1_path",
+    "noise2_path",
+    "rir_path",
+    "speech_offset",
+    "speech_start",
+    "noise1_offset",
+    "noise2_offset",
+    "length",
+    "noise2_rel_db",
+    "snr_db",
 )
 
 
@@ -91,8 +100,7 @@ class Renderer:
     ``corpus_root``: directory that the relative paths in the DB are relative to (the repo root).
     """
 
-    def __init__(self, corpus_root: str | os.PathLike = ".", audio_cache: int = 256,
-                 rir_cache: int = 32) -> None:
+    def __init__(self, corpus_root: str | os.PathLike = ".", audio_cache: int = 256, rir_cache: int = 32) -> None:
         self.corpus_root = Path(corpus_root)
         self._audio = _LRU(audio_cache)
         self._rirs = _LRU(rir_cache)
@@ -111,13 +119,16 @@ class Renderer:
 
     def mono(self, rel_path: str) -> np.ndarray:
         """Cached mono float32 signal of ``rel_path`` (first channel of multichannel files)."""
+
         def load() -> np.ndarray:
             data, _ = read_audio(self._path(rel_path), mono=True, min_peak=None)
             return data
+
         return self._audio.get_or(rel_path, load)
 
     def rirs(self, rel_path: str) -> dict[str, np.ndarray]:
         """Cached contents of a room's ``.npz`` (``rir [3, C, L]``, ``target_rir [L]``, ``ref_mic``)."""
+
         def load() -> dict[str, np.ndarray]:
             path = self._path(rel_path)
             try:
@@ -129,17 +140,20 @@ class Renderer:
                 raise ValueError(f"{path}: missing array {exc}") from exc
             rir = out["rir"]
             if rir.ndim != 3 or rir.shape[0] != 3 or out["target_rir"].shape != (rir.shape[2],):
-                raise ValueError(f"{path}: rir {rir.shape} / target_rir {out['target_rir'].shape} "
-                                 "do not match [3, C, L] / [L]")
+                raise ValueError(
+                    f"{path}: rir {rir.shape} / target_rir {out['target_rir'].shape} do not match [3, C, L] / [L]"
+                )
             out["rir"] = rir.astype(np.float32)
             out["target_rir"] = out["target_rir"].astype(np.float32)
             return out
+
         return self._rirs.get_or(rel_path, load)
 
     def _spectrum(self, rel_path: str, nfft: int) -> tuple[np.ndarray, np.ndarray]:
         def make() -> tuple[np.ndarray, np.ndarray]:
             r = self.rirs(rel_path)
             return sfft.rfft(r["rir"], nfft, axis=-1), sfft.rfft(r["target_rir"], nfft)
+
         return self._spectra.get_or((rel_path, nfft), make)
 
     def sources(self, row: Any, rir_len: int) -> np.ndarray:
@@ -150,7 +164,7 @@ class Renderer:
         speech = self.mono(_get(row, "speech_path"))
         off, start = int(_get(row, "speech_offset")), int(_get(row, "speech_start"))
         n = max(0, min(length - start, len(speech) - off))
-        x[0, pre + start: pre + start + n] = speech[off: off + n]
+        x[0, pre + start : pre + start + n] = speech[off : off + n]
         for k in (1, 2):
             noise = self.mono(_get(row, f"noise{k}_path"))
             idx = (int(_get(row, f"noise{k}_offset")) - pre + np.arange(pre + length)) % len(noise)
@@ -170,20 +184,23 @@ class Renderer:
         h_spec, t_spec = self._spectrum(rir_path, nfft)
         X = sfft.rfft(x, nfft, axis=-1)  # [3, F]
         g2 = np.float32(10.0 ** (float(_get(row, "noise2_rel_db")) / 20.0))
-        speech_img = sfft.irfft(X[0] * h_spec[0], nfft, axis=-1)[:, pre: pre + length]
-        noise_img = sfft.irfft(X[1] * h_spec[1] + g2 * (X[2] * h_spec[2]), nfft, axis=-1)[:, pre: pre + length]
-        target = sfft.irfft(X[0] * t_spec, nfft)[pre: pre + length]
+        speech_img = sfft.irfft(X[0] * h_spec[0], nfft, axis=-1)[:, pre : pre + length]
+        noise_img = sfft.irfft(X[1] * h_spec[1] + g2 * (X[2] * h_spec[2]), nfft, axis=-1)[:, pre : pre + length]
+        target = sfft.irfft(X[0] * t_spec, nfft)[pre : pre + length]
 
         snr = float(_get(row, "snr_db") if snr_db is None else snr_db)
         e_s = float(np.sum(target.astype(np.float64) ** 2))
         e_n = float(np.sum(noise_img[ref].astype(np.float64) ** 2))
         mid = row.get("mid", "?") if isinstance(row, Mapping) else getattr(row, "mid", "?")
         if e_s <= 0.0:
-            raise ValueError(f"mixture {mid}: target is silent over the mixture (speech "
-                             f"{_get(row, 'speech_path')}); SNR undefined")
+            raise ValueError(
+                f"mixture {mid}: target is silent over the mixture (speech {_get(row, 'speech_path')}); SNR undefined"
+            )
         if e_n <= 0.0:
-            raise ValueError(f"mixture {mid}: noise is silent at the reference mic "
-                             f"({_get(row, 'noise1_path')}, {_get(row, 'noise2_path')})")
+            raise ValueError(
+                f"mixture {mid}: noise is silent at the reference mic "
+                f"({_get(row, 'noise1_path')}, {_get(row, 'noise2_path')})"
+            )
         gain = np.float32(np.sqrt(e_s / (e_n * 10.0 ** (snr / 10.0))))
         noise = noise_img * gain
         noisy = speech_img + noise
@@ -192,8 +209,11 @@ class Renderer:
         if scale != 1.0:
             s = np.float32(scale)
             noisy, target, noise = noisy * s, target * s, noise * s
-        achieved = 10.0 * np.log10(np.sum(target.astype(np.float64) ** 2)
-                                   / np.sum(noise[ref].astype(np.float64) ** 2))
-        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-        return Rendered(noisy=as_t(noisy), target=as_t(target), noise=as_t(noise), scale=float(scale),
-                        snr_db=float(achieved))
+        achieved = 10.0 * np.log10(np.sum(target.astype(np.float64) ** 2) / np.sum(noise[ref].astype(np.float64) ** 2))
+
+        def as_t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+        return Rendered(
+            noisy=as_t(noisy), target=as_t(target), noise=as_t(noise), scale=float(scale), snr_db=float(achieved)
+        )

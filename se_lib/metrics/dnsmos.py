@@ -82,8 +82,12 @@ class DnsmosScores:
     p808: float
 
     def as_dict(self, prefix: str = "dnsmos_") -> dict[str, float]:
-        return {f"{prefix}sig": self.sig, f"{prefix}bak": self.bak, f"{prefix}ovrl": self.ovrl,
-                f"{prefix}p808": self.p808}
+        return {
+            f"{prefix}sig": self.sig,
+            f"{prefix}bak": self.bak,
+            f"{prefix}ovrl": self.ovrl,
+            f"{prefix}p808": self.p808,
+        }
 
 
 def model_dir() -> Path:
@@ -100,8 +104,13 @@ def _load_model(path: Path) -> onnx.ModelProto:
     return onnx.load(str(path))
 
 
-def _subgraph(model: onnx.ModelProto, input_name: str, input_shape: list[int | str], output_name: str,
-              output_shape: list[int | str]) -> bytes:
+def _subgraph(
+    model: onnx.ModelProto,
+    input_name: str,
+    input_shape: list[int | str],
+    output_name: str,
+    output_shape: list[int | str],
+) -> bytes:
     """Serialized ONNX model computing ``output_name`` from tensor ``input_name`` of ``model``'s graph.
 
     Cut with :class:`onnx.utils.Extractor` (nodes reachable backwards from ``output_name``, stopping at
@@ -117,10 +126,12 @@ def _subgraph(model: onnx.ModelProto, input_name: str, input_shape: list[int | s
     source = onnx.ModelProto()
     source.CopyFrom(model)
     del source.graph.value_info[:]
-    source.graph.value_info.extend([
-        onnx.helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, input_shape),
-        onnx.helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, output_shape),
-    ])
+    source.graph.value_info.extend(
+        [
+            onnx.helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, input_shape),
+            onnx.helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, output_shape),
+        ]
+    )
     sub = onnx.utils.Extractor(source).extract_model([input_name], [output_name])
     del sub.graph.value_info[:]
     sub.ir_version = model.ir_version
@@ -128,8 +139,9 @@ def _subgraph(model: onnx.ModelProto, input_name: str, input_shape: list[int | s
     read = {name for node in sub.graph.node for name in node.input if name}
     made = {name for node in sub.graph.node for name in node.output} | {t.name for t in sub.graph.initializer}
     if outside := sorted(read - made - {input_name}):
-        raise ValueError(f"cannot cut DNSMOS graph: tensor {output_name!r} depends on {outside}, not only on "
-                         f"{input_name!r}")
+        raise ValueError(
+            f"cannot cut DNSMOS graph: tensor {output_name!r} depends on {outside}, not only on {input_name!r}"
+        )
     onnx.checker.check_model(sub)
     return sub.SerializeToString()
 
@@ -165,8 +177,7 @@ def _split_primary(model: onnx.ModelProto) -> tuple[bytes, bytes, int, int]:
     trunk_out = pool_node.output[0]
     pooled = ["N", channels, "P", "Q"]  # P = frames // pool, Q = frequency bins after the pool
     trunk = _subgraph(model, concat[0].output[0], ["N", "F", 2 * FRAME_HOP], trunk_out, pooled)
-    head = _subgraph(model, trunk_out, ["N", channels, FRAMES_PER_WINDOW // pool, "Q"], graph.output[0].name,
-                     ["N", 3])
+    head = _subgraph(model, trunk_out, ["N", channels, FRAMES_PER_WINDOW // pool, "Q"], graph.output[0].name, ["N", 3])
     return trunk, head, halo, pool
 
 
@@ -198,7 +209,7 @@ def mel_filterbank(sr: int = SR, n_fft: int = MEL_N_FFT, n_mels: int = MEL_N_MEL
     lower = -ramps[:-2] / fdiff[:-1, None]
     upper = ramps[2:] / fdiff[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2: n_mels + 2] - mel_f[:n_mels]))[:, None]
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
     weights = weights.astype(np.float32)
     weights.setflags(write=False)
     return weights
@@ -262,8 +273,9 @@ class DNSMOS:
             one window at a time) always keep them.
     """
 
-    def __init__(self, personalized: bool = False, num_threads: int | None = 1, max_windows: int = 8,
-                 arena: bool = False) -> None:
+    def __init__(
+        self, personalized: bool = False, num_threads: int | None = 1, max_windows: int = 8, arena: bool = False
+    ) -> None:
         import onnxruntime as ort
 
         folder = model_dir()
@@ -285,8 +297,13 @@ class DNSMOS:
         trunk, head, self.halo, self.pool = _split_primary(_load_model(primary_path))
         self.margin = -(-self.halo // self.pool) * self.pool
         trunk_opts = ort.SessionOptions()
-        for name in ("intra_op_num_threads", "inter_op_num_threads", "execution_mode", "graph_optimization_level",
-                     "log_severity_level"):
+        for name in (
+            "intra_op_num_threads",
+            "inter_op_num_threads",
+            "execution_mode",
+            "graph_optimization_level",
+            "log_severity_level",
+        ):
             setattr(trunk_opts, name, getattr(opts, name))
         trunk_opts.enable_cpu_mem_arena = arena  # its input length varies with every clip length
         trunk_opts.enable_mem_pattern = arena
@@ -321,7 +338,7 @@ class DNSMOS:
             feats = self._run_trunk(np.ascontiguousarray(frames[None, lo:hi]))[0]
             if out is None:
                 out = np.empty((feats.shape[0], n // p, feats.shape[2]), dtype=np.float32)
-            out[:, b0 // p: b1 // p] = feats[:, (b0 - lo) // p: (b1 - lo) // p]
+            out[:, b0 // p : b1 // p] = feats[:, (b0 - lo) // p : (b1 - lo) // p]
         assert out is not None
         return out
 
@@ -338,7 +355,7 @@ class DNSMOS:
         if period is None or 2 * m + period >= n:
             return self._trunk_span(frames), np.arange(n // p)
         left = self._trunk_span(frames[: 2 * m + period])[:, : (m + period) // p]  # exact: frames [0, m + P)
-        right = self._run_trunk(np.ascontiguousarray(frames[None, n - 3 * m:]))[0][:, -(m // p):]  # [n - m, n)
+        right = self._run_trunk(np.ascontiguousarray(frames[None, n - 3 * m :]))[0][:, -(m // p) :]  # [n - m, n)
         q = np.arange(n // p)
         mp, pp, nq = m // p, period // p, n // p
         index = np.where(q < mp + pp, q, mp + (q - mp) % pp)
@@ -350,7 +367,7 @@ class DNSMOS:
         n_frames = (len(span) - 2 * FRAME_HOP) // FRAME_HOP + 1
         if len(offsets) == 1 and (period is None or 2 * self.margin + period >= n_frames):
             # a lone window with nothing to share: the uncut model is the cheapest way (same kernels)
-            x = np.ascontiguousarray(span[None, offsets[0]: offsets[0] + LEN_SAMPLES], dtype=np.float32)
+            x = np.ascontiguousarray(span[None, offsets[0] : offsets[0] + LEN_SAMPLES], dtype=np.float32)
             return self._full.run(None, {self._full.get_inputs()[0].name: x})[0]
         frames = np.lib.stride_tricks.sliding_window_view(span, 2 * FRAME_HOP)[::FRAME_HOP][:n_frames]
         frames = np.ascontiguousarray(frames, dtype=np.float32)
@@ -362,22 +379,22 @@ class DNSMOS:
         for i, off in enumerate(offsets):
             f0 = off // FRAME_HOP
             if f0 > 0:
-                edge_inputs.append(frames[f0: f0 + w])
+                edge_inputs.append(frames[f0 : f0 + w])
                 edge_slots.append((i, True))
             if f0 + FRAMES_PER_WINDOW < n_frames:
-                edge_inputs.append(frames[f0 + FRAMES_PER_WINDOW - w: f0 + FRAMES_PER_WINDOW])
+                edge_inputs.append(frames[f0 + FRAMES_PER_WINDOW - w : f0 + FRAMES_PER_WINDOW])
                 edge_slots.append((i, False))
         edges = self._run_trunk(np.stack(edge_inputs)) if edge_inputs else None
         feats = np.empty((len(offsets), base.shape[0], wq, base.shape[2]), dtype=np.float32)
         for i, off in enumerate(offsets):
             q0 = off // FRAME_HOP // p
-            np.take(base, index[q0: q0 + wq], axis=1, out=feats[i])
+            np.take(base, index[q0 : q0 + wq], axis=1, out=feats[i])
         for e, (i, at_start) in enumerate(edge_slots):
             if at_start:
                 feats[i, :, :mp] = edges[e, :, :mp]
             else:
                 feats[i, :, -mp:] = edges[e, :, -mp:]
-        return np.concatenate([self._run_fixed(self._head, feats[i: i + 1]) for i in range(len(feats))])
+        return np.concatenate([self._run_fixed(self._head, feats[i : i + 1]) for i in range(len(feats))])
 
     # ---- public API -------------------------------------------------------------------------------
     def score(self, audio: np.ndarray, sample_rate: int = SR) -> DnsmosScores:
@@ -411,12 +428,12 @@ class DNSMOS:
         raw = np.empty((len(unique), 3), dtype=np.float32)
         p808 = np.empty(len(unique), dtype=np.float32)
         for g0 in range(0, len(unique), self.max_windows):
-            group = unique[g0: g0 + self.max_windows]
-            span = rep[group[0]: group[-1] + LEN_SAMPLES]
-            raw[g0: g0 + len(group)] = self._primary_raw(span, [s - group[0] for s in group], period)
-            segs = np.stack([rep[s: s + LEN_SAMPLES - FRAME_HOP] for s in group])
+            group = unique[g0 : g0 + self.max_windows]
+            span = rep[group[0] : group[-1] + LEN_SAMPLES]
+            raw[g0 : g0 + len(group)] = self._primary_raw(span, [s - group[0] for s in group], period)
+            segs = np.stack([rep[s : s + LEN_SAMPLES - FRAME_HOP] for s in group])
             mel = log_mel_p808(segs)
-            p808[g0: g0 + len(group)] = [self._run_fixed(self._p808, mel[i: i + 1])[0, 0] for i in range(len(group))]
+            p808[g0 : g0 + len(group)] = [self._run_fixed(self._p808, mel[i : i + 1])[0, 0] for i in range(len(group))]
 
         def wmean(values: np.ndarray) -> float:
             return float(np.sum(weights * values) / np.sum(weights))
@@ -442,8 +459,8 @@ def get_dnsmos(personalized: bool = False, num_threads: int | None = 1) -> DNSMO
     return _INSTANCES[key]
 
 
-def dnsmos(audio: np.ndarray, sample_rate: int = SR, *, personalized: bool = False,
-           num_threads: int | None = 1) -> DnsmosScores:
+def dnsmos(
+    audio: np.ndarray, sample_rate: int = SR, *, personalized: bool = False, num_threads: int | None = 1
+) -> DnsmosScores:
     """DNSMOS of one clip using the cached scorer of this process."""
     return get_dnsmos(personalized, num_threads).score(audio, sample_rate)
-

@@ -116,7 +116,9 @@ def _check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
-def collect_mixtures(pred_dir: str | os.PathLike, mode: str = "enhanced", *, need_noisy: bool = True) -> list[MixtureFiles]:
+def collect_mixtures(
+    pred_dir: str | os.PathLike, mode: str = "enhanced", *, need_noisy: bool = True
+) -> list[MixtureFiles]:
     """Group the wavs of ``pred_dir`` by mixture; errors name the offending file or mixture.
 
     Every ``*.wav`` must follow the naming pattern. Each mixture needs a target, plus the enhanced file
@@ -149,13 +151,15 @@ def collect_mixtures(pred_dir: str | os.PathLike, mode: str = "enhanced", *, nee
     out = []
     for stem, g in sorted(groups.items()):
         files = g["files"]
-        out.append(MixtureFiles(
-            mixture=stem,
-            ids=g["ids"],
-            estimate=files["enhanced"] if mode == "enhanced" else files["noisy"],
-            target=files["target"],
-            noisy=files.get("noisy") if "noisy" in wanted else None,
-        ))
+        out.append(
+            MixtureFiles(
+                mixture=stem,
+                ids=g["ids"],
+                estimate=files["enhanced"] if mode == "enhanced" else files["noisy"],
+                target=files["target"],
+                noisy=files.get("noisy") if "noisy" in wanted else None,
+            )
+        )
     return out
 
 
@@ -177,7 +181,9 @@ def check_headers(mixtures: Sequence[MixtureFiles], *, mode: str, ref_mic: int, 
                 raise ScoringError(f"cannot score {path}: sample rate {info.sample_rate} Hz, expected {sample_rate} Hz")
             if role == "noisy":
                 if not 0 <= ref_mic < info.channels:
-                    raise ScoringError(f"cannot score {path}: ref_mic {ref_mic} out of range for {info.channels} channel(s)")
+                    raise ScoringError(
+                        f"cannot score {path}: ref_mic {ref_mic} out of range for {info.channels} channel(s)"
+                    )
             elif info.channels != 1:
                 raise ScoringError(f"cannot score {path}: {role} file must be mono, has {info.channels} channels")
             lengths[path] = info.frames
@@ -213,8 +219,14 @@ def _read(path: Path, sample_rate: int) -> np.ndarray:
     return x  # [C, T]
 
 
-def score_mixture(mix: MixtureFiles, *, metrics: Sequence[str] = ALL_METRICS, mode: str = "enhanced",
-                  ref_mic: int = 0, sample_rate: int = 16000) -> dict[str, Any]:
+def score_mixture(
+    mix: MixtureFiles,
+    *,
+    metrics: Sequence[str] = ALL_METRICS,
+    mode: str = "enhanced",
+    ref_mic: int = 0,
+    sample_rate: int = 16000,
+) -> dict[str, Any]:
     """Scores of one mixture as a row dict (ids + metric columns + ``_problems``: list of NaN reasons)."""
     from se_lib.metrics.pesq_wb import pesq_wb_with_reason
     from se_lib.metrics.si_sdr import si_sdr
@@ -224,13 +236,17 @@ def score_mixture(mix: MixtureFiles, *, metrics: Sequence[str] = ALL_METRICS, mo
     est_all = _read(mix.estimate, sample_rate)
     if mode == "noisy":
         if not 0 <= ref_mic < est_all.shape[0]:
-            raise ScoringError(f"cannot score {mix.estimate}: ref_mic {ref_mic} out of range for {est_all.shape[0]} channel(s)")
+            raise ScoringError(
+                f"cannot score {mix.estimate}: ref_mic {ref_mic} out of range for {est_all.shape[0]} channel(s)"
+            )
         estimate = est_all[ref_mic]
     else:
         estimate = est_all[0]
     if estimate.shape != target.shape:
-        raise ScoringError(f"cannot score mixture {mix.mixture}: {mix.estimate.name} has {estimate.size} samples, "
-                           f"{mix.target.name} {target.size}")
+        raise ScoringError(
+            f"cannot score mixture {mix.mixture}: {mix.estimate.name} has {estimate.size} samples, "
+            f"{mix.target.name} {target.size}"
+        )
     row: dict[str, Any] = {"mixture": mix.mixture, **mix.ids}
     problems: list[str] = []
     if "si_sdr" in metrics:
@@ -242,10 +258,14 @@ def score_mixture(mix: MixtureFiles, *, metrics: Sequence[str] = ALL_METRICS, mo
                 raise ScoringError(f"cannot score mixture {mix.mixture}: SI-SDRi needs its noisy file")
             noisy = _read(mix.noisy, sample_rate)
             if not 0 <= ref_mic < noisy.shape[0]:
-                raise ScoringError(f"cannot score {mix.noisy}: ref_mic {ref_mic} out of range for {noisy.shape[0]} channel(s)")
+                raise ScoringError(
+                    f"cannot score {mix.noisy}: ref_mic {ref_mic} out of range for {noisy.shape[0]} channel(s)"
+                )
             if noisy.shape[1] != target.size:
-                raise ScoringError(f"cannot score mixture {mix.mixture}: {mix.noisy.name} has {noisy.shape[1]} samples, "
-                                   f"{mix.target.name} {target.size}")
+                raise ScoringError(
+                    f"cannot score mixture {mix.mixture}: {mix.noisy.name} has {noisy.shape[1]} samples, "
+                    f"{mix.target.name} {target.size}"
+                )
             row["si_sdri"] = row["si_sdr"] - si_sdr(noisy[ref_mic], target)
     if "pesq" in metrics:
         row["pesq_wb"], reason = pesq_wb_with_reason(target, estimate, sample_rate)
@@ -265,8 +285,13 @@ def score_mixture(mix: MixtureFiles, *, metrics: Sequence[str] = ALL_METRICS, mo
 
 
 def _score_task(mix: MixtureFiles) -> dict[str, Any]:
-    return score_mixture(mix, metrics=_WORKER["metrics"], mode=_WORKER["mode"], ref_mic=_WORKER["ref_mic"],
-                         sample_rate=_WORKER["sample_rate"])
+    return score_mixture(
+        mix,
+        metrics=_WORKER["metrics"],
+        mode=_WORKER["mode"],
+        ref_mic=_WORKER["ref_mic"],
+        sample_rate=_WORKER["sample_rate"],
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -274,9 +299,21 @@ def _score_task(mix: MixtureFiles) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 #: Imported once in the fork server, so every worker starts with them loaded (scipy.signal, pulled in by
 #: pystoi, alone takes seconds to import on a busy machine).
-_PRELOAD = ["numpy", "scipy.signal", "scipy.fft", "soundfile", "pesq", "pystoi", "onnxruntime",
-            "onnx.utils", "se_lib.metrics.scorer", "se_lib.metrics.dnsmos",
-            "se_lib.metrics.pesq_wb", "se_lib.metrics.stoi", "se_lib.metrics.si_sdr"]
+_PRELOAD = [
+    "numpy",
+    "scipy.signal",
+    "scipy.fft",
+    "soundfile",
+    "pesq",
+    "pystoi",
+    "onnxruntime",
+    "onnx.utils",
+    "se_lib.metrics.scorer",
+    "se_lib.metrics.dnsmos",
+    "se_lib.metrics.pesq_wb",
+    "se_lib.metrics.stoi",
+    "se_lib.metrics.si_sdr",
+]
 #: Workers are single-threaded: one process per core, no BLAS/OpenMP threads spinning against each other.
 _WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -321,8 +358,14 @@ def _import_table_modules() -> None:
 def _iter_rows(mixtures: Sequence[MixtureFiles], settings: tuple, threads: int, progress: bool):
     from tqdm import tqdm
 
-    bar = tqdm(total=len(mixtures), desc=f"scoring ({settings[1]})", unit="file", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(mixtures),
+        desc=f"scoring ({settings[1]})",
+        unit="file",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     try:
         if threads == 0:  # in-process (debugging); BLAS/ONNX Runtime threads as the caller has them
             _init_worker(*settings)
@@ -330,8 +373,9 @@ def _iter_rows(mixtures: Sequence[MixtureFiles], settings: tuple, threads: int, 
                 yield _score_task(mix)
                 bar.update()
             return
-        with ProcessPoolExecutor(max_workers=threads, mp_context=_pool_context(), initializer=_init_worker,
-                                 initargs=settings) as pool:
+        with ProcessPoolExecutor(
+            max_workers=threads, mp_context=_pool_context(), initializer=_init_worker, initargs=settings
+        ) as pool:
             todo = iter(mixtures)
             pending: set[Future] = set()
 
@@ -408,8 +452,11 @@ def score_directory(
     df = pd.DataFrame(rows, columns=columns).sort_values("mixture", kind="stable").reset_index(drop=True)
     summary = summarize(df)
     if n_problem_files:
-        log.warning("%d of %d file(s) had metrics that could not be computed (NaN, counted in nan_count)",
-                    n_problem_files, len(df))
+        log.warning(
+            "%d of %d file(s) had metrics that could not be computed (NaN, counted in nan_count)",
+            n_problem_files,
+            len(df),
+        )
     if out_tsv is not None:
         write_text_atomic(out_tsv, df.to_csv(sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="nan"))
     if summary_tsv is not None:
@@ -442,16 +489,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, default="enhanced")
     parser.add_argument("--ref-mic", type=int, default=0, help="reference microphone channel of the noisy files")
     parser.add_argument("--threads", type=int, default=1, help="worker processes (0: score in this process)")
-    parser.add_argument("--metrics", default=",".join(ALL_METRICS),
-                        help=f"comma-separated subset of {','.join(ALL_METRICS)}")
+    parser.add_argument(
+        "--metrics", default=",".join(ALL_METRICS), help=f"comma-separated subset of {','.join(ALL_METRICS)}"
+    )
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        score_directory(args.pred_dir, args.out, args.summary, mode=args.mode, ref_mic=args.ref_mic,
-                        threads=args.threads, metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
-                        sample_rate=args.sample_rate, progress=not args.no_progress)
+        score_directory(
+            args.pred_dir,
+            args.out,
+            args.summary,
+            mode=args.mode,
+            ref_mic=args.ref_mic,
+            threads=args.threads,
+            metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+            sample_rate=args.sample_rate,
+            progress=not args.no_progress,
+        )
     except (ScoringError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

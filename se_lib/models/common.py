@@ -140,8 +140,17 @@ class ConvBlock(nn.Module):
     """
 
     def __init__(
-        self, io: int, H: int, skip: int, P: int, dilation: int, norm: str, causal: bool, residual: bool,
-        dims: int = 1, owner: str = "model",
+        self,
+        io: int,
+        H: int,
+        skip: int,
+        P: int,
+        dilation: int,
+        norm: str,
+        causal: bool,
+        residual: bool,
+        dims: int = 1,
+        owner: str = "model",
     ) -> None:
         super().__init__()
         if dims not in (1, 2):
@@ -185,12 +194,22 @@ class ConvBlockStack(nn.ModuleList):
     """
 
     def __init__(
-        self, io: int, H: int, skip: int, P: int, X: int, R: int, norm: str, causal: bool,
-        dims: int = 1, owner: str = "model",
+        self,
+        io: int,
+        H: int,
+        skip: int,
+        P: int,
+        X: int,
+        R: int,
+        norm: str,
+        causal: bool,
+        dims: int = 1,
+        owner: str = "model",
     ) -> None:
         super().__init__(
-            ConvBlock(io, H, skip, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1),
-                      dims=dims, owner=owner)
+            ConvBlock(
+                io, H, skip, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1), dims=dims, owner=owner
+            )
             for r in range(R)
             for x in range(X)
         )

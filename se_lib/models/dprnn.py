@@ -106,9 +106,7 @@ class DPRNNBlock(nn.Module):
     intra-chunk RNN is always bidirectional, ``bidirectional`` sets the inter-chunk one).
     """
 
-    def __init__(
-        self, B: int, H: int, rnn_type: str, bidirectional: bool, norm: str, dropout: float
-    ) -> None:
+    def __init__(self, B: int, H: int, rnn_type: str, bidirectional: bool, norm: str, dropout: float) -> None:
         super().__init__()
         self.intra = _PathRNN(B, H, rnn_type, True, norm, dropout)
         self.inter = _PathRNN(B, H, rnn_type, bidirectional, norm, dropout)

@@ -92,8 +92,7 @@ class WaveUNet(ReferenceMicNet):
         self.bottleneck = _ConvAct(Fc * num_layers, Fc * (num_layers + 1), down_kernel, leaky_slope)
         # up[i] produces Fc*(i+1) channels from upsampled Fc*(i+2) + skip Fc*(i+1)
         self.up = nn.ModuleList(
-            _ConvAct(Fc * (i + 2) + Fc * (i + 1), Fc * (i + 1), up_kernel, leaky_slope)
-            for i in range(num_layers)
+            _ConvAct(Fc * (i + 2) + Fc * (i + 1), Fc * (i + 1), up_kernel, leaky_slope) for i in range(num_layers)
         )
         self.output_conv = nn.Conv1d(Fc + in_channels, 1, 1)
         self.output_activation = nn.Tanh() if output_activation == "tanh" else nn.Identity()

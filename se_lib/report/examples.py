@@ -88,8 +88,9 @@ def write_spectrogram_examples(
                 raise ValueError(f"{refs / f'{stem}_noisy.wav'}: ref_mic {ref_mic} but {noisy.shape[0]} channel(s)")
             panels = [(f"noisy (mic {ref_mic}){_score_text(noisy_df if noisy_scores else None, stem)}", noisy[ref_mic])]
             for name, folder in predictions.items():
-                enhanced, _ = read_audio(Path(folder) / f"{stem}_enhanced.wav", sample_rate, resample=False,
-                                         min_peak=None)
+                enhanced, _ = read_audio(
+                    Path(folder) / f"{stem}_enhanced.wav", sample_rate, resample=False, min_peak=None
+                )
                 panels.append((f"{name}{_score_text(scores.get(name), stem)}", enhanced))
             target, _ = read_audio(refs / f"{stem}_target.wav", sample_rate, resample=False, min_peak=None)
             panels.append(("target (reference mic)", target))

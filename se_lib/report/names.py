@@ -10,7 +10,15 @@ __all__ = ["BASELINE", "METRICS", "METRIC_LABELS"]
 
 #: Report order of the metrics (all "higher is better").
 METRICS: tuple[str, ...] = (
-    "si_sdr", "si_sdri", "pesq_wb", "stoi", "estoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808",
+    "si_sdr",
+    "si_sdri",
+    "pesq_wb",
+    "stoi",
+    "estoi",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+    "dnsmos_p808",
 )
 METRIC_LABELS: dict[str, str] = {
     "si_sdr": "SI-SDR [dB]",

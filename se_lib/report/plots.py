@@ -42,8 +42,11 @@ __all__ = [
 ]
 
 LEARNING_CURVE_METRICS = ("train_loss_epoch", "val_loss_epoch", "val_si_sdr")
-_CURVE_LABELS = {"train_loss_epoch": "training loss", "val_loss_epoch": "validation loss",
-                 "val_si_sdr": "validation SI-SDR [dB]"}
+_CURVE_LABELS = {
+    "train_loss_epoch": "training loss",
+    "val_loss_epoch": "validation loss",
+    "val_si_sdr": "validation SI-SDR [dB]",
+}
 
 
 def _system_colors(names: Sequence[str]) -> dict[str, Any]:
@@ -81,8 +84,17 @@ def snr_bins(per_file: Mapping[str, pd.DataFrame], metric: str, n_bins: int = 5)
         values = df[metric].to_numpy(float)
         for b in range(n_bins):
             mean, ci, count = mean_ci95(values[idx == b])
-            rows.append({"system": name, "bin_low": edges[b], "bin_high": edges[b + 1],
-                         "snr_center": 0.5 * (edges[b] + edges[b + 1]), "mean": mean, "ci95": ci, "count": count})
+            rows.append(
+                {
+                    "system": name,
+                    "bin_low": edges[b],
+                    "bin_high": edges[b + 1],
+                    "snr_center": 0.5 * (edges[b] + edges[b + 1]),
+                    "mean": mean,
+                    "ci95": ci,
+                    "count": count,
+                }
+            )
     return pd.DataFrame(rows, columns=["system", "bin_low", "bin_high", "snr_center", "mean", "ci95", "count"])
 
 
@@ -109,8 +121,18 @@ def plot_metric_vs_snr(
         jitter = (k - (len(systems) - 1) / 2) * 0.06 * width  # keep systems' markers apart
         ax.scatter(df["snr_db"] + jitter, df[metric], s=9, alpha=0.25, color=color, linewidths=0)
         b = binned[(binned["system"] == name) & (binned["count"] > 0)]
-        ax.errorbar(b["snr_center"] + jitter, b["mean"], yerr=b["ci95"].fillna(0.0), color=color, marker="o",
-                    ms=4, capsize=3, lw=1.6, ls="--" if name == BASELINE else "-", label=name)
+        ax.errorbar(
+            b["snr_center"] + jitter,
+            b["mean"],
+            yerr=b["ci95"].fillna(0.0),
+            color=color,
+            marker="o",
+            ms=4,
+            capsize=3,
+            lw=1.6,
+            ls="--" if name == BASELINE else "-",
+            label=name,
+        )
     ax.set_xlabel("input SNR at the reference mic [dB]")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title or f"{METRIC_LABELS.get(metric, metric)} versus input SNR")
@@ -132,13 +154,14 @@ def plot_learning_curves(
     colors = _system_colors(models)
     fig = new_figure(4.0 * len(metrics), 3.6)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=True):
         sub = curves[curves["metric"] == metric]
         for name in models:
             c = sub[sub["model"] == name].sort_values("epoch")
             if not c.empty:
-                ax.plot(c["epoch"], c["value"], marker="o" if len(c) < 30 else None, ms=3, color=colors[name],
-                        label=name)
+                ax.plot(
+                    c["epoch"], c["value"], marker="o" if len(c) < 30 else None, ms=3, color=colors[name], label=name
+                )
         if sub.empty:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="0.5")
         ax.set_title(_CURVE_LABELS.get(metric, metric))
@@ -148,7 +171,7 @@ def plot_learning_curves(
     handles, labels = [], []
     for ax in axes:
         h, lab = ax.get_legend_handles_labels()
-        for hh, ll in zip(h, lab):
+        for hh, ll in zip(h, lab, strict=True):
             if ll not in labels:
                 handles.append(hh)
                 labels.append(ll)
@@ -165,8 +188,17 @@ _EXCLUDE = re.compile(
     r"|class_path)",  # the architecture is the `arch` column
     re.IGNORECASE,
 )
-_PREFERRED = ("arch", "optimizer.lr", "optimizer.weight_decay", "loss", "batch_size", "segment_seconds", "snr_range",
-              "lr_scheduler.patience", "lr_scheduler.factor")
+_PREFERRED = (
+    "arch",
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "loss",
+    "batch_size",
+    "segment_seconds",
+    "snr_range",
+    "lr_scheduler.patience",
+    "lr_scheduler.factor",
+)
 
 
 def hparam_axes(runs: pd.DataFrame, objective_col: str, max_axes: int = 10) -> list[str]:
@@ -213,7 +245,7 @@ def _axis_values(col: pd.Series) -> tuple[np.ndarray, list[float], list[str]]:
     else:  # categorical axis
         cats = sorted({str(x) for x in col[~col.isna()]})
         where = {c: (i / (len(cats) - 1) if len(cats) > 1 else 0.5) for i, c in enumerate(cats)}
-        pos = np.array([where[str(x)] if not m else -0.12 for x, m in zip(col, missing)])
+        pos = np.array([where[str(x)] if not m else -0.12 for x, m in zip(col, missing, strict=True)])
         ticks, labels = [where[c] for c in cats], cats
     if missing.any():
         ticks, labels = ticks + [-0.12], labels + ["n/a"]
@@ -255,11 +287,12 @@ def plot_parallel_coordinates(
         name = str(table[label].iloc[i]) if label else None
         ax.plot(x, y, color=color, lw=1.8, alpha=0.9, marker="o", ms=3)
         if name:
-            ax.annotate(name, (x[-1], y[-1]), xytext=(6, 0), textcoords="offset points", fontsize=7,
-                        va="center", color=color)
-    for xi, (_, ticks, labels) in zip(x, placed):
+            ax.annotate(
+                name, (x[-1], y[-1]), xytext=(6, 0), textcoords="offset points", fontsize=7, va="center", color=color
+            )
+    for xi, (_, ticks, labels) in zip(x, placed, strict=True):
         ax.axvline(xi, color="0.3", lw=0.8)
-        for t, lab in zip(ticks, labels):
+        for t, lab in zip(ticks, labels, strict=True):
             ax.text(xi - 0.04, t, lab if len(lab) <= 18 else lab[:17] + "…", ha="right", va="center", fontsize=7)
     ax.set_xticks(x, [c if len(c) <= 24 else "…" + c[-23:] for c in cols], rotation=30, ha="right", fontsize=8)
     ax.set_yticks([])

@@ -54,9 +54,10 @@ def spectrogram_figure(
     fig = new_figure(7.5, 1.7 * len(specs) + 0.6)
     axes = fig.subplots(len(specs), 1, sharex=True, squeeze=False)[:, 0]
     mesh = None
-    for ax, (label, f, t, s) in zip(axes, specs):
-        mesh = ax.pcolormesh(t, f / 1000.0, s, shading="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top,
-                             rasterized=True)
+    for ax, (label, f, t, s) in zip(axes, specs, strict=True):
+        mesh = ax.pcolormesh(
+            t, f / 1000.0, s, shading="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top, rasterized=True
+        )
         ax.set_ylim(0.0, sr / 2000.0)
         ax.set_ylabel("kHz")
         ax.set_title(label, fontsize=9, loc="left")

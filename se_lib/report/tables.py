@@ -62,7 +62,9 @@ def read_summary(path: str | os.PathLike) -> pd.DataFrame:
     """A scorer summary TSV indexed by metric (columns ``mean ci95 count nan_count``)."""
     df = _read_tsv(path, SUMMARY_COLUMNS, "score summary")
     if df["metric"].duplicated().any():
-        raise ValueError(f"{path}: score summary lists metric(s) {sorted(df['metric'][df['metric'].duplicated()])} twice")
+        raise ValueError(
+            f"{path}: score summary lists metric(s) {sorted(df['metric'][df['metric'].duplicated()])} twice"
+        )
     return df.set_index("metric")
 
 
@@ -127,7 +129,9 @@ def comparison_table(
                 row[m] = row[f"{m}_ci95"] = float("nan")
         st = stats.get(name) or {}
         row["parameters"] = int(st["parameters"]) if st.get("parameters") is not None else pd.NA
-        row["real_time_factor"] = float(st["real_time_factor"]) if st.get("real_time_factor") is not None else float("nan")
+        row["real_time_factor"] = (
+            float(st["real_time_factor"]) if st.get("real_time_factor") is not None else float("nan")
+        )
         row["device"] = st.get("device_name") or st.get("device") or ""
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -142,7 +146,9 @@ def _fmt(x: float, digits: int) -> str:
 
 
 def _digits(metric: str) -> int:
-    return 2 if metric in ("si_sdr", "si_sdri", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808") else 3
+    return (
+        2 if metric in ("si_sdr", "si_sdri", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808") else 3
+    )
 
 
 def _params(n: Any) -> str:

@@ -25,9 +25,7 @@ class GitInfo:
 
 
 def _git(args: list[str], cwd: Path) -> str:
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
-    )
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip() or f"git {' '.join(args)} failed")
     return out.stdout

@@ -77,7 +77,10 @@ def learning_curves(
 
 
 def param_short_name(key: str) -> str:
-    """Short column name of a logged parameter: ``net/init_args/N`` -> ``net.N``; ``data/batch_size`` -> ``batch_size``."""
+    """Short column name of a logged parameter.
+
+    ``net/init_args/N`` -> ``net.N``; ``data/batch_size`` -> ``batch_size``.
+    """
     parts = [p for p in re.split(r"[/.]", key) if p not in ("init_args", "model", "data", "dict_kwargs")]
     return ".".join(parts) or key
 

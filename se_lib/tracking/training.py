@@ -24,10 +24,10 @@ import os
 import re
 import tempfile
 from argparse import Namespace
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -107,7 +107,9 @@ class ResumableMLFlowLogger(MLFlowLogger):
             s = step or 0
             kept = {}
             for key, value in metrics.items():
-                name = _METRIC_NAME.sub("", f"{self._metric_prefix}{self.LOGGER_JOIN_CHAR}{key}" if self._metric_prefix else key)
+                name = _METRIC_NAME.sub(
+                    "", f"{self._metric_prefix}{self.LOGGER_JOIN_CHAR}{key}" if self._metric_prefix else key
+                )
                 if s > self._last_steps.get(name, -1):
                     kept[key] = value
             metrics = kept
@@ -128,8 +130,13 @@ class ResumableMLFlowLogger(MLFlowLogger):
             if key not in stored:
                 fresh[key] = value
             elif stored[key] != text:
-                log.warning("resumed run %s: parameter %s was %r, now %r (kept the stored value)",
-                            self.run_id, key, stored[key], text)
+                log.warning(
+                    "resumed run %s: parameter %s was %r, now %r (kept the stored value)",
+                    self.run_id,
+                    key,
+                    stored[key],
+                    text,
+                )
         if fresh:
             super().log_hyperparams(fresh)
 
@@ -196,13 +203,17 @@ def register_checkpoint(
     from mlflow.exceptions import MlflowException
 
     try:
-        client.create_registered_model(name, description="Speech-enhancement checkpoints (Lightning .ckpt + config.yaml)")
+        client.create_registered_model(
+            name, description="Speech-enhancement checkpoints (Lightning .ckpt + config.yaml)"
+        )
     except MlflowException as exc:  # already registered (possibly by a concurrent job)
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
             raise
-    version = str(client.create_model_version(
-        name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=dict(tags or {})
-    ).version)
+    version = str(
+        client.create_model_version(
+            name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=dict(tags or {})
+        ).version
+    )
     client.set_tag(run_id, "se.registered_model", f"{name}/{version}")
     return version
 

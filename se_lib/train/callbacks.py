@@ -6,8 +6,8 @@
   and does nothing.
 * :class:`AudioSampleLogger` writes the validation examples kept by
   :class:`se_lib.train.module.EnhancementModule` (noisy reference mic, enhanced, target) as wavs
-  plus a spectrogram PNG (:func:`se_lib.report.spectrogram.plot_spectrograms`, kHz axis) to MLflow under ``audio_samples/sample_<i>/`` whenever the
-  monitored validation loss improves (and/or every N epochs).
+  plus a spectrogram PNG (:func:`se_lib.report.spectrogram.plot_spectrograms`, kHz axis) to MLflow
+  under ``audio_samples/sample_<i>/`` whenever the monitored validation loss improves (and/or every N epochs).
 * :class:`ConfigArtifactSaver` logs the resolved LightningCLI config as ``config.yaml``.
 * :class:`CheckpointRegistrar` logs the best checkpoint as ``checkpoints/best.ckpt`` at the end of
   fitting and registers it as a new version of the registered model ``se-<arch>``.
@@ -190,8 +190,9 @@ class AudioSampleLogger(Callback):
     examples of the best (or latest periodic) epoch, with ``audio_samples/info.json`` saying which.
     """
 
-    def __init__(self, on_improvement: bool = True, every_n_epochs: int = 0, monitor: str = "val_loss",
-                 mode: str = "min") -> None:
+    def __init__(
+        self, on_improvement: bool = True, every_n_epochs: int = 0, monitor: str = "val_loss", mode: str = "min"
+    ) -> None:
         if every_n_epochs < 0:
             raise ValueError(f"AudioSampleLogger: every_n_epochs must be >= 0, got {every_n_epochs}")
         if mode not in ("min", "max"):
@@ -237,9 +238,13 @@ class AudioSampleLogger(Callback):
             root = Path(tmp)
             for i, example in enumerate(examples):
                 write_example(root / f"sample_{i}", example, sample_rate)
-            info = {"epoch": epoch, "global_step": int(trainer.global_step), self.monitor: value,
-                    "reason": "improvement" if improved else "periodic",
-                    "mids": [e.get("mid") for e in examples]}
+            info = {
+                "epoch": epoch,
+                "global_step": int(trainer.global_step),
+                self.monitor: value,
+                "reason": "improvement" if improved else "periodic",
+                "mids": [e.get("mid") for e in examples],
+            }
             (root / "info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
             logger.experiment.log_artifacts(logger.run_id, tmp, artifact_path="audio_samples")
         self.logged_epochs.append(epoch)
@@ -250,8 +255,9 @@ class ConfigArtifactSaver(Callback):
     """Log the resolved LightningCLI config (text) as the MLflow artifact ``config.yaml`` at setup,
     plus ``params`` (e.g. the data and trainer settings, which the module's hparams do not hold)."""
 
-    def __init__(self, config_text: str, artifact_file: str = "config.yaml",
-                 params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config_text: str, artifact_file: str = "config.yaml", params: dict[str, Any] | None = None
+    ) -> None:
         self.config_text = config_text
         self.artifact_file = artifact_file
         self.params = dict(params or {})
@@ -306,15 +312,22 @@ class CheckpointRegistrar(Callback):
             return
         score = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
         client, run_id = logger.experiment, logger.run_id
-        meta = {"original_filename": Path(best).name, "monitor": ckpt.monitor, "score": score,
-                "epoch": int(trainer.current_epoch), "global_step": int(trainer.global_step)}
+        meta = {
+            "original_filename": Path(best).name,
+            "monitor": ckpt.monitor,
+            "score": score,
+            "epoch": int(trainer.current_epoch),
+            "global_step": int(trainer.global_step),
+        }
         log_checkpoint(client, run_id, best, meta, self.config_text, artifact_path="checkpoints")
         version = None
         if self.register and self.model_name:
             version = register_checkpoint(
-                client, run_id, self.model_name, "checkpoints",
+                client,
+                run_id,
+                self.model_name,
+                "checkpoints",
                 tags={"monitor": str(ckpt.monitor), "best_score": str(score)},
             )
             log.info("registered %s version %s from run %s", self.model_name, version, run_id)
         self.result = RegisteredCheckpoint(run_id, best, score, self.model_name, version)
-

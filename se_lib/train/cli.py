@@ -55,8 +55,8 @@ import se_lib.data.datamodule  # noqa: F401  MixtureDataModule
 import se_lib.models  # noqa: F401  ConvTasNet, ICConvTasNet, DPRNN, WaveUNet
 from se_lib.config import SHARED_MODEL_CONFIG, available_models, experiment_name, schema_default
 from se_lib.config import tracking_uri as default_tracking_uri
-from se_lib.train.callbacks import CheckpointRegistrar, ConfigArtifactSaver, best_checkpoint_callback
 from se_lib.tracking.training import build_logger, mark_run_killed, run_is_active
+from se_lib.train.callbacks import CheckpointRegistrar, ConfigArtifactSaver, best_checkpoint_callback
 from se_lib.train.module import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER, EnhancementModule, optimizer_config
 from se_lib.train.prediction_writer import AudioPredictionWriter
 from se_lib.train.resume import clear_checkpoint_dir, config_digest, read_resume_state, write_resume_state
@@ -64,8 +64,17 @@ from se_lib.train.resume import clear_checkpoint_dir, config_digest, read_resume
 log = logging.getLogger(__name__)
 
 MLFLOW_SUBCOMMANDS = ("fit", "validate", "test")
-TRAINER_PARAMS = ("max_epochs", "gradient_clip_val", "accumulate_grad_batches", "precision", "accelerator",
-                  "devices", "limit_train_batches", "limit_val_batches", "check_val_every_n_epoch")
+TRAINER_PARAMS = (
+    "max_epochs",
+    "gradient_clip_val",
+    "accumulate_grad_batches",
+    "precision",
+    "accelerator",
+    "devices",
+    "limit_train_batches",
+    "limit_val_batches",
+    "check_val_every_n_epoch",
+)
 
 DESCRIPTION = """\
 se: train, evaluate and apply the speech-enhancement models of this project (LightningCLI).
@@ -120,10 +129,13 @@ def arch_name(net_class_path: str | None) -> str | None:
 def error_hint(message: str) -> str:
     """One line telling the user what to try after parse error ``message``."""
     lowered = message.lower()
-    if "config" in lowered and ("does not exist" in lowered or "unable to load" in lowered
-                                or "no such file" in lowered):
-        return (f"hint: model configs are config/models/<model>.yaml ({', '.join(available_models())}); "
-                "paths are relative to the working directory")
+    if "config" in lowered and (
+        "does not exist" in lowered or "unable to load" in lowered or "no such file" in lowered
+    ):
+        return (
+            f"hint: model configs are config/models/<model>.yaml ({', '.join(available_models())}); "
+            "paths are relative to the working directory"
+        )
     if "unrecognized" in lowered or "no action for key" in lowered or "not expected" in lowered:
         return "hint: `se <subcommand> --help` lists the keys; `--print_config` shows the resolved config"
     return "hint: `se <subcommand> --help` lists the options; `--print_config` shows the resolved config"
@@ -190,8 +202,10 @@ class SECLI(LightningCLI):
         """The command's description, and :data:`SHARED_MODEL_CONFIG` as the default config file of
         every subcommand (of the single parser with ``run=False``)."""
         shared = {"default_config_files": [str(SHARED_MODEL_CONFIG)]}
-        main = {"description": DESCRIPTION.format(models=", ".join(available_models())),
-                "formatter_class": DescriptionFormatter}
+        main = {
+            "description": DESCRIPTION.format(models=", ".join(available_models())),
+            "formatter_class": DescriptionFormatter,
+        }
         if not run:
             return {**shared, **main}
         return {**main, **{name: dict(shared) for name in cls.subcommands()}}

@@ -27,9 +27,9 @@ from typing import Any
 
 from se_lib.config import db_url as default_db_url
 from se_lib.config import experiment_name, model_config_files, tracking_uri
+from se_lib.tracking.training import attach_log_files
 from se_lib.train.cli import SECLI
 from se_lib.train.resume import clear_checkpoint_dir
-from se_lib.tracking.training import attach_log_files
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,28 @@ def train_args(
     for path in resolve_config_files(model, config, config_files):
         args += ["--config", str(path)]
     args += [
-        "--seed_everything", str(config["seed"]),
-        "--data.init_args.db_url", db_url or default_db_url(config),
-        "--data.init_args.sample_rate", str(config["sample_rate"]),
-        "--data.init_args.seed", str(config["seed"]),
-        "--model.init_args.sample_rate", str(config["sample_rate"]),
-        "--trainer.default_root_dir", str(out_dir),
-        "--trainer.enable_progress_bar", "false",
-        "--mlflow.experiment", experiment_name(config),
-        "--mlflow.tracking_uri", tracking_uri(config),
-        "--mlflow.model_name", model,
-        "--resume", "true",
+        "--seed_everything",
+        str(config["seed"]),
+        "--data.init_args.db_url",
+        db_url or default_db_url(config),
+        "--data.init_args.sample_rate",
+        str(config["sample_rate"]),
+        "--data.init_args.seed",
+        str(config["seed"]),
+        "--model.init_args.sample_rate",
+        str(config["sample_rate"]),
+        "--trainer.default_root_dir",
+        str(out_dir),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--mlflow.experiment",
+        experiment_name(config),
+        "--mlflow.tracking_uri",
+        tracking_uri(config),
+        "--mlflow.model_name",
+        model,
+        "--resume",
+        "true",
     ]
     if train["max_epochs"] is not None:
         args += ["--trainer.max_epochs", str(train["max_epochs"])]
@@ -190,18 +201,30 @@ def predict_args(
         if key.startswith(("data.", "model.")):
             args += [f"--{key}", cli_value(value)]
     args += [
-        "--seed_everything", str(config["seed"]),
-        "--data.init_args.db_url", db_url or default_db_url(config),
-        "--data.init_args.sample_rate", sr,
-        "--data.init_args.predict_split", split,
-        "--data.init_args.batch_size", str(pred["batch_size"]),
-        "--model.init_args.sample_rate", sr,
-        "--trainer.default_root_dir", str(Path(output_dir).parent),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.logger", "false",
-        "--ckpt_path", str(ckpt_path),
-        "--return_predictions", "false",
-        "--prediction_writer.output_dir", str(output_dir),
+        "--seed_everything",
+        str(config["seed"]),
+        "--data.init_args.db_url",
+        db_url or default_db_url(config),
+        "--data.init_args.sample_rate",
+        sr,
+        "--data.init_args.predict_split",
+        split,
+        "--data.init_args.batch_size",
+        str(pred["batch_size"]),
+        "--model.init_args.sample_rate",
+        sr,
+        "--trainer.default_root_dir",
+        str(Path(output_dir).parent),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.logger",
+        "false",
+        "--ckpt_path",
+        str(ckpt_path),
+        "--return_predictions",
+        "false",
+        "--prediction_writer.output_dir",
+        str(output_dir),
     ]
     if stats_file is not None:
         args += ["--prediction_writer.stats_file", str(stats_file)]
@@ -236,15 +259,26 @@ def predict_job(
         raise FileNotFoundError(f"predict {model}: checkpoint {ckpt_path} not found")
     if threads:
         torch.set_num_threads(int(threads))
-    args = predict_args(model, split, config, ckpt_path=ckpt_path, output_dir=output_dir, stats_file=stats_file,
-                        config_files=config_files, db_url=db_url)
+    args = predict_args(
+        model,
+        split,
+        config,
+        ckpt_path=ckpt_path,
+        output_dir=output_dir,
+        stats_file=stats_file,
+        config_files=config_files,
+        db_url=db_url,
+    )
     log.info("se %s", " ".join(args))
-    SECLI(args=args, rule=rule, wildcards=dict(wildcards or {"model": model, "split": split}),
-          workflow_config=dict(config))
+    SECLI(
+        args=args,
+        rule=rule,
+        wildcards=dict(wildcards or {"model": model, "split": split}),
+        workflow_config=dict(config),
+    )
     stats_path = Path(stats_file)
     if not stats_path.is_file():
         raise RuntimeError(f"predict {model}/{split}: no statistics written to {stats_path} (was the writer run?)")
     stats = read_json_object(stats_path, "prediction statistics")
     stats["cli_args"] = args
     return stats
-

@@ -15,7 +15,7 @@ energies), and returns one value per item ``[B]``; losses return the batch mean.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

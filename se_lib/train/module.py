@@ -45,8 +45,12 @@ def optimizer_config(optimizer: torch.optim.Optimizer, lr_scheduler: Any = None)
     if isinstance(lr_scheduler, ReduceLROnPlateau):
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": lr_scheduler, "monitor": lr_scheduler.monitor, "interval": "epoch",
-                             "strict": False},
+            "lr_scheduler": {
+                "scheduler": lr_scheduler,
+                "monitor": lr_scheduler.monitor,
+                "interval": "epoch",
+                "strict": False,
+            },
         }
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler}}
 

@@ -122,9 +122,7 @@ class ItemWriter:
                 name = mixture_filename(row, kind)
                 other = self.names.get(name)
                 if other is not None and other != mid:
-                    raise ValueError(
-                        f"prediction writer: mixtures {other} and {mid} map to the same file name {name}"
-                    )
+                    raise ValueError(f"prediction writer: mixtures {other} and {mid} map to the same file name {name}")
                 self.names[name] = mid
                 audio = x[i, :, :n] if kind == "noisy" else x[i, :n]
                 written.append(write_wav_atomic(self.output_dir / name, audio, self.sample_rate, subtype=self.subtype))
@@ -290,8 +288,14 @@ class AudioPredictionWriter(BasePredictionWriter):
         if getattr(trainer, "is_global_zero", True):
             path = Path(self.stats_file) if self.stats_file else writer.output_dir / STATS_NAME
             write_json_atomic(path, self.stats)
-            log.info("predicted %d mixtures (%.1f s audio) in %.2f s: RTF %.4f, wrote %s", n_items, audio_s,
-                     inference_s, self.stats["real_time_factor"], writer.output_dir)
+            log.info(
+                "predicted %d mixtures (%.1f s audio) in %.2f s: RTF %.4f, wrote %s",
+                n_items,
+                audio_s,
+                inference_s,
+                self.stats["real_time_factor"],
+                writer.output_dir,
+            )
 
 
 # ------------------------------------------------------------------------------ reference files
@@ -315,12 +319,25 @@ def export_references(
     """
     from se_lib.data.datamodule import MixtureDataModule
 
-    dm = MixtureDataModule(db_url=db_url, batch_size=batch_size, num_workers=num_workers, sample_rate=sample_rate,
-                           predict_split=split, max_items=max_items, corpus_root=corpus_root)
+    dm = MixtureDataModule(
+        db_url=db_url,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        sample_rate=sample_rate,
+        predict_split=split,
+        max_items=max_items,
+        corpus_root=corpus_root,
+    )
     dm.setup("predict")
     writer = ItemWriter(output_dir, sample_rate, subtype)
     for batch in dm.predict_dataloader():
-        writer.write_batch(batch["meta"], batch["lengths"], noisy=batch["noisy"], target=batch["target"],
-                           mids=batch["mid"])
-    return {"n_files": writer.n_items, "n_wavs": writer.n_files, "audio_seconds": writer.samples / sample_rate,
-            "split": split, "output_dir": str(output_dir)}
+        writer.write_batch(
+            batch["meta"], batch["lengths"], noisy=batch["noisy"], target=batch["target"], mids=batch["mid"]
+        )
+    return {
+        "n_files": writer.n_items,
+        "n_wavs": writer.n_files,
+        "audio_seconds": writer.samples / sample_rate,
+        "split": split,
+        "output_dir": str(output_dir),
+    }
