@@ -8,7 +8,8 @@ measured in the same run, on the same machine, never absolute targets).
     seconds of all processes and the cores they obtained (CPU s / wall s) show how much of the machine
     the run actually got: on a shared machine the wall-clock speedup is bounded by that. Warm, a third
     side gives the machine's own ceiling for this work: the same plain loop on 1/W of the files in each
-    of W warm single-threaded processes at once (two busy vCPUs of a small VM rarely give 2x). Also checks that both produce the same numbers.
+    of W warm single-threaded processes at once (two busy vCPUs of a small VM rarely give 2x).
+    Also checks that both produce the same numbers.
 (b) DNSMOS per utterance: ``se_lib.metrics.dnsmos.DNSMOS`` vs ``speechmos.dnsmos.run`` with the same
     ONNX Runtime thread setting (ORT default), warm (after one call each; the cold first call is reported
     separately), alternating per utterance; on the workflow's 3.0 s mixtures and on natural-length
