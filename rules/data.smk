@@ -10,17 +10,17 @@ rule corpus:
         code=BUILD_CORPUS_SCRIPT.code,
     output:
         directory(CORPUS_DIR),
+    log:
+        "logs/data/corpus.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
     params:
         corpus=config["corpus"],
         seed=config["seed"],
         sample_rate=config["sample_rate"],
-    log:
-        "logs/data/corpus.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-    conda:
-        "../envs/data.yaml"
     script:
         BUILD_CORPUS_SCRIPT.path
 
@@ -35,17 +35,17 @@ rule rooms:
         code=BUILD_ROOMS_SCRIPT.code,
     output:
         directory(ROOMS_DIR),
+    log:
+        "logs/data/rooms.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
     params:
         rooms=config["rooms"],
         seed=config["seed"],
         sample_rate=config["sample_rate"],
-    log:
-        "logs/data/rooms.log",
-    threads: 2
-    resources:
-        mem_mb=2000,
-    conda:
-        "../envs/data.yaml"
     script:
         BUILD_ROOMS_SCRIPT.path
 
@@ -61,16 +61,16 @@ rule mixture_db:
         code=BUILD_DB_SCRIPT.code,
     output:
         **db_outputs(),
+    log:
+        "logs/data/mixture_db.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
     params:
         mixtures=config["mixtures"],
         seed=config["seed"],
         url=DB_URL,
-    log:
-        "logs/data/mixture_db.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-    conda:
-        "../envs/data.yaml"
     script:
         BUILD_DB_SCRIPT.path

@@ -23,18 +23,18 @@ rule predict:
     output:
         wavs=directory("results/predictions/{model}/{split}"),
         stats="results/predictions/{model}/{split}_predict_stats.json",
-    params:
-        batch_size=PREDICT_BATCH_SIZE,
-        overlay=config["train"]["overlay"],
-        db_url=DB_URL,
     log:
         "logs/predict/{model}/{split}.log",
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=4000,
-    conda:
-        "../envs/train.yaml"
+    params:
+        batch_size=PREDICT_BATCH_SIZE,
+        overlay=config["train"]["overlay"],
+        db_url=DB_URL,
     script:
         PREDICT_SCRIPT.path
 
@@ -50,16 +50,16 @@ rule noisy_reference:
         code=NOISY_REFERENCE_SCRIPT.code,
     output:
         directory("results/references/{split}"),
+    log:
+        "logs/predict/noisy_reference/{split}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
     params:
         db_url=DB_URL,
         sample_rate=config["sample_rate"],
         batch_size=PREDICT_BATCH_SIZE,
-    log:
-        "logs/predict/noisy_reference/{split}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-    conda:
-        "../envs/train.yaml"
     script:
         NOISY_REFERENCE_SCRIPT.path

@@ -13,8 +13,12 @@ REPORT_SNR_BINS = int(config["report"]["snr_bins"])
 REPORT_TARGETS = [f"{REPORT_DIR}/learning_curves.png", f"{REPORT_DIR}/hparams_parallel.png"] + [
     path
     for split in PREDICT_SPLITS
-    for path in [f"{REPORT_DIR}/{split}/comparison.html", f"{REPORT_DIR}/{split}/comparison.tsv",
-                 f"{REPORT_DIR}/{split}/spectrograms"] + [f"{REPORT_DIR}/{split}/snr/{m}.png" for m in METRICS]
+    for path in [
+        f"{REPORT_DIR}/{split}/comparison.html",
+        f"{REPORT_DIR}/{split}/comparison.tsv",
+        f"{REPORT_DIR}/{split}/spectrograms",
+    ]
+    + [f"{REPORT_DIR}/{split}/snr/{m}.png" for m in METRICS]
 ]
 
 
@@ -29,19 +33,29 @@ rule report_table:
         stats=expand("results/predictions/{model}/{{split}}_predict_stats.json", model=MODELS),
         code=REPORT_TABLE_SCRIPT.code,
     output:
-        html=report(f"{REPORT_DIR}/{{split}}/comparison.html", caption="../report/comparison.rst",
-                    category="Comparison", subcategory="Table", labels={"split": "{split}", "format": "HTML"}),
-        tsv=report(f"{REPORT_DIR}/{{split}}/comparison.tsv", caption="../report/comparison.rst",
-                   category="Comparison", subcategory="Table", labels={"split": "{split}", "format": "TSV"}),
-    params:
-        models=MODELS,
+        html=report(
+            f"{REPORT_DIR}/{{split}}/comparison.html",
+            caption="../report/comparison.rst",
+            category="Comparison",
+            subcategory="Table",
+            labels={"split": "{split}", "format": "HTML"},
+        ),
+        tsv=report(
+            f"{REPORT_DIR}/{{split}}/comparison.tsv",
+            caption="../report/comparison.rst",
+            category="Comparison",
+            subcategory="Table",
+            labels={"split": "{split}", "format": "TSV"},
+        ),
     log:
         "logs/report/table_{split}.log",
+    conda:
+        "../envs/score.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-    conda:
-        "../envs/score.yaml"
+    params:
+        models=MODELS,
     script:
         REPORT_TABLE_SCRIPT.path
 
@@ -57,22 +71,27 @@ rule report_snr:
         code=REPORT_SNR_SCRIPT.code,
     output:
         plots=[
-            report(f"{REPORT_DIR}/{{split}}/snr/{m}.png", caption="../report/snr.rst", category="Comparison",
-                   subcategory="Metric vs input SNR", labels={"split": "{split}", "metric": METRIC_LABELS[m]})
+            report(
+                f"{REPORT_DIR}/{{split}}/snr/{m}.png",
+                caption="../report/snr.rst",
+                category="Comparison",
+                subcategory="Metric vs input SNR",
+                labels={"split": "{split}", "metric": METRIC_LABELS[m]},
+            )
             for m in METRICS
         ],
         bins=f"{REPORT_DIR}/{{split}}/snr_bins.tsv",
+    log:
+        "logs/report/snr_{split}.log",
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
     params:
         models=MODELS,
         metrics=list(METRICS),
         n_bins=REPORT_SNR_BINS,
-    log:
-        "logs/report/snr_{split}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-    conda:
-        "../envs/score.yaml"
     script:
         REPORT_SNR_SCRIPT.path
 
@@ -90,21 +109,26 @@ rule report_spectrograms:
         noisy="results/scores/noisy/{split}.tsv",
         code=REPORT_SPECTROGRAMS_SCRIPT.code,
     output:
-        report(directory(f"{REPORT_DIR}/{{split}}/spectrograms"), patterns=["{example}.png"],
-               caption="../report/spectrograms.rst", category="Examples", subcategory="Spectrograms",
-               labels={"split": "{split}", "mixture": "{example}"}),
+        report(
+            directory(f"{REPORT_DIR}/{{split}}/spectrograms"),
+            patterns=["{example}.png"],
+            caption="../report/spectrograms.rst",
+            category="Examples",
+            subcategory="Spectrograms",
+            labels={"split": "{split}", "mixture": "{example}"},
+        ),
+    log:
+        "logs/report/spectrograms_{split}.log",
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
     params:
         models=MODELS,
         n_examples=REPORT_EXAMPLES,
         ref_mic=config["rooms"]["mic_array"]["reference_mic"],
         sample_rate=config["sample_rate"],
-    log:
-        "logs/report/spectrograms_{split}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-    conda:
-        "../envs/score.yaml"
     script:
         REPORT_SPECTROGRAMS_SCRIPT.path
 
@@ -118,18 +142,23 @@ rule report_learning_curves:
         runs=expand("results/models/{model}/run.json", model=MODELS),
         code=REPORT_LEARNING_CURVES_SCRIPT.code,
     output:
-        png=report(f"{REPORT_DIR}/learning_curves.png", caption="../report/learning_curves.rst",
-                   category="Training", subcategory="Learning curves", labels={"figure": "learning curves"}),
+        png=report(
+            f"{REPORT_DIR}/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Training",
+            subcategory="Learning curves",
+            labels={"figure": "learning curves"},
+        ),
         tsv=f"{REPORT_DIR}/learning_curves.tsv",
-    params:
-        models=MODELS,
     log:
         "logs/report/learning_curves.log",
+    conda:
+        "../envs/score.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-    conda:
-        "../envs/score.yaml"
+    params:
+        models=MODELS,
     script:
         REPORT_LEARNING_CURVES_SCRIPT.path
 
@@ -144,20 +173,25 @@ rule report_hparams:
         runs=expand("results/models/{model}/run.json", model=MODELS),
         code=REPORT_HPARAMS_SCRIPT.code,
     output:
-        png=report(f"{REPORT_DIR}/hparams_parallel.png", caption="../report/hparams.rst", category="Training",
-                   subcategory="Hyper-parameters", labels={"figure": "parallel coordinates"}),
+        png=report(
+            f"{REPORT_DIR}/hparams_parallel.png",
+            caption="../report/hparams.rst",
+            category="Training",
+            subcategory="Hyper-parameters",
+            labels={"figure": "parallel coordinates"},
+        ),
         tsv=f"{REPORT_DIR}/hparams_runs.tsv",
+    log:
+        "logs/report/hparams.log",
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
     params:
         models=MODELS,
         objective="val_si_sdr",
         mode="max",
         max_axes=int(config["report"]["max_hparam_axes"]),
-    log:
-        "logs/report/hparams.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-    conda:
-        "../envs/score.yaml"
     script:
         REPORT_HPARAMS_SCRIPT.path

@@ -22,19 +22,19 @@ rule score:
     output:
         tsv="results/scores/{model}/{split}.tsv",
         summary="results/scores/{model}/{split}_summary.tsv",
+    log:
+        "logs/score/{model}/{split}.log",
+    wildcard_constraints:
+        model="(?!noisy$)[A-Za-z0-9_\-]+",
+    conda:
+        "../envs/score.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         mode="enhanced",
         ref_mic=config["rooms"]["mic_array"]["reference_mic"],
         sample_rate=config["sample_rate"],
-    wildcard_constraints:
-        model="(?!noisy$)[A-Za-z0-9_\-]+",
-    log:
-        "logs/score/{model}/{split}.log",
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/score.yaml"
     script:
         SCORE_SCRIPT.path
 
@@ -47,16 +47,16 @@ rule score_noisy:
     output:
         tsv="results/scores/noisy/{split}.tsv",
         summary="results/scores/noisy/{split}_summary.tsv",
+    log:
+        "logs/score/noisy/{split}.log",
+    conda:
+        "../envs/score.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         mode="noisy",
         ref_mic=config["rooms"]["mic_array"]["reference_mic"],
         sample_rate=config["sample_rate"],
-    log:
-        "logs/score/noisy/{split}.log",
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/score.yaml"
     script:
         SCORE_SCRIPT.path

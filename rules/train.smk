@@ -22,19 +22,19 @@ rule train:
         best="results/models/{model}/best.ckpt",
         last="results/models/{model}/last.ckpt",
         run="results/models/{model}/run.json",
+    log:
+        "logs/train/{model}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: int(config["train"]["threads"])
+    resources:
+        gpu=1,
+        mem_mb=8000,
     params:
         train=config["train"],
         seed=config["seed"],
         sample_rate=config["sample_rate"],
         experiment=config["experiment"],
         db_url=DB_URL,
-    log:
-        "logs/train/{model}.log",
-    threads: int(config["train"]["threads"])
-    resources:
-        gpu=1,
-        mem_mb=8000,
-    conda:
-        "../envs/train.yaml"
     script:
         TRAIN_SCRIPT.path
