@@ -9,7 +9,7 @@ export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test env lint report clean-results bench help sysdeps
+.PHONY: run test env lint format report clean-results bench help sysdeps
 
 # What a run leaves in the working directory (outputs, logs, Snakemake state, MLflow store + lock, the
 # report, Lightning's default log folder); `make clean-results` removes exactly these.
@@ -61,8 +61,19 @@ sysdeps: ## system packages some tests use (PostgreSQL, Chromium + chromedriver)
 test: .venv/.synced sysdeps ## the test suite (uv run pytest, plus PYTEST_ARGS)
 	$(UV) run pytest $(PYTEST_ARGS)
 
-lint: .venv/.synced ## snakemake --lint
-	$(UV) run snakemake --lint
+LINT_PY := se_lib workflow_scripts tests bench main.py
+LINT_SMK := Snakefile rules
+
+lint: .venv/.synced ## ruff check (E, F, I, UP, B) + ruff format --check, snakefmt --check, snakemake --lint
+	$(UV) run --frozen ruff check $(LINT_PY)
+	$(UV) run --frozen ruff format --check $(LINT_PY)
+	$(UV) run --frozen snakefmt --check $(LINT_SMK)
+	$(UV) run --frozen snakemake --lint
+
+format: .venv/.synced ## apply ruff format (+ safe ruff fixes) and snakefmt
+	$(UV) run --frozen ruff check --fix $(LINT_PY)
+	$(UV) run --frozen ruff format $(LINT_PY)
+	$(UV) run --frozen snakefmt $(LINT_SMK)
 
 report: .venv/.synced ## snakemake --report report.html after a run (honours SNAKEMAKE_ARGS like run)
 	$(UV) run snakemake --report report.html $(SNAKEMAKE_ARGS)
