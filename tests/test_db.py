@@ -109,7 +109,7 @@ def test_draws_independent_of_chunking(tmp_path):
     rows = list(dbm.iter_mixtures(url))
     present = [(r["sid"], r["nid1"], r["nid2"], r["rid"], r["snr_tenths"]) for r in rows]
     absent = [(s, n1, n2, r, t + 100_000) for s, n1, n2, r, t in present[:700]]
-    mixed = [k for pair in zip(present, absent) for k in pair] + present[700:] + present[:3]
+    mixed = [k for pair in zip(present, absent, strict=False) for k in pair] + present[700:] + present[:3]
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         assert dbm._existing_keys(conn, mixed) == set(present)

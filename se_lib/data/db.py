@@ -12,12 +12,14 @@ loop offsets, ``noise2_rel_db`` (level of noise 2 relative to noise 1, drawn uni
 Build (``build_db``): per split, speech, noises (two distinct) and room come from that split; rows
 are drawn from one RNG per split seeded by ``(seed, 'mixtures', split)``. ``(sid, nid1, nid2, rid,
 snr_tenths)`` is unique in the DB (a unique constraint; a colliding draw is redrawn) so a
-prediction file name maps back to exactly one row. Rows are generated lazily and inserted in
-chunks (``chunk_size``); collisions are checked against the DB itself, so memory does not grow
-with the number of mixtures. Atomicity: SQLite is built into a temporary file beside the target
-and ``os.replace``-d; other backends (PostgreSQL: ``postgresql+psycopg://...``) run drop + create
-+ insert in one transaction (PostgreSQL DDL is transactional), so an interrupted build leaves the
-previous DB as it was.
+prediction file name maps back to exactly one row (:func:`find_mixture`). Rows are generated lazily
+and inserted in chunks (``chunk_size``); collisions are checked against the DB itself by
+unique-index lookups (500 keys per query), so memory does not grow with the number of mixtures and
+the build time grows linearly with it (``bench/bench_db_scale.py``). A candidate is kept iff its
+key is new, so the rows do not depend on ``chunk_size``. Atomicity: SQLite is built into a
+temporary file beside the target and ``os.replace``-d; other backends (PostgreSQL:
+``postgresql+psycopg://...``) run drop + create + insert in one transaction (PostgreSQL DDL is
+transactional), so an interrupted build leaves the previous DB as it was.
 
 Digest (``digest``): sha256 over every row of every table in primary-key order (byte order of the
 keys on every backend), each row serialised as compact JSON of its column values; the volatile
@@ -389,7 +391,7 @@ def _existing_keys(conn: Connection, keys: Sequence[tuple]) -> set[tuple]:
     for i in range(0, len(keys), _KEY_PROBE):
         part = list(keys[i: i + _KEY_PROBE])
         part += [part[-1]] * (_KEY_PROBE - len(part))  # pad: same statement for a short batch
-        params = {f"{name}_{j}": v for j, key in enumerate(part) for name, v in zip(KEY_COLUMNS, key)}
+        params = {f"{name}_{j}": v for j, key in enumerate(part) for name, v in zip(KEY_COLUMNS, key, strict=True)}
         found.update(tuple(r) for r in conn.execute(stmt, params))
     return found
 
@@ -505,6 +507,11 @@ def build_db(config: dict, url: str | None = None, corpus_dir: str | os.PathLike
     }
     collisions = 0
     with _build_target(url) as engine, engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # The collision probe runs thousands of times; psycopg prepares it after 5 runs, and the
+            # server would then keep a generic plan made while the table was small (a sequential
+            # scan: quadratic build). Plan every run for its values and the table as it is now.
+            conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         Base.metadata.drop_all(conn)
         Base.metadata.create_all(conn)
         conn.execute(insert(Meta), [{"key": k, "value": v} for k, v in meta.items()])

@@ -299,7 +299,7 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
     for i, split in enumerate(splits):
         group = rows[3 * i: 3 * i + 3]
         hs = [_load_rir_file(root / g["path"], sr) for g in group]
-        for g, h in zip(group, hs):
+        for g, h in zip(group, hs, strict=True):
             if channels is None:
                 channels = h.shape[0]
             if h.shape[0] != channels:

@@ -81,5 +81,5 @@ def allocate_splits(groups: dict[str, list[str]], fractions: dict[str, float],
             rot1 += 1
         else:
             labels = []
-        out.update(zip(items, labels))
+        out.update(zip(items, labels, strict=True))
     return out
