@@ -18,7 +18,7 @@ validate_config(config, workflow.source_path("../config/schema/config.schema.yam
 # One id per `snakemake` invocation, inherited by every job (local or cluster) through the environment.
 INVOCATION_ID = os.environ.setdefault("SE_INVOCATION_ID", uuid.uuid4().hex)
 
-SPLITS = ["train", "val", "test"]
+from se_lib.data.splits import SPLITS
 CORPUS_DIR = "results/corpus"
 ROOMS_DIR = "results/rooms"
 # The DB digest file stands for the mixture DB whatever its backend (sqlite file or server URL).

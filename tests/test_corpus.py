@@ -23,7 +23,8 @@ from se_lib.data.corpus import (
     main,
     sanitize_id,
 )
-from se_lib.data.demo_corpus import allocate_splits, babble_voice_pool, plan_speakers
+from se_lib.data.demo_corpus import babble_voice_pool, plan_speakers
+from se_lib.data.splits import allocate_splits
 
 ID_RE = re.compile(r"^[A-Za-z0-9-]+$")
 SMALL_DEMO = {"corpus": {"demo": {"utterances_per_speaker": 2, "noises_per_kind": 3, "noise_seconds": 1.0}}}

@@ -88,6 +88,27 @@ def test_collisions_are_redrawn(tmp_path):
         rebuild(root, too_many, f"sqlite:///{tmp_path / 'x.sqlite'}")
 
 
+def test_draws_independent_of_chunking(tmp_path):
+    """A candidate is kept iff its key is new (DB or current chunk): chunk and probe sizes change nothing."""
+    root = tmp_path / "w"
+    write_corpus(root)
+    config = tiny_config(root, count={"train": 1200, "val": 30, "test": 20})
+    build_rooms(config, root / "results/rooms", root / "results/corpus", log=lambda m: None, root=root)
+    # chunks of 1000 candidates probe the DB in 500-key statements (the last one padded); chunks of 7 in one
+    digests = {rebuild(root, config, f"sqlite:///{tmp_path / f'c{n}.sqlite'}", chunk_size=n) for n in (7, 1000)}
+    assert len(digests) == 1
+    url = f"sqlite:///{tmp_path / 'c1000.sqlite'}"
+    rows = list(dbm.iter_mixtures(url))
+    present = [(r["sid"], r["nid1"], r["nid2"], r["rid"], r["snr_tenths"]) for r in rows]
+    absent = [(s, n1, n2, r, t + 100_000) for s, n1, n2, r, t in present[:700]]
+    mixed = [k for pair in zip(present, absent, strict=False) for k in pair] + present[700:] + present[:3]
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert dbm._existing_keys(conn, mixed) == set(present)
+        assert dbm._existing_keys(conn, absent) == set()
+    engine.dispose()
+
+
 def test_interrupted_build_leaves_previous_db(world, tmp_path, monkeypatch):
     root, config, _ = world
     target = tmp_path / "db" / "mix.sqlite"

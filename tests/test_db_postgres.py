@@ -8,7 +8,8 @@ from pg import PostgresUnavailable, postgres_server
 from worlds import interrupt_build_after, rebuild
 
 from se_lib.data import db as dbm
-from se_lib.data.naming import find_mixture, mixture_filename
+from se_lib.data.db import find_mixture
+from se_lib.data.naming import mixture_filename
 
 pytestmark = pytest.mark.postgres
 

@@ -7,9 +7,9 @@ import pytest
 from worlds import build_world
 
 from se_lib.data import db as dbm
+from se_lib.data.db import find_mixture
 from se_lib.data.naming import (
     KINDS,
-    find_mixture,
     format_snr,
     mixture_filename,
     parse_mixture_filename,

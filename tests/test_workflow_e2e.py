@@ -62,7 +62,8 @@ MODELS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
 
 
 def test_predictions_are_named_after_db_rows(workflow_run):
-    from se_lib.data.naming import find_mixture, parse_mixture_filename
+    from se_lib.data.db import find_mixture
+    from se_lib.data.naming import parse_mixture_filename
 
     workdir, _ = workflow_run
     url = f"sqlite:///{workdir}/results/db/mixtures.sqlite"

@@ -57,7 +57,7 @@ from se_lib.data.audio import (
     resample_audio,
     write_wav_atomic,
 )
-from se_lib.data.demo_corpus import SPLITS, allocate_splits, derive_rng
+from se_lib.data.splits import SPLITS, allocate_splits, derive_rng
 from se_lib.io import atomic_dir
 
 __all__ = [

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from se_lib.data import db as mixture_db
 from se_lib.data.render import Renderer
+from se_lib.data.splits import SPLITS
 
 _EVAL_STREAM = 2**31 - 1  # RNG stream tag of the fixed val/test crops (epochs are smaller)
 META_KEYS = ("sid", "nid1", "nid2", "rid", "snr_db", "split")
@@ -71,7 +72,7 @@ class MixtureDataset(Dataset):
 
     def __init__(self, rows: Sequence[dict], mode: str, segment: int | None, snr_range: Sequence[float] | None,
                  seed: int, corpus_root: str = ".") -> None:
-        if mode not in ("train", "val", "test", "predict"):
+        if mode not in (*SPLITS, "predict"):
             raise ValueError(f"unknown mode {mode!r}")
         self.rows = list(rows)
         self.mode = mode
@@ -169,8 +170,8 @@ class MixtureDataModule(L.LightningDataModule):
             snr_range = (float(snr_range[0]), float(snr_range[1]))
         if segment_seconds is not None and segment_seconds <= 0:
             raise ValueError(f"data.segment_seconds must be > 0, got {segment_seconds}")
-        if predict_split not in ("train", "val", "test"):
-            raise ValueError(f"data.predict_split must be train, val or test, got {predict_split!r}")
+        if predict_split not in SPLITS:
+            raise ValueError(f"data.predict_split must be one of {SPLITS}, got {predict_split!r}")
         if batch_size < 1 or num_workers < 0 or (max_items is not None and max_items < 1):
             raise ValueError("data.batch_size >= 1, data.num_workers >= 0, data.max_items >= 1 required")
         self.save_hyperparameters()

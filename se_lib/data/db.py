@@ -12,12 +12,14 @@ loop offsets, ``noise2_rel_db`` (level of noise 2 relative to noise 1, drawn uni
 Build (``build_db``): per split, speech, noises (two distinct) and room come from that split; rows
 are drawn from one RNG per split seeded by ``(seed, 'mixtures', split)``. ``(sid, nid1, nid2, rid,
 snr_tenths)`` is unique in the DB (a unique constraint; a colliding draw is redrawn) so a
-prediction file name maps back to exactly one row. Rows are generated lazily and inserted in
-chunks (``chunk_size``); collisions are checked against the DB itself, so memory does not grow
-with the number of mixtures. Atomicity: SQLite is built into a temporary file beside the target
-and ``os.replace``-d; other backends (PostgreSQL: ``postgresql+psycopg://...``) run drop + create
-+ insert in one transaction (PostgreSQL DDL is transactional), so an interrupted build leaves the
-previous DB as it was.
+prediction file name maps back to exactly one row (:func:`find_mixture`). Rows are generated lazily
+and inserted in chunks (``chunk_size``); collisions are checked against the DB itself by
+unique-index lookups (500 keys per query), so memory does not grow with the number of mixtures and
+the build time grows linearly with it (``bench/bench_db_scale.py``). A candidate is kept iff its
+key is new, so the rows do not depend on ``chunk_size``. Atomicity: SQLite is built into a
+temporary file beside the target and ``os.replace``-d; other backends (PostgreSQL:
+``postgresql+psycopg://...``) run drop + create + insert in one transaction (PostgreSQL DDL is
+transactional), so an interrupted build leaves the previous DB as it was.
 
 Digest (``digest``): sha256 over every row of every table in primary-key order (byte order of the
 keys on every backend), each row serialised as compact JSON of its column values; the volatile
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -42,7 +45,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,11 +62,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    bindparam,
     create_engine,
     func,
     insert,
+    or_,
     select,
-    tuple_,
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import (
@@ -75,15 +80,17 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from se_lib.data.naming import check_id, round_snr, snr_tenths
-from se_lib.data.rooms import SPLITS, derive_seed, read_rooms
+from se_lib.data.naming import check_id, parse_mixture_filename, round_snr, snr_tenths
+from se_lib.data.rooms import read_rooms
+from se_lib.data.splits import SPLITS, derive_rng, derive_seed
 from se_lib.io import atomic_file
 
 SCHEMA_VERSION = "1"
 NOISE2_REL_DB_RANGE = (-10.0, 0.0)
 VOLATILE_META = frozenset({"created_at"})
 CHUNK_SIZE = 5000
-_KEY_QUERY_BATCH = 500
+KEY_COLUMNS = ("sid", "nid1", "nid2", "rid", "snr_tenths")  # the unique mixture key
+_KEY_PROBE = 500  # keys per collision query
 
 
 class DBError(ValueError):
@@ -361,12 +368,31 @@ def _key(row: dict) -> tuple:
     return (row["sid"], row["nid1"], row["nid2"], row["rid"], row["snr_tenths"])
 
 
+@functools.cache
+def _key_probe():
+    """``SELECT key FROM mixture WHERE key = :k0 OR ... OR key = :k499``, built once.
+
+    Each OR term is an equality on all five columns of ``uq_mixture_key``, so SQLite (multi-index
+    OR) and PostgreSQL (bitmap OR) answer it with one unique-index probe per key: the cost of a
+    query does not grow with the table. (A row-value ``IN`` list, used before, made SQLite search
+    the index on the first four columns only and scan every SNR under each prefix -- linear in the
+    table, quadratic over the build.) One statement object with named parameters, so SQLAlchemy
+    compiles it once per dialect.
+    """
+    cols = [Mixture.__table__.c[name] for name in KEY_COLUMNS]
+    terms = [and_(*[c == bindparam(f"{c.name}_{i}") for c in cols]) for i in range(_KEY_PROBE)]
+    return select(*cols).where(or_(*terms))
+
+
 def _existing_keys(conn: Connection, keys: Sequence[tuple]) -> set[tuple]:
-    cols = (Mixture.sid, Mixture.nid1, Mixture.nid2, Mixture.rid, Mixture.snr_tenths)
+    """The keys among ``keys`` that the mixture table already holds (index lookups, see above)."""
+    stmt = _key_probe()
     found: set[tuple] = set()
-    for i in range(0, len(keys), _KEY_QUERY_BATCH):
-        part = list(keys[i: i + _KEY_QUERY_BATCH])
-        found.update(tuple(r) for r in conn.execute(select(*cols).where(tuple_(*cols).in_(part))))
+    for i in range(0, len(keys), _KEY_PROBE):
+        part = list(keys[i: i + _KEY_PROBE])
+        part += [part[-1]] * (_KEY_PROBE - len(part))  # pad: same statement for a short batch
+        params = {f"{name}_{j}": v for j, key in enumerate(part) for name, v in zip(KEY_COLUMNS, key, strict=True)}
+        found.update(tuple(r) for r in conn.execute(stmt, params))
     return found
 
 
@@ -379,7 +405,7 @@ def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, 
                      chunk_size: int) -> int:
     """Draw, de-duplicate and insert the mixtures of ``split`` chunk by chunk; returns collisions."""
     count = int(config["mixtures"]["count"][split])
-    rng = np.random.default_rng(derive_seed(config["seed"], "mixtures", split))
+    rng = derive_rng(config["seed"], "mixtures", split)
     candidates = _candidate_rows(rng, pools, length, config["mixtures"]["snr_range"],
                                  _rel_range(config))
     max_draws = 50 * count + 1000
@@ -481,6 +507,11 @@ def build_db(config: dict, url: str | None = None, corpus_dir: str | os.PathLike
     }
     collisions = 0
     with _build_target(url) as engine, engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # The collision probe runs thousands of times; psycopg prepares it after 5 runs, and the
+            # server would then keep a generic plan made while the table was small (a sequential
+            # scan: quadratic build). Plan every run for its values and the table as it is now.
+            conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         Base.metadata.drop_all(conn)
         Base.metadata.create_all(conn)
         conn.execute(insert(Meta), [{"key": k, "value": v} for k, v in meta.items()])
@@ -581,6 +612,18 @@ def lookup_mixture(session_or_url: Any, sid: str, nid1: str, nid2: str, rid: str
     if row is None:
         raise LookupError(f"no mixture with sid={sid} nid1={nid1} nid2={nid2} rid={rid} snr_db={snr_db}")
     return dict(row._mapping)
+
+
+def find_mixture(session_or_url: Any, name: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
+    """The DB row a mixture file name denotes (the inverse of :func:`se_lib.data.naming.mixture_filename`).
+
+    ``session_or_url``: a SQLAlchemy ``Session``, a URL or a SQLite path. ``name``: a file name or
+    path, or the dict :func:`~se_lib.data.naming.parse_mixture_filename` returns. Returns the
+    render-ready row dict (the shape :func:`iter_mixtures` yields); LookupError when no row matches.
+    """
+    parsed = parse_mixture_filename(name) if isinstance(name, (str, os.PathLike)) else name
+    return lookup_mixture(session_or_url, sid=parsed["sid"], nid1=parsed["nid1"], nid2=parsed["nid2"],
+                          rid=parsed["rid"], snr_db=float(parsed["snr_db"]))
 
 
 def read_meta(url_or_path: str | os.PathLike) -> dict[str, str]:

@@ -12,13 +12,13 @@ Sentences come from a small seeded grammar over a word list (thousands of distin
 each utterance is synthesised at 22.05 kHz, trimmed of leading/trailing silence, resampled to
 ``sample_rate`` with torchaudio, and normalised to -25 dBFS RMS (peak <= 0.99).
 
-Every random choice derives from ``config.seed`` through :func:`derive_rng`, keyed by stable
-names (never Python's salted ``hash``), so the same config gives byte-identical audio.
+Every random choice derives from ``config.seed`` through
+:func:`se_lib.data.splits.derive_rng`, keyed by stable names (never Python's salted ``hash``), so
+the same config gives byte-identical audio.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,24 +26,20 @@ import numpy as np
 
 from se_lib.data.audio import normalize_rms, resample_audio, trim_silence
 from se_lib.data.noises import DEFAULT_LEVEL_DBFS, NOISE_KINDS, generate_noise, mix_babble
+from se_lib.data.splits import SPLITS, allocate_splits, derive_rng
 
 __all__ = [
-    "SPLITS",
     "TARGET_ACCENTS",
     "TARGET_VARIANTS",
     "BABBLE_VARIANTS",
     "DemoSpeaker",
-    "derive_rng",
     "make_sentence",
     "target_voice_pool",
     "babble_voice_pool",
     "plan_speakers",
     "demo_speech",
     "demo_noise",
-    "allocate_splits",
 ]
-
-SPLITS = ("train", "val", "test")
 
 TARGET_ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
                   "en-gb-x-gbclan", "en-gb-x-gbcwmd")
@@ -58,17 +54,6 @@ BABBLE_VARIANTS = ("Andy", "Annie", "anika", "aunty", "belinda", "boris", "ed", 
 SPEECH_LEVEL_DBFS = -25.0
 _TRIM_DB = -40.0
 _TRIM_MARGIN_S = 0.08
-
-# --------------------------------------------------------------------------------- seeding ----
-
-
-def derive_rng(seed: int, *keys: str | int) -> np.random.Generator:
-    """Independent generator for (seed, keys...); strings enter via CRC-32 (stable across runs)."""
-    words = [int(seed) & 0xFFFFFFFF]
-    for k in keys:
-        words.append(zlib.crc32(k.encode()) if isinstance(k, str) else int(k) & 0xFFFFFFFF)
-    return np.random.default_rng(np.random.SeedSequence(words))
-
 
 # --------------------------------------------------------------------------------- grammar ----
 
@@ -307,44 +292,3 @@ def demo_noise(config: dict) -> Iterator[tuple[dict, np.ndarray]]:
             else:
                 y = generate_noise(kind, n, sr, rng)
             yield {"nid": nid, "kind": kind, "split": split_of[nid]}, y
-
-
-# -------------------------------------------------------------------------------- splitting ----
-
-
-def allocate_splits(groups: dict[str, list[str]], fractions: dict[str, float],
-                    rng: np.random.Generator) -> dict[str, str]:
-    """Assign items to splits, stratified by group (noise kind), seeded.
-
-    Groups with >= 3 items put ``max(1, round(n * fraction))`` items in val and test each (always
-    leaving >= 1 for train). A group of 2 gives one item to train and one to test or val
-    (alternating across groups); groups of 1 go to train, test, val in rotation -- so every split
-    receives something whenever the total allows. Items are sorted, then permuted by ``rng``.
-    """
-    out: dict[str, str] = {}
-    rot1 = rot2 = 0
-    for name in sorted(groups):
-        items = sorted(groups[name])
-        items = [items[i] for i in rng.permutation(len(items))]
-        n = len(items)
-        if n >= 3:
-            n_val = max(1, int(round(n * fractions.get("val", 0.0))))
-            n_test = max(1, int(round(n * fractions.get("test", 0.0))))
-            while n_val + n_test > n - 1:
-                if n_val >= n_test and n_val > 1:
-                    n_val -= 1
-                elif n_test > 1:
-                    n_test -= 1
-                else:  # pragma: no cover - n >= 3 guarantees 1 + 1 <= n - 1
-                    break
-            labels = ["val"] * n_val + ["test"] * n_test + ["train"] * (n - n_val - n_test)
-        elif n == 2:
-            labels = ["train", ("test", "val")[rot2 % 2]]
-            rot2 += 1
-        elif n == 1:
-            labels = [("train", "test", "val")[rot1 % 3]]
-            rot1 += 1
-        else:
-            labels = []
-        out.update(zip(items, labels))
-    return out

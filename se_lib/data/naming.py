@@ -7,7 +7,8 @@ One module owns both directions of the file-name contract (``docs/contracts.md``
 IDs are tokens matching ``[A-Za-z0-9-]+`` (no underscores), so the name splits unambiguously on
 ``_``; the SNR is printed with at most one decimal (the DB stores it rounded to 0.1 dB), without a
 trailing ``.0`` (``5``, ``-2.5``, ``0``). ``kind`` is ``noisy`` (all mic channels), ``enhanced`` or
-``target`` (mono, reference mic). :func:`find_mixture` maps a parsed name back to its DB row.
+``target`` (mono, reference mic). :func:`se_lib.data.db.find_mixture` maps a name back to its DB
+row; this module imports no other module of the project.
 """
 
 from __future__ import annotations
@@ -89,24 +90,3 @@ def parse_mixture_filename(name: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {k: m.group(k) for k in ("sid", "nid1", "nid2", "rid", "kind")}
     out["snr_db"] = round_snr(float(m.group("snr")))
     return out
-
-
-def find_mixture(session_or_url: Any, parsed: Mapping[str, Any] | str) -> dict[str, Any]:
-    """Look up the DB row a (parsed) file name denotes.
-
-    ``session_or_url``: a SQLAlchemy ``Session``, a URL or a SQLite path. ``parsed``: the dict from
-    :func:`parse_mixture_filename` or a file name. Returns the render-ready row dict (the same shape
-    :func:`se_lib.data.db.iter_mixtures` yields); raises LookupError when no row matches.
-    """
-    from se_lib.data import db  # local import: db imports this module
-
-    if isinstance(parsed, (str, os.PathLike)):
-        parsed = parse_mixture_filename(parsed)
-    return db.lookup_mixture(
-        session_or_url,
-        sid=parsed["sid"],
-        nid1=parsed["nid1"],
-        nid2=parsed["nid2"],
-        rid=parsed["rid"],
-        snr_db=float(parsed["snr_db"]),
-    )

@@ -52,7 +52,6 @@ into place, so an interrupted build leaves the previous output untouched.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -64,9 +63,10 @@ from typing import Any
 
 import numpy as np
 
+from se_lib.data.naming import check_id
+from se_lib.data.splits import SPLITS, derive_rng
 from se_lib.io import atomic_dir
 
-SPLITS = ("train", "val", "test")
 WALL_MARGIN = 0.5  # m, sources and array centre (plus the array's own radius) from the walls
 ARRAY_MIN_DIST = 0.75  # m, source to array centre
 SOURCE_MIN_DIST = 0.5  # m, between sources
@@ -85,12 +85,6 @@ CHIME3_TABLET_CM = np.array(
 
 class RoomError(ValueError):
     """Room simulation or RIR loading failed; the message names the config key or file."""
-
-
-def derive_seed(*parts: int | str) -> int:
-    """Stable 63-bit seed from ``parts`` (independent of PYTHONHASHSEED and platform)."""
-    text = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") & (2**63 - 1)
 
 
 def mic_geometry(mic_cfg: dict) -> np.ndarray:
@@ -205,7 +199,7 @@ def simulate_room(config: dict, split: str, index: int) -> RoomRecord:
     rc = config["rooms"]
     sr = int(config["sample_rate"])
     rid = f"{split}{index:03d}"
-    rng = np.random.default_rng(derive_seed(config["seed"], "room", split, index))
+    rng = derive_rng(config["seed"], "room", split, index)
     dmin, dmax = np.asarray(rc["dims_min"], float), np.asarray(rc["dims_max"], float)
     lo, hi = (float(x) for x in rc["rt60_range"])
     for _ in range(100):
@@ -305,7 +299,7 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
     for i, split in enumerate(splits):
         group = rows[3 * i: 3 * i + 3]
         hs = [_load_rir_file(root / g["path"], sr) for g in group]
-        for g, h in zip(group, hs):
+        for g, h in zip(group, hs, strict=True):
             if channels is None:
                 channels = h.shape[0]
             if h.shape[0] != channels:
@@ -330,8 +324,6 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
                 rt60 = None
         except (ValueError, IndexError, ZeroDivisionError, FloatingPointError):  # no usable decay
             rt60 = None
-        from se_lib.data.naming import check_id
-
         out.append(RoomRecord(
             rid=check_id(group[0]["ririd"], f"{rirs_tsv}: ririd"), split=split, dims=None, rt60=rt60,
             mics=None, src_pos=None, ref_mic=ref, target=rc["target"], mic_array="measured",
