@@ -20,7 +20,6 @@ wildcard_constraints:
     split="|".join(SPLITS),
 
 
-
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/predict.smk"
@@ -33,9 +32,9 @@ check_code_inputs()
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
 
 
 onstart:

@@ -42,7 +42,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from se_lib.io import write_json_atomic  # noqa: E402
 
-
 SPEECH_PER_SPLIT, NOISE_PER_SPLIT = 30, 24
 ROOMS = {"count": {"train": 4, "val": 2, "test": 2}, "max_rir_seconds": 0.1, "rt60_range": [0.15, 0.25]}
 SNR_RANGE = [-5.0, 10.0]
@@ -55,8 +54,9 @@ def _split_counts(n: int) -> dict[str, int]:
 def key_fill(n: int) -> float:
     """Largest fraction of a split's distinct (speech, noise pair, room, SNR) keys that ``n`` rows use."""
     snrs = round((SNR_RANGE[1] - SNR_RANGE[0]) * 10) + 1
-    space = {s: SPEECH_PER_SPLIT * NOISE_PER_SPLIT * (NOISE_PER_SPLIT - 1) * k * snrs
-             for s, k in ROOMS["count"].items()}
+    space = {
+        s: SPEECH_PER_SPLIT * NOISE_PER_SPLIT * (NOISE_PER_SPLIT - 1) * k * snrs for s, k in ROOMS["count"].items()
+    }
     return max(c / space[s] for s, c in _split_counts(n).items())
 
 
@@ -81,10 +81,15 @@ def child(root: Path, n: int, trace: bool) -> dict:
     from se_lib.config import load_config
     from se_lib.data import db as dbm
 
-    config = load_config(REPO / "config" / "config.yaml", {
-        "seed": 1, "sample_rate": 16000, "rooms": ROOMS,
-        "mixtures": {"count": _split_counts(n), "seconds": 3.0, "snr_range": SNR_RANGE},
-    })
+    config = load_config(
+        REPO / "config" / "config.yaml",
+        {
+            "seed": 1,
+            "sample_rate": 16000,
+            "rooms": ROOMS,
+            "mixtures": {"count": _split_counts(n), "seconds": 3.0, "snr_range": SNR_RANGE},
+        },
+    )
     url = f"sqlite:///{root / f'mixtures-{n}-{int(trace)}.sqlite'}"
     rss_before = peak_rss_mib()
     if trace:
@@ -100,12 +105,20 @@ def child(root: Path, n: int, trace: bool) -> dict:
     redrawn = re.search(r"(\d+) redrawn key collisions", logged[-1])
     if redrawn is None:
         raise SystemExit(f"unexpected build_db log line: {logged[-1]!r}")
-    return {"rows": n, "seconds": seconds, "rows_per_s": n / seconds, "cpu_seconds": cpu_seconds,
-            "rows_per_cpu_s": n / cpu_seconds, "redrawn": int(redrawn.group(1)),
-            "key_fill": key_fill(n),
-            "rss_before_mib": rss_before, "rss_peak_mib": peak_rss_mib(),
-            "tracemalloc_peak_mib": None if peak is None else peak / 2**20, "db_mib": size / 2**20,
-            "digest": digest}
+    return {
+        "rows": n,
+        "seconds": seconds,
+        "rows_per_s": n / seconds,
+        "cpu_seconds": cpu_seconds,
+        "rows_per_cpu_s": n / cpu_seconds,
+        "redrawn": int(redrawn.group(1)),
+        "key_fill": key_fill(n),
+        "rss_before_mib": rss_before,
+        "rss_peak_mib": peak_rss_mib(),
+        "tracemalloc_peak_mib": None if peak is None else peak / 2**20,
+        "db_mib": size / 2**20,
+        "digest": digest,
+    }
 
 
 def main() -> None:
@@ -118,7 +131,6 @@ def main() -> None:
         print(json.dumps(child(Path(a.child[0]), int(a.child[1]), a.child[2] == "1")))
         return
     from bench_render import write_synthetic_corpus
-
     from se_lib.config import load_config
     from se_lib.data.rooms import build_rooms
 
@@ -131,8 +143,12 @@ def main() -> None:
         for n in a.sizes:
             row = {}
             for trace in (False, True):
-                proc = subprocess.run([sys.executable, __file__, "--child", str(root), str(n), str(int(trace))],
-                                      capture_output=True, text=True, check=False)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", str(root), str(n), str(int(trace))],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if proc.returncode != 0:
                     raise SystemExit(f"child failed for n={n}:\n{proc.stderr}")
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -142,14 +158,18 @@ def main() -> None:
                 else:
                     row.update({k: v for k, v in r.items() if k != "tracemalloc_peak_mib"})
             results.append(row)
-    print(f"{'rows':>8}{'build s':>9}{'rows/s':>9}{'CPU s':>7}{'rows/CPU s':>11}{'fill':>6}{'redrawn':>9}"
-          f"{'RSS before':>12}{'RSS peak':>10}{'growth':>8}{'tracemalloc':>13}{'DB size':>9}")
+    print(
+        f"{'rows':>8}{'build s':>9}{'rows/s':>9}{'CPU s':>7}{'rows/CPU s':>11}{'fill':>6}{'redrawn':>9}"
+        f"{'RSS before':>12}{'RSS peak':>10}{'growth':>8}{'tracemalloc':>13}{'DB size':>9}"
+    )
     for r in results:
-        print(f"{r['rows']:>8}{r['seconds']:>9.1f}{r['rows_per_s']:>9.0f}{r['cpu_seconds']:>7.1f}"
-              f"{r['rows_per_cpu_s']:>11.0f}{r['key_fill']:>6.1%}{r['redrawn']:>9}"
-              f"{r['rss_before_mib']:>10.1f}Mi{r['rss_peak_mib']:>8.1f}Mi"
-              f"{r['rss_peak_mib'] - r['rss_before_mib']:>6.1f}Mi"
-              f"{r['tracemalloc_peak_mib']:>11.2f}Mi{r['db_mib']:>7.1f}Mi")
+        print(
+            f"{r['rows']:>8}{r['seconds']:>9.1f}{r['rows_per_s']:>9.0f}{r['cpu_seconds']:>7.1f}"
+            f"{r['rows_per_cpu_s']:>11.0f}{r['key_fill']:>6.1%}{r['redrawn']:>9}"
+            f"{r['rss_before_mib']:>10.1f}Mi{r['rss_peak_mib']:>8.1f}Mi"
+            f"{r['rss_peak_mib'] - r['rss_before_mib']:>6.1f}Mi"
+            f"{r['tracemalloc_peak_mib']:>11.2f}Mi{r['db_mib']:>7.1f}Mi"
+        )
     summary = None
     if len(results) >= 2:
         a0, a1 = results[0], results[-1]
@@ -162,18 +182,28 @@ def main() -> None:
             "rss_peak_mib": [a0["rss_peak_mib"], a1["rss_peak_mib"]],
             "tracemalloc_peak_mib": [a0["tracemalloc_peak_mib"], a1["tracemalloc_peak_mib"]],
         }
-        print(f"{a0['rows']} rows: {a0['rows_per_s']:.0f} rows/s, {a1['rows']} rows: {a1['rows_per_s']:.0f} "
-              f"rows/s, rate ratio {summary['rate_ratio']:.2f} (linear: 1, goal >= 0.8); per CPU second "
-              f"{a0['rows_per_cpu_s']:.0f} vs {a1['rows_per_cpu_s']:.0f}, ratio {summary['cpu_rate_ratio']:.2f}; "
-              f"peak RSS "
-              f"{a0['rss_peak_mib']:.0f} vs {a1['rss_peak_mib']:.0f} MiB, tracemalloc peak "
-              f"{a0['tracemalloc_peak_mib']:.1f} vs {a1['tracemalloc_peak_mib']:.1f} MiB")
+        print(
+            f"{a0['rows']} rows: {a0['rows_per_s']:.0f} rows/s, {a1['rows']} rows: {a1['rows_per_s']:.0f} "
+            f"rows/s, rate ratio {summary['rate_ratio']:.2f} (linear: 1, goal >= 0.8); per CPU second "
+            f"{a0['rows_per_cpu_s']:.0f} vs {a1['rows_per_cpu_s']:.0f}, ratio {summary['cpu_rate_ratio']:.2f}; "
+            f"peak RSS "
+            f"{a0['rss_peak_mib']:.0f} vs {a1['rss_peak_mib']:.0f} MiB, tracemalloc peak "
+            f"{a0['tracemalloc_peak_mib']:.1f} vs {a1['tracemalloc_peak_mib']:.1f} MiB"
+        )
     load = os.getloadavg()
     print(f"load average at the end (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     out = Path(a.out)
-    write_json_atomic(out, {"results": results, "summary": summary, "loadavg": list(load),
-                            "python": platform.python_version(),
-                            "machine": platform.machine(), "cpus": os.cpu_count()})
+    write_json_atomic(
+        out,
+        {
+            "results": results,
+            "summary": summary,
+            "loadavg": list(load),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+    )
     print(f"wrote {out}")
 
 

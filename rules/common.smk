@@ -11,7 +11,6 @@ from snakemake.exceptions import WorkflowError
 from se_lib.code_deps import config_class_modules, import_closure, module_closure
 from se_lib.config import db_url, tracking_uri, validate_config
 
-
 # Validate before any job starts; defaults are filled in from the schema. The message names the key.
 validate_config(config, workflow.source_path("../config/schema/config.schema.yaml"))
 
@@ -19,6 +18,7 @@ validate_config(config, workflow.source_path("../config/schema/config.schema.yam
 INVOCATION_ID = os.environ.setdefault("SE_INVOCATION_ID", uuid.uuid4().hex)
 
 from se_lib.data.splits import SPLITS
+
 CORPUS_DIR = "results/corpus"
 ROOMS_DIR = "results/rooms"
 # The DB digest file stands for the mixture DB whatever its backend (sqlite file or server URL).

@@ -36,8 +36,11 @@ def _read_tsv(path: Path) -> pd.DataFrame:
 
 
 def _hashes(out: Path) -> dict[str, str]:
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _quiet(_msg: str) -> None:
@@ -56,6 +59,7 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
 
 
 # ---------------------------------------------------------------------------- demo corpus ----
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
@@ -79,7 +83,7 @@ def test_demo_manifests_follow_contract(demo):
     for df, id_col, sub in ((speech, "sid", "speech"), (noise, "nid", "noise")):
         assert df[id_col].is_unique and all(ID_RE.match(i) for i in df[id_col])
         assert set(df["split"]) == set(SPLITS)
-        for ident, path, sr, seconds in zip(df[id_col], df["path"], df["sr"], df["seconds"]):
+        for ident, path, sr, seconds in zip(df[id_col], df["path"], df["sr"], df["seconds"], strict=True):
             assert path == f"results/corpus/{sub}/{ident}.wav"  # relative to the repo root (cwd)
             info = sf.info(root / path)
             assert (info.samplerate, info.channels, info.subtype) == (cfg["sample_rate"], 1, "PCM_16")
@@ -95,8 +99,11 @@ def test_demo_speakers_distinct_and_disjoint(demo):
     assert speech["speaker"].nunique() >= 8
     by_split = {s: set(speech.loc[speech["split"] == s, "speaker"]) for s in SPLITS}
     assert [len(by_split[s]) for s in SPLITS] == [6, 2, 2]
-    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
-                or by_split["val"] & by_split["test"])
+    assert not (
+        by_split["train"] & by_split["val"]
+        or by_split["train"] & by_split["test"]
+        or by_split["val"] & by_split["test"]
+    )
     speakers = _read_tsv(root / "results/corpus/speakers.tsv")
     voices = [s.split()[0] for s in speakers["source"]]
     assert len(set(voices)) == len(voices) == 10  # distinct eSpeak voices
@@ -137,9 +144,19 @@ def test_demo_replaces_existing_out_dir(in_tmp):
     out = in_tmp / "results/corpus"
     (out / "speech").mkdir(parents=True)
     (out / "stale.txt").write_text("old")
-    cfg = load_config(overrides={"corpus": {"demo": {"speakers": {"train": 1, "val": 1, "test": 1},
-                                                      "utterances_per_speaker": 1, "noise_kinds": ["white"],
-                                                      "noises_per_kind": 3, "noise_seconds": 0.5}}})
+    cfg = load_config(
+        overrides={
+            "corpus": {
+                "demo": {
+                    "speakers": {"train": 1, "val": 1, "test": 1},
+                    "utterances_per_speaker": 1,
+                    "noise_kinds": ["white"],
+                    "noises_per_kind": 3,
+                    "noise_seconds": 0.5,
+                }
+            }
+        }
+    )
     stats = build_corpus(cfg, out, log=_quiet)
     assert not (out / "stale.txt").exists() and stats["speech"] == {"train": 1, "val": 1, "test": 1}
     assert _no_temp_dirs(in_tmp / "results")
@@ -153,8 +170,9 @@ def test_plan_speakers_limits_and_allocation():
     assert plan != plan_speakers({"train": 6, "val": 2, "test": 2}, 8)
     assert sum(s.voice.split("+")[-1].startswith("f") for s in plan) == 5  # alternating gender
     rng = np.random.default_rng(0)
-    split = allocate_splits({"a": [f"a{i}" for i in range(10)], "b": ["b0"], "c": ["c0"], "d": ["d0"]},
-                            {"val": 0.2, "test": 0.1}, rng)
+    split = allocate_splits(
+        {"a": [f"a{i}" for i in range(10)], "b": ["b0"], "c": ["c0"], "d": ["d0"]}, {"val": 0.2, "test": 0.1}, rng
+    )
     a = [split[f"a{i}"] for i in range(10)]
     assert (a.count("train"), a.count("val"), a.count("test")) == (7, 2, 1)
     assert sorted(split[k] for k in ("b0", "c0", "d0")) == ["test", "train", "val"]  # small groups rotate
@@ -176,6 +194,7 @@ def test_espeak_synthesis_is_a_pure_function():
 
 
 # --------------------------------------------------------------------------- files corpus ----
+
 
 def _speechlike(rng: np.random.Generator, sr: int, seconds: float, f0: float) -> np.ndarray:
     t = np.arange(int(sr * seconds)) / sr
@@ -214,8 +233,11 @@ def _make_files_tree(root: Path) -> Path:
 
 
 def _files_config(**files) -> dict:
-    base = {"speech_glob": "data/speech/*/*.wav", "noise_glob": "data/noise/**/*.wav",
-            "split_fractions": {"val": 0.2, "test": 0.2}}
+    base = {
+        "speech_glob": "data/speech/*/*.wav",
+        "noise_glob": "data/noise/**/*.wav",
+        "split_fractions": {"val": 0.2, "test": 0.2},
+    }
     base.update(files)
     return load_config(overrides={"corpus": {"kind": "files", "files": base}})
 
@@ -234,7 +256,7 @@ def test_files_corpus_resamples_splits_and_lists_rirs(in_tmp):
         assert all(ID_RE.match(i) for i in df[col]) and df[col].is_unique
     assert "alice-utt-0" in set(speech["sid"])
     assert speech.set_index("sid").loc["alice-utt-0", "text"] == "hello world"
-    for path, seconds in zip(speech["path"], speech["seconds"]):
+    for path in speech["path"]:
         info = sf.info(path)
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     # durations survive resampling from 22.05 and 8 kHz
@@ -269,8 +291,9 @@ def _add_bad(data: Path, which: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("which, reason", [("corrupt", "unreadable"), ("empty", "empty"),
-                                           ("nan", "non-finite"), ("silent", "silent")])
+@pytest.mark.parametrize(
+    "which, reason", [("corrupt", "unreadable"), ("empty", "empty"), ("nan", "non-finite"), ("silent", "silent")]
+)
 def test_bad_file_fails_naming_path_and_writes_nothing(in_tmp, which, reason):
     bad = _add_bad(_make_files_tree(in_tmp), which)
     with pytest.raises(AudioError, match=reason) as err:
@@ -348,8 +371,10 @@ def test_sanitize_id():
 def test_cli(in_tmp):
     _make_files_tree(in_tmp)
     cfg = in_tmp / "config.yaml"
-    cfg.write_text("experiment: t\nseed: 3\nsample_rate: 8000\ncorpus:\n  kind: files\n  files:\n"
-                   "    speech_glob: data/speech/*/*.wav\n    noise_glob: data/noise/*/*.wav\n")
+    cfg.write_text(
+        "experiment: t\nseed: 3\nsample_rate: 8000\ncorpus:\n  kind: files\n  files:\n"
+        "    speech_glob: data/speech/*/*.wav\n    noise_glob: data/noise/*/*.wav\n"
+    )
     assert main(["--config", str(cfg), "--out", "results/c"]) == 0
     assert sf.info(_read_tsv(in_tmp / "results/c/speech.tsv")["path"][0]).samplerate == 8000
     (in_tmp / "data/speech/alice/bad.wav").write_bytes(b"RIFF garbage")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from worlds import interrupt_build_after, rebuild, tiny_config, write_corpus
 
 from se_lib.data import db as dbm
 from se_lib.data.naming import ID_RE
 from se_lib.data.rooms import build_rooms
+from worlds import interrupt_build_after, rebuild, tiny_config, write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,19 +41,38 @@ def test_splits_consistent_and_keys_unique(world):
     _, config, url = world
     engine = sa.create_engine(url)
     with engine.connect() as c:
-        rows = c.execute(sa.text(
-            "SELECT m.mid, m.split, s.split, n1.split, n2.split, r.split, m.nid1, m.nid2, m.sid, m.rid,"
-            " m.snr_db, m.snr_tenths, m.length, m.speech_offset, m.speech_start, s.frames"
-            " FROM mixture m JOIN speech s ON s.sid = m.sid JOIN noise n1 ON n1.nid = m.nid1"
-            " JOIN noise n2 ON n2.nid = m.nid2 JOIN room r ON r.rid = m.rid")).all()
+        rows = c.execute(
+            sa.text(
+                "SELECT m.mid, m.split, s.split, n1.split, n2.split, r.split, m.nid1, m.nid2, m.sid, m.rid,"
+                " m.snr_db, m.snr_tenths, m.length, m.speech_offset, m.speech_start, s.frames"
+                " FROM mixture m JOIN speech s ON s.sid = m.sid JOIN noise n1 ON n1.nid = m.nid1"
+                " JOIN noise n2 ON n2.nid = m.nid2 JOIN room r ON r.rid = m.rid"
+            )
+        ).all()
         counts = dict(c.execute(sa.text("SELECT split, COUNT(*) FROM mixture GROUP BY split")).all())
         room_splits = c.execute(sa.text("SELECT rid, split FROM room")).all()
     engine.dispose()
     assert counts == config["mixtures"]["count"]
     lo, hi = config["mixtures"]["snr_range"]
     keys = set()
-    for (mid, split, s_split, n1_split, n2_split, r_split, nid1, nid2, sid, rid, snr, tenths, length,
-         s_off, s_start, s_frames) in rows:
+    for (
+        mid,
+        split,
+        s_split,
+        n1_split,
+        n2_split,
+        r_split,
+        nid1,
+        nid2,
+        sid,
+        rid,
+        snr,
+        tenths,
+        length,
+        s_off,
+        s_start,
+        s_frames,
+    ) in rows:
         assert split == s_split == n1_split == n2_split == r_split
         assert nid1 != nid2
         assert ID_RE.match(mid)
@@ -77,9 +96,12 @@ def test_collisions_are_redrawn(tmp_path):
     rebuild(root, config, url, chunk_size=3)
     engine = sa.create_engine(url)
     with engine.connect() as c:
-        n, distinct = c.execute(sa.text(
-            "SELECT COUNT(*), COUNT(DISTINCT sid || '|' || nid1 || '|' || nid2 || '|' || rid || '|' || snr_tenths)"
-            " FROM mixture")).one()
+        n, distinct = c.execute(
+            sa.text(
+                "SELECT COUNT(*), COUNT(DISTINCT sid || '|' || nid1 || '|' || nid2 || '|' || rid || '|' || snr_tenths)"
+                " FROM mixture"
+            )
+        ).one()
     engine.dispose()
     assert n == distinct == 16
     too_many = tiny_config(root, snr_range=[0.0, 0.4], count={"train": 21, "val": 4, "test": 4})
@@ -150,12 +172,24 @@ def test_summary_and_cli(world):
         lo = int(rec.snr_bin[1:].split(",")[0])
         assert rec.train == sum(lo <= x < lo + 5 for x in snrs)
     path = url.removeprefix("sqlite:///")
-    out = subprocess.run([sys.executable, "-m", "se_lib.data.db", "digest", path], cwd=REPO,
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "se_lib.data.db", "digest", path],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == dbm.digest(url)
-    out = subprocess.run([sys.executable, "-m", "se_lib.data.db", "summary", str(root / "missing.sqlite")],
-                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "se_lib.data.db", "summary", str(root / "missing.sqlite")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 2 and "missing.sqlite" in out.stderr
     assert not (root / "missing.sqlite").exists()
 
@@ -169,11 +203,18 @@ def test_cli_build(tmp_path):
     import yaml
 
     cfg_file = root / "config.yaml"
-    cfg_file.write_text(yaml.safe_dump({k: config[k] for k in ("experiment", "seed", "sample_rate", "rooms",
-                                                                "mixtures")}))
-    out = subprocess.run([sys.executable, "-m", "se_lib.data.db", "build", "--config", str(cfg_file),
-                          "--url", "sqlite:///out.sqlite"], cwd=root, capture_output=True, text=True,
-                         timeout=300, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    cfg_file.write_text(
+        yaml.safe_dump({k: config[k] for k in ("experiment", "seed", "sample_rate", "rooms", "mixtures")})
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "se_lib.data.db", "build", "--config", str(cfg_file), "--url", "sqlite:///out.sqlite"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == dbm.digest(root / "out.sqlite")
 

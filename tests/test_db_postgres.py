@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from pg import PostgresUnavailable, postgres_server
-from worlds import interrupt_build_after, rebuild
 
+from pg import PostgresUnavailable, postgres_server
 from se_lib.data import db as dbm
 from se_lib.data.db import find_mixture
 from se_lib.data.naming import mixture_filename
+from worlds import interrupt_build_after, rebuild
 
 pytestmark = pytest.mark.postgres
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from worlds import build_world
 
 from se_lib.data import db as dbm
 from se_lib.data.db import find_mixture
@@ -14,12 +13,26 @@ from se_lib.data.naming import (
     mixture_filename,
     parse_mixture_filename,
 )
+from worlds import build_world
 
 
-@pytest.mark.parametrize("x, text", [
-    (5, "5"), (5.0, "5"), (-2.5, "-2.5"), (0, "0"), (-0.0, "0"), (-0.04, "0"), (10.04, "10"),
-    (-10.96, "-11"), (0.1, "0.1"), (-0.1, "-0.1"), (12.3456, "12.3"), (-7.96, "-8"),
-])
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (5, "5"),
+        (5.0, "5"),
+        (-2.5, "-2.5"),
+        (0, "0"),
+        (-0.0, "0"),
+        (-0.04, "0"),
+        (10.04, "10"),
+        (-10.96, "-11"),
+        (0.1, "0.1"),
+        (-0.1, "-0.1"),
+        (12.3456, "12.3"),
+        (-7.96, "-8"),
+    ],
+)
 def test_format_snr(x, text):
     assert format_snr(x) == text
 
@@ -35,9 +48,17 @@ def test_round_trip_property():
     rng = np.random.default_rng(1234)
     alphabet = np.array(list("abcXYZ0189-"))
     for _ in range(2000):
-        ident = lambda: "".join(rng.choice(alphabet, size=int(rng.integers(1, 12))))
-        row = {"sid": ident(), "nid1": ident(), "nid2": ident(), "rid": ident(),
-               "snr_db": int(rng.integers(-400, 400)) / 10}
+
+        def ident():
+            return "".join(rng.choice(alphabet, size=int(rng.integers(1, 12))))
+
+        row = {
+            "sid": ident(),
+            "nid1": ident(),
+            "nid2": ident(),
+            "rid": ident(),
+            "snr_db": int(rng.integers(-400, 400)) / 10,
+        }
         kind = str(rng.choice(KINDS))
         name = mixture_filename(row, kind)
         parsed = parse_mixture_filename(name)
@@ -45,13 +66,16 @@ def test_round_trip_property():
         assert mixture_filename(parsed, kind) == name
 
 
-@pytest.mark.parametrize("bad", [
-    "sid_a_nids_b_c_rid_d_snr_5dB_clean.wav",  # unknown kind
-    "sid_a_nids_b_rid_d_snr_5dB_noisy.wav",  # one noise id
-    "sid_a_b_nids_b_c_rid_d_snr_5dB_noisy.wav",  # underscore inside an id
-    "sid_a_nids_b_c_rid_d_snr_5.25dB_noisy.wav",  # two decimals
-    "sid_a_nids_b_c_rid_d_snr_5dB_noisy.flac",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "sid_a_nids_b_c_rid_d_snr_5dB_clean.wav",  # unknown kind
+        "sid_a_nids_b_rid_d_snr_5dB_noisy.wav",  # one noise id
+        "sid_a_b_nids_b_c_rid_d_snr_5dB_noisy.wav",  # underscore inside an id
+        "sid_a_nids_b_c_rid_d_snr_5.25dB_noisy.wav",  # two decimals
+        "sid_a_nids_b_c_rid_d_snr_5dB_noisy.flac",
+    ],
+)
 def test_rejects_bad_names(bad):
     with pytest.raises(ValueError, match="not a mixture file name"):
         parse_mixture_filename(bad)

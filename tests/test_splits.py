@@ -34,13 +34,17 @@ def test_derive_seed_is_pinned():
     assert derive_seed(7, "room", "val", 0) == 5751440990707298720
     # ... which are SHA-256 of the \x1f-joined text, first 8 bytes big-endian, 63 bits
     text = "\x1f".join(["20261123", "mixtures", "train"]).encode()
-    assert derive_seed(20261123, "mixtures", "train") == int.from_bytes(
-        hashlib.sha256(text).digest()[:8], "big") & (2**63 - 1)
+    assert derive_seed(20261123, "mixtures", "train") == int.from_bytes(hashlib.sha256(text).digest()[:8], "big") & (
+        2**63 - 1
+    )
 
 
 def test_derive_seed_keys():
-    seeds = {derive_seed(s, *k) for s in (0, 1, 2**40 + 1)
-             for k in [(), ("a",), ("b",), ("a", "b"), ("ab",), ("a", 0), ("a", 1), ("room", "train", 3)]}
+    seeds = {
+        derive_seed(s, *k)
+        for s in (0, 1, 2**40 + 1)
+        for k in [(), ("a",), ("b",), ("a", "b"), ("ab",), ("a", 0), ("a", 1), ("room", "train", 3)]
+    }
     assert len(seeds) == 3 * 8  # every (seed, keys) its own stream; big seeds are not truncated
     assert all(0 <= x < 2**63 for x in seeds)
     assert derive_seed(5, "x", 3) == derive_seed(5, "x", "3") == derive_seed(np.int64(5), "x", np.int32(3))
@@ -107,7 +111,7 @@ def test_data_modules_acyclic_and_no_private_imports():
         state[m] = 1
         for d in sorted(deps.get(m, ())):
             if state.get(d) == 1:
-                raise AssertionError("import cycle: " + " -> ".join([*stack[stack.index(d):], d]))
+                raise AssertionError("import cycle: " + " -> ".join([*stack[stack.index(d) :], d]))
             if d not in state:
                 visit(d, [*stack, d])
         state[m] = 2

@@ -93,7 +93,9 @@ def test_scores_and_report(workflow_run):
 
 
 def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run, run_snakemake):
-    from browser import BrowserUnavailable as BrowserError, check_report_html, find_browser as find_chromium
+    from browser import BrowserUnavailable as BrowserError
+    from browser import check_report_html
+    from browser import find_browser as find_chromium
 
     workdir, _ = workflow_run
     run_snakemake(workdir, "--report", "report.html")

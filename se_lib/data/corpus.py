@@ -44,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,10 @@ def build_corpus(config: dict, out_dir: str | os.PathLike = "results/corpus", lo
         raise CorpusError(f"output path {out} exists and is not a directory")
     if kind == "demo":
         _check_demo_config(config)
-        build: Callable[[Path, Path], dict] = lambda tmp, final: _build_demo(config, tmp, final, log)
+        build: Callable[[Path, Path], dict] = partial(_build_demo, config, log=log)
     elif kind == "files":
         plan = _plan_files(config, log)  # validates every file before anything is written
-        build = lambda tmp, final: _build_files(plan, sr, tmp, final, log)
+        build = partial(_build_files, plan, sr, log=log)
     else:
         raise ConfigError(f"config key 'corpus.kind': unknown kind {kind!r} (demo | files)")
 
@@ -153,14 +154,17 @@ def _check_demo_config(config: dict) -> None:
 
     for i, kind in enumerate(config["corpus"]["demo"]["noise_kinds"]):
         if kind not in NOISE_KINDS:
-            raise ConfigError(f"config key 'corpus.demo.noise_kinds.{i}': unknown kind {kind!r}; "
-                              f"known: {list(NOISE_KINDS)}")
+            raise ConfigError(
+                f"config key 'corpus.demo.noise_kinds.{i}': unknown kind {kind!r}; known: {list(NOISE_KINDS)}"
+            )
     if float(config["corpus"]["demo"]["noise_seconds"]) <= 0:
         raise ConfigError("config key 'corpus.demo.noise_seconds': must be > 0")
     n_noise = len(config["corpus"]["demo"]["noise_kinds"]) * int(config["corpus"]["demo"]["noises_per_kind"])
     if n_noise < len(SPLITS):
-        raise ConfigError(f"config key 'corpus.demo.noises_per_kind': {n_noise} noise file(s) in all cannot "
-                          f"give every split its own noise; need at least {len(SPLITS)}")
+        raise ConfigError(
+            f"config key 'corpus.demo.noises_per_kind': {n_noise} noise file(s) in all cannot "
+            f"give every split its own noise; need at least {len(SPLITS)}"
+        )
     from se_lib.data.demo_corpus import plan_speakers
 
     try:
@@ -195,8 +199,8 @@ class _Item:
     path: Path
     display: str
     info: AudioInfo
-    label: str = ""      # speaker or noise kind (sanitised)
-    ident: str = ""      # sid / nid / ririd
+    label: str = ""  # speaker or noise kind (sanitised)
+    ident: str = ""  # sid / nid / ririd
     split: str = ""
     text: str = ""
 
@@ -206,7 +210,7 @@ class _FilesPlan:
     speech: list[_Item]
     noise: list[_Item]
     rirs: list[_Item]
-    speakers: dict[str, tuple[str, str]]          # token -> (split, raw name)
+    speakers: dict[str, tuple[str, str]]  # token -> (split, raw name)
     skipped: list[dict] = field(default_factory=list)
     multichannel: list[str] = field(default_factory=list)
 
@@ -227,20 +231,27 @@ def _plan_files(config: dict, log: Log) -> _FilesPlan:
     speech_paths = _glob(speech_glob, "corpus.files.speech_glob")
     noise_paths = _glob(noise_glob, "corpus.files.noise_glob")
     rir_paths = _glob(rir_glob, "corpus.files.rir_glob") if rir_glob else []
-    for (ka, a), (kb, b) in ((("speech_glob", speech_paths), ("noise_glob", noise_paths)),
-                             (("speech_glob", speech_paths), ("rir_glob", rir_paths)),
-                             (("noise_glob", noise_paths), ("rir_glob", rir_paths))):
+    for (ka, a), (kb, b) in (
+        (("speech_glob", speech_paths), ("noise_glob", noise_paths)),
+        (("speech_glob", speech_paths), ("rir_glob", rir_paths)),
+        (("noise_glob", noise_paths), ("rir_glob", rir_paths)),
+    ):
         both = sorted({p.resolve() for p in a} & {p.resolve() for p in b})
         if both:
-            raise CorpusError(f"corpus.files.{ka} and corpus.files.{kb} both match {len(both)} file(s), "
-                              f"e.g. {both[0]}; speech, noise and RIR files must be distinct")
+            raise CorpusError(
+                f"corpus.files.{ka} and corpus.files.{kb} both match {len(both)} file(s), "
+                f"e.g. {both[0]}; speech, noise and RIR files must be distinct"
+            )
 
     # labels first (cheap, and a pattern mismatch is a configuration problem, not a bad file)
     speech_labels = [_match(speaker_re, p, "speaker", "corpus.files.speaker_pattern") for p in speech_paths]
     noise_labels = [_match(kind_re, p, "kind", "corpus.files.noise_kind_pattern") for p in noise_paths]
 
-    log(f"corpus: validating {len(speech_paths)} speech, {len(noise_paths)} noise"
-        + (f", {len(rir_paths)} RIR" if rir_paths else "") + " files")
+    log(
+        f"corpus: validating {len(speech_paths)} speech, {len(noise_paths)} noise"
+        + (f", {len(rir_paths)} RIR" if rir_paths else "")
+        + " files"
+    )
     bad: list[tuple[str, str]] = []
     speech = _validate(speech_paths, bad)
     noise = _validate(noise_paths, bad)
@@ -249,31 +260,36 @@ def _plan_files(config: dict, log: Log) -> _FilesPlan:
         if on_bad == "fail":
             first, reason = bad[0]
             more = "".join(f"\n  {p}: {r}" for p, r in bad[1:])
-            raise AudioError(first, f"{reason}{more}\n({len(bad)} bad audio file(s); nothing was written; "
-                                    "set corpus.on_bad_file: skip to leave them out)")
+            raise AudioError(
+                first,
+                f"{reason}{more}\n({len(bad)} bad audio file(s); nothing was written; "
+                "set corpus.on_bad_file: skip to leave them out)",
+            )
         for p, r in bad:
             log(f"corpus: WARNING skipping bad audio file {p}: {r}")
         log(f"corpus: skipped {len(bad)} bad audio file(s)")
     skipped = [{"path": p, "reason": r} for p, r in bad]
 
     # speakers -> tokens -> splits
-    speech_pairs = [(it, lab) for it, lab in zip(speech, speech_labels) if it is not None]
+    speech_pairs = [(it, lab) for it, lab in zip(speech, speech_labels, strict=True) if it is not None]
     speaker_token = _unique_tokens(sorted({lab for _, lab in speech_pairs}))
     for it, lab in speech_pairs:
         it.label = speaker_token[lab]
     speech = [it for it, _ in speech_pairs]
     tokens = sorted(set(speaker_token.values()))
     if len(tokens) < 3:
-        raise CorpusError(f"corpus.files: need at least 3 speakers (one per split) but found {len(tokens)} "
-                          f"({', '.join(tokens) or 'none'}) in speech_glob {speech_glob!r} with "
-                          f"speaker_pattern {files['speaker_pattern']!r}")
+        raise CorpusError(
+            f"corpus.files: need at least 3 speakers (one per split) but found {len(tokens)} "
+            f"({', '.join(tokens) or 'none'}) in speech_glob {speech_glob!r} with "
+            f"speaker_pattern {files['speaker_pattern']!r}"
+        )
     split_of_speaker = allocate_splits({"speakers": tokens}, fractions, derive_rng(seed, "files", "speaker-split"))
     for it in speech:
         it.split = split_of_speaker[it.label]
         it.text = _sidecar_text(it.path)
     _assign_ids(speech, lambda it: f"{it.label}-{it.path.stem}")
 
-    noise_pairs = [(it, lab) for it, lab in zip(noise, noise_labels) if it is not None]
+    noise_pairs = [(it, lab) for it, lab in zip(noise, noise_labels, strict=True) if it is not None]
     kind_token = _unique_tokens(sorted({lab for _, lab in noise_pairs}))
     for it, lab in noise_pairs:
         it.label = kind_token[lab]
@@ -316,8 +332,10 @@ def _build_files(plan: _FilesPlan, sr: int, tmp: Path, final: Path, log: Log) ->
         x, _ = read_audio(it.path, sample_rate=sr, mono=False)
         w.resampled += int(it.info.sample_rate != sr)
         w.rir(it.ident, x)
-    log(f"corpus: wrote {len(plan.speech)} speech, {len(plan.noise)} noise, {len(plan.rirs)} RIR files "
-        f"in {time.perf_counter() - t:.1f} s ({w.resampled} resampled)")
+    log(
+        f"corpus: wrote {len(plan.speech)} speech, {len(plan.noise)} noise, {len(plan.rirs)} RIR files "
+        f"in {time.perf_counter() - t:.1f} s ({w.resampled} resampled)"
+    )
     return w.finish("files", speakers=plan.speakers, skipped=plan.skipped, multichannel=plan.multichannel)
 
 
@@ -402,8 +420,10 @@ def _glob(pattern: str, key: str) -> list[Path]:
 def _match(regex: re.Pattern, path: Path, group: str, key: str) -> str:
     m = regex.search(path.as_posix())
     if m is None or not m.group(group):
-        raise CorpusError(f"config key '{key}': {regex.pattern!r} does not match {path.as_posix()} "
-                          f"(its named group '{group}' must capture a non-empty string)")
+        raise CorpusError(
+            f"config key '{key}': {regex.pattern!r} does not match {path.as_posix()} "
+            f"(its named group '{group}' must capture a non-empty string)"
+        )
     return m.group(group)
 
 
@@ -414,8 +434,7 @@ def _compile(files: dict, key: str, group: str) -> re.Pattern:
     except re.error as exc:
         raise ConfigError(f"config key 'corpus.files.{key}': invalid regex {pattern!r} ({exc})") from exc
     if group not in regex.groupindex:
-        raise ConfigError(f"config key 'corpus.files.{key}': regex {pattern!r} has no named group "
-                          f"(?P<{group}>...)")
+        raise ConfigError(f"config key 'corpus.files.{key}': regex {pattern!r} has no named group (?P<{group}>...)")
     return regex
 
 
@@ -447,21 +466,36 @@ class _Writer:
 
     def speech(self, sid: str, audio: np.ndarray, speaker: str, split: str, text: str) -> None:
         path, sec = self._write("speech", sid, audio)
-        self.speech_rows.append({"sid": sid, "path": path, "speaker": speaker, "split": split,
-                                 "sr": self.sr, "seconds": f"{sec:.4f}", "text": " ".join(text.split())})
+        self.speech_rows.append(
+            {
+                "sid": sid,
+                "path": path,
+                "speaker": speaker,
+                "split": split,
+                "sr": self.sr,
+                "seconds": f"{sec:.4f}",
+                "text": " ".join(text.split()),
+            }
+        )
 
     def noise(self, nid: str, audio: np.ndarray, kind: str, split: str) -> None:
         path, sec = self._write("noise", nid, audio)
-        self.noise_rows.append({"nid": nid, "path": path, "kind": kind, "split": split,
-                                "sr": self.sr, "seconds": f"{sec:.4f}"})
+        self.noise_rows.append(
+            {"nid": nid, "path": path, "kind": kind, "split": split, "sr": self.sr, "seconds": f"{sec:.4f}"}
+        )
 
     def rir(self, ririd: str, audio: np.ndarray) -> None:
         (self.tmp / "rirs").mkdir(exist_ok=True)
         path, _ = self._write("rirs", ririd, audio, subtype="FLOAT")
         self.rir_rows.append({"ririd": ririd, "path": path, "channels": int(audio.shape[0]), "sr": self.sr})
 
-    def finish(self, kind: str, speakers: dict[str, tuple[str, str]], skipped: list | None = None,
-               multichannel: list | None = None) -> dict:
+    def finish(
+        self,
+        kind: str,
+        speakers: dict[str, tuple[str, str]],
+        skipped: list | None = None,
+        multichannel: list | None = None,
+    ) -> dict:
         _write_tsv(self.tmp / "speech.tsv", SPEECH_COLUMNS, self.speech_rows)
         _write_tsv(self.tmp / "noise.tsv", NOISE_COLUMNS, self.noise_rows)
         if self.rir_rows:
@@ -469,8 +503,11 @@ class _Writer:
         n_utt: dict[str, int] = {}
         for r in self.speech_rows:
             n_utt[r["speaker"]] = n_utt.get(r["speaker"], 0) + 1
-        spk_rows = [{"speaker": s, "split": split, "utterances": n_utt.get(s, 0), "source": src}
-                    for s, (split, src) in sorted(speakers.items()) if n_utt.get(s, 0)]
+        spk_rows = [
+            {"speaker": s, "split": split, "utterances": n_utt.get(s, 0), "source": src}
+            for s, (split, src) in sorted(speakers.items())
+            if n_utt.get(s, 0)
+        ]
         _write_tsv(self.tmp / "speakers.tsv", SPEAKER_COLUMNS, spk_rows)
         skipped = skipped or []
         return {
@@ -480,8 +517,10 @@ class _Writer:
             "speakers": {s: sorted({r["speaker"] for r in self.speech_rows if r["split"] == s}) for s in SPLITS},
             "noise": {s: sum(r["split"] == s for r in self.noise_rows) for s in SPLITS},
             "noise_kinds": {s: _count(r["kind"] for r in self.noise_rows if r["split"] == s) for s in SPLITS},
-            "seconds": {"speech": round(sum(float(r["seconds"]) for r in self.speech_rows), 3),
-                        "noise": round(sum(float(r["seconds"]) for r in self.noise_rows), 3)},
+            "seconds": {
+                "speech": round(sum(float(r["seconds"]) for r in self.speech_rows), 3),
+                "noise": round(sum(float(r["seconds"]) for r in self.noise_rows), 3),
+            },
             "rirs": len(self.rir_rows),
             "skipped": skipped,
             "n_skipped": len(skipped),
@@ -500,8 +539,10 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 def _check_noise_splits(rows: list[dict], key: str) -> None:
     missing = [s for s in SPLITS if not any(r["split"] == s for r in rows)]
     if missing:
-        raise CorpusError(f"{key}: {len(rows)} noise file(s) cannot cover every split (none for "
-                          f"{', '.join(missing)}); provide at least 3 noise files")
+        raise CorpusError(
+            f"{key}: {len(rows)} noise file(s) cannot cover every split (none for "
+            f"{', '.join(missing)}); provide at least 3 noise files"
+        )
 
 
 def _write_tsv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -524,18 +565,21 @@ def _manifest_path(final: Path) -> str:
 
 def _summary(stats: dict, out: Path) -> str:
     per = lambda d: ", ".join(f"{s} {d[s]}" for s in SPLITS)  # noqa: E731
-    return (f"corpus ({stats['kind']}) -> {out}: speech {per(stats['speech'])}; "
-            f"speakers {per({s: len(v) for s, v in stats['speakers'].items()})}; noise {per(stats['noise'])}; "
-            f"{stats['seconds']['speech']:.1f} s speech, {stats['seconds']['noise']:.1f} s noise; "
-            f"rirs {stats['rirs']}; skipped {stats['n_skipped']}; {stats['elapsed_s']:.2f} s")
+    return (
+        f"corpus ({stats['kind']}) -> {out}: speech {per(stats['speech'])}; "
+        f"speakers {per({s: len(v) for s, v in stats['speakers'].items()})}; noise {per(stats['noise'])}; "
+        f"{stats['seconds']['speech']:.1f} s speech, {stats['seconds']['noise']:.1f} s noise; "
+        f"rirs {stats['rirs']}; skipped {stats['n_skipped']}; {stats['elapsed_s']:.2f} s"
+    )
 
 
 def _cfg(config: dict, dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise ConfigError(f"config key '{dotted}': missing (load the config with se_lib.config.load_config, "
-                              "which fills defaults)")
+            raise ConfigError(
+                f"config key '{dotted}': missing (load the config with se_lib.config.load_config, which fills defaults)"
+            )
         node = node[part]
     return node
 

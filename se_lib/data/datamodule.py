@@ -62,16 +62,22 @@ class EpochSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
         self.epoch += 1  # next pass = next epoch unless set_epoch says otherwise
-        order = (np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle
-                 else np.arange(self.n))
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
         return iter([(epoch, int(i)) for i in order])
 
 
 class MixtureDataset(Dataset):
     """Rendered items of one split (``mode``: train | val | test | predict)."""
 
-    def __init__(self, rows: Sequence[dict], mode: str, segment: int | None, snr_range: Sequence[float] | None,
-                 seed: int, corpus_root: str = ".") -> None:
+    def __init__(
+        self,
+        rows: Sequence[dict],
+        mode: str,
+        segment: int | None,
+        snr_range: Sequence[float] | None,
+        seed: int,
+        corpus_root: str = ".",
+    ) -> None:
         if mode not in (*SPLITS, "predict"):
             raise ValueError(f"unknown mode {mode!r}")
         self.rows = list(rows)
@@ -105,7 +111,7 @@ class MixtureDataset(Dataset):
         row = self.rows[index]
         start, size, snr = self.item_plan(epoch, index)
         r = self.renderer.render(row, snr_db=snr)
-        noisy, target = r.noisy[:, start: start + size], r.target[start: start + size]
+        noisy, target = r.noisy[:, start : start + size], r.target[start : start + size]
         valid = target.shape[-1]
         if valid < size:  # segment longer than the mixture: zero padding
             noisy = torch.nn.functional.pad(noisy, (0, size - valid))
@@ -192,8 +198,10 @@ class MixtureDataModule(L.LightningDataModule):
     def _check_db(self) -> None:
         meta = mixture_db.read_meta(self.db_url)
         if int(meta.get("sample_rate", -1)) != self.sample_rate:
-            raise ValueError(f"data.sample_rate {self.sample_rate} != sample_rate "
-                             f"{meta.get('sample_rate')} of the mixture DB {self.db_url}")
+            raise ValueError(
+                f"data.sample_rate {self.sample_rate} != sample_rate "
+                f"{meta.get('sample_rate')} of the mixture DB {self.db_url}"
+            )
 
     @property
     def num_channels(self) -> int:
@@ -215,8 +223,14 @@ class MixtureDataModule(L.LightningDataModule):
         rows = list(mixture_db.iter_mixtures(self.db_url, split, limit=self.max_items))
         if not rows:
             raise ValueError(f"mixture DB {self.db_url} has no {split} mixtures")
-        return MixtureDataset(rows, mode, self._segment() if mode != "predict" else None,
-                              self.snr_range if mode == "train" else None, self.seed, self.corpus_root)
+        return MixtureDataset(
+            rows,
+            mode,
+            self._segment() if mode != "predict" else None,
+            self.snr_range if mode == "train" else None,
+            self.seed,
+            self.corpus_root,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         self._check_db()

@@ -269,8 +269,9 @@ def _audio_rows(tsv: Path, id_col: str, columns: Sequence[str], sr: int, root: P
         info = audio_info(path)
         frames, file_sr = info.frames, info.sample_rate
         if file_sr != sr or int(r["sr"]) != sr:
-            raise DBError(f"{tsv}:{line}: {r['path']} has sample rate {file_sr} (tsv {r['sr']}), "
-                          f"config sample_rate is {sr}")
+            raise DBError(
+                f"{tsv}:{line}: {r['path']} has sample rate {file_sr} (tsv {r['sr']}), config sample_rate is {sr}"
+            )
         if frames <= 0:
             raise DBError(f"{tsv}:{line}: {r['path']} is empty")
         row = {c: r[c] for c in columns}
@@ -298,12 +299,22 @@ def _room_rows(rooms_dir: Path, sr: int, root: Path) -> list[dict]:
             channels = rir_shape[1]
         if rir_shape[1] != channels:
             raise DBError(f"{npz}: {rir_shape[1]} mic channels, other rooms have {channels}")
-        rows.append({
-            "rid": r["rid"], "split": r["split"], "dims": _canon(r["dims"]), "rt60": r["rt60"],
-            "mics": _canon(r["mics"]), "src_pos": _canon(r["src_pos"]), "ref_mic": r["ref_mic"],
-            "target": r["target"], "rir_path": r["rir_path"], "channels": int(rir_shape[1]),
-            "mic_array": r["mic_array"], "origin": r["origin"],
-        })
+        rows.append(
+            {
+                "rid": r["rid"],
+                "split": r["split"],
+                "dims": _canon(r["dims"]),
+                "rt60": r["rt60"],
+                "mics": _canon(r["mics"]),
+                "src_pos": _canon(r["src_pos"]),
+                "ref_mic": r["ref_mic"],
+                "target": r["target"],
+                "rir_path": r["rir_path"],
+                "channels": int(rir_shape[1]),
+                "mic_array": r["mic_array"],
+                "origin": r["origin"],
+            }
+        )
     if not rows:
         raise DBError(f"{rooms_dir}/rooms.tsv has no rooms")
     return rows
@@ -336,9 +347,13 @@ class _Pools:
     rooms: list[str]
 
 
-def _candidate_rows(rng: np.random.Generator, pools: _Pools, length: int,
-                    snr_range: Sequence[float],
-                    rel_range: Sequence[float] = NOISE2_REL_DB_RANGE) -> Iterator[dict]:
+def _candidate_rows(
+    rng: np.random.Generator,
+    pools: _Pools,
+    length: int,
+    snr_range: Sequence[float],
+    rel_range: Sequence[float] = NOISE2_REL_DB_RANGE,
+) -> Iterator[dict]:
     """Endless stream of candidate mixture rows for one split (keys not yet checked)."""
     lo, hi = float(snr_range[0]), float(snr_range[1])
     rel_lo, rel_hi = float(rel_range[0]), float(rel_range[1])
@@ -357,10 +372,18 @@ def _candidate_rows(rng: np.random.Generator, pools: _Pools, length: int,
         else:
             speech_offset, speech_start = 0, int(rng.integers(length - sp.frames + 1))
         yield {
-            "sid": sp.id, "nid1": n1.id, "nid2": n2.id, "rid": rid, "snr_db": snr,
-            "snr_tenths": snr_tenths(snr), "speech_offset": speech_offset, "speech_start": speech_start,
-            "noise1_offset": int(rng.integers(n1.frames)), "noise2_offset": int(rng.integers(n2.frames)),
-            "length": length, "noise2_rel_db": rel,
+            "sid": sp.id,
+            "nid1": n1.id,
+            "nid2": n2.id,
+            "rid": rid,
+            "snr_db": snr,
+            "snr_tenths": snr_tenths(snr),
+            "speech_offset": speech_offset,
+            "speech_start": speech_start,
+            "noise1_offset": int(rng.integers(n1.frames)),
+            "noise2_offset": int(rng.integers(n2.frames)),
+            "length": length,
+            "noise2_rel_db": rel,
         }
 
 
@@ -389,7 +412,7 @@ def _existing_keys(conn: Connection, keys: Sequence[tuple]) -> set[tuple]:
     stmt = _key_probe()
     found: set[tuple] = set()
     for i in range(0, len(keys), _KEY_PROBE):
-        part = list(keys[i: i + _KEY_PROBE])
+        part = list(keys[i : i + _KEY_PROBE])
         part += [part[-1]] * (_KEY_PROBE - len(part))  # pad: same statement for a short batch
         params = {f"{name}_{j}": v for j, key in enumerate(part) for name, v in zip(KEY_COLUMNS, key, strict=True)}
         found.update(tuple(r) for r in conn.execute(stmt, params))
@@ -401,13 +424,11 @@ def _rel_range(config: dict) -> Sequence[float]:
     return config["mixtures"]["noise2_rel_db_range"]
 
 
-def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, length: int,
-                     chunk_size: int) -> int:
+def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, length: int, chunk_size: int) -> int:
     """Draw, de-duplicate and insert the mixtures of ``split`` chunk by chunk; returns collisions."""
     count = int(config["mixtures"]["count"][split])
     rng = derive_rng(config["seed"], "mixtures", split)
-    candidates = _candidate_rows(rng, pools, length, config["mixtures"]["snr_range"],
-                                 _rel_range(config))
+    candidates = _candidate_rows(rng, pools, length, config["mixtures"]["snr_range"], _rel_range(config))
     max_draws = 50 * count + 1000
     draws = collisions = done = 0
     while done < count:
@@ -425,8 +446,10 @@ def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, 
                 else:
                     batch[k] = c
             if draws > max_draws:
-                raise DBError(f"split {split}: too many key collisions ({collisions} in {draws} draws); "
-                              "config key 'mixtures.count' is too large for the corpus/rooms/SNR grid")
+                raise DBError(
+                    f"split {split}: too many key collisions ({collisions} in {draws} draws); "
+                    "config key 'mixtures.count' is too large for the corpus/rooms/SNR grid"
+                )
         rows = []
         for j, c in enumerate(batch.values()):
             mid = f"{split}-{done + j:07d}"
@@ -461,9 +484,15 @@ def _build_target(url: str) -> Iterator[Engine]:
             _ENGINES.pop(key).dispose()
 
 
-def build_db(config: dict, url: str | None = None, corpus_dir: str | os.PathLike = "results/corpus",
-             rooms_dir: str | os.PathLike = "results/rooms", root: str | os.PathLike = ".",
-             chunk_size: int = CHUNK_SIZE, log: Callable[[str], None] = print) -> str:
+def build_db(
+    config: dict,
+    url: str | None = None,
+    corpus_dir: str | os.PathLike = "results/corpus",
+    rooms_dir: str | os.PathLike = "results/rooms",
+    root: str | os.PathLike = ".",
+    chunk_size: int = CHUNK_SIZE,
+    log: Callable[[str], None] = print,
+) -> str:
     """Build the mixture DB at ``url`` (default ``se_lib.config.db_url(config)``); returns its digest.
 
     ``root``: directory that the relative paths in the corpus/room tables are relative to.
@@ -475,10 +504,10 @@ def build_db(config: dict, url: str | None = None, corpus_dir: str | os.PathLike
     root, corpus_dir, rooms_dir = Path(root), Path(corpus_dir), Path(rooms_dir)
     sr = int(config["sample_rate"])
     length = round(float(config["mixtures"]["seconds"]) * sr)
-    speech = _audio_rows(corpus_dir / "speech.tsv", "sid",
-                         ("sid", "path", "speaker", "split", "sr", "seconds", "text"), sr, root)
-    noise = _audio_rows(corpus_dir / "noise.tsv", "nid", ("nid", "path", "kind", "split", "sr", "seconds"),
-                        sr, root)
+    speech = _audio_rows(
+        corpus_dir / "speech.tsv", "sid", ("sid", "path", "speaker", "split", "sr", "seconds", "text"), sr, root
+    )
+    noise = _audio_rows(corpus_dir / "noise.tsv", "nid", ("nid", "path", "kind", "split", "sr", "seconds"), sr, root)
     rooms = _room_rows(rooms_dir, sr, root)
     pools = {}
     for split in SPLITS:
@@ -488,22 +517,30 @@ def build_db(config: dict, url: str | None = None, corpus_dir: str | os.PathLike
             rooms=[r["rid"] for r in rooms if r["split"] == split],
         )
         if not p.speech or len(p.noise) < 2 or not p.rooms:
-            raise DBError(f"split {split}: needs >= 1 speech file ({len(p.speech)} in "
-                          f"{corpus_dir}/speech.tsv), >= 2 noise files ({len(p.noise)} in "
-                          f"{corpus_dir}/noise.tsv) and >= 1 room ({len(p.rooms)} in {rooms_dir}/rooms.tsv)")
+            raise DBError(
+                f"split {split}: needs >= 1 speech file ({len(p.speech)} in "
+                f"{corpus_dir}/speech.tsv), >= 2 noise files ({len(p.noise)} in "
+                f"{corpus_dir}/noise.tsv) and >= 1 room ({len(p.rooms)} in {rooms_dir}/rooms.tsv)"
+            )
         lo, hi = config["mixtures"]["snr_range"]
-        space = (len(p.speech) * len(p.noise) * (len(p.noise) - 1) * len(p.rooms)
-                 * (snr_tenths(hi) - snr_tenths(lo) + 1))
+        space = len(p.speech) * len(p.noise) * (len(p.noise) - 1) * len(p.rooms) * (snr_tenths(hi) - snr_tenths(lo) + 1)
         if int(config["mixtures"]["count"][split]) > space:
-            raise DBError(f"config key 'mixtures.count.{split}': {config['mixtures']['count'][split]} "
-                          f"exceeds the {space} distinct (speech, noise pair, room, SNR) combinations")
+            raise DBError(
+                f"config key 'mixtures.count.{split}': {config['mixtures']['count'][split]} "
+                f"exceeds the {space} distinct (speech, noise pair, room, SNR) combinations"
+            )
         pools[split] = p
     meta = {
-        "schema_version": SCHEMA_VERSION, "config_digest": config_digest(config),
-        "seed": str(config["seed"]), "sample_rate": str(sr), "mixture_length": str(length),
+        "schema_version": SCHEMA_VERSION,
+        "config_digest": config_digest(config),
+        "seed": str(config["seed"]),
+        "sample_rate": str(sr),
+        "mixture_length": str(length),
         "snr_range": _canon([float(x) for x in config["mixtures"]["snr_range"]]),
-        "noise2_rel_db_range": _canon([float(x) for x in _rel_range(config)]), "channels": str(rooms[0]["channels"]),
-        "created_by": _version(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "noise2_rel_db_range": _canon([float(x) for x in _rel_range(config)]),
+        "channels": str(rooms[0]["channels"]),
+        "created_by": _version(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     collisions = 0
     with _build_target(url) as engine, engine.begin() as conn:
@@ -522,8 +559,10 @@ def build_db(config: dict, url: str | None = None, corpus_dir: str | os.PathLike
             collisions += _insert_mixtures(conn, config, split, pools[split], length, chunk_size)
     result = digest(url)
     n = sum(int(config["mixtures"]["count"][s]) for s in SPLITS)
-    log(f"mixture DB {make_url(url).render_as_string(hide_password=True)}: {n} mixtures, "
-        f"{collisions} redrawn key collisions, digest {result[:12]}, {time.perf_counter() - t0:.1f} s")
+    log(
+        f"mixture DB {make_url(url).render_as_string(hide_password=True)}: {n} mixtures, "
+        f"{collisions} redrawn key collisions, digest {result[:12]}, {time.perf_counter() - t0:.1f} s"
+    )
     return result
 
 
@@ -547,15 +586,13 @@ def digest(url_or_path: str | os.PathLike) -> str:
             table = model.__table__
             cols = [c.name for c in table.columns]
             h.update(_canon([table.name, cols]).encode() + b"\n")
-            pk = [_ordered(c, dialect) if isinstance(c.type, (String, Text)) else c
-                  for c in table.primary_key.columns]
+            pk = [_ordered(c, dialect) if isinstance(c.type, (String, Text)) else c for c in table.primary_key.columns]
             stmt = select(table).order_by(*pk)
             if model is Meta:
                 stmt = stmt.where(table.c.key.not_in(sorted(VOLATILE_META)))
             result = conn.execution_options(stream_results=True, yield_per=CHUNK_SIZE).execute(stmt)
             for row in result:
-                h.update(json.dumps(list(row), separators=(",", ":"),
-                                    ensure_ascii=False).encode() + b"\n")
+                h.update(json.dumps(list(row), separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
     return h.hexdigest()
 
 
@@ -564,8 +601,12 @@ def _render_select(dialect: str):
     stmt = (
         select(
             *[c for c in Mixture.__table__.columns],
-            Speech.path.label("speech_path"), n1.path.label("noise1_path"), n2.path.label("noise2_path"),
-            Room.rir_path, Room.ref_mic, Room.channels,
+            Speech.path.label("speech_path"),
+            n1.path.label("noise1_path"),
+            n2.path.label("noise2_path"),
+            Room.rir_path,
+            Room.ref_mic,
+            Room.channels,
         )
         .join(Speech, Speech.sid == Mixture.sid)
         .join(n1, n1.nid == Mixture.nid1)
@@ -575,8 +616,9 @@ def _render_select(dialect: str):
     return stmt, _ordered(Mixture.mid, dialect)
 
 
-def iter_mixtures(url_or_path: str | os.PathLike, split: str | None = None,
-                  limit: int | None = None) -> Iterator[dict[str, Any]]:
+def iter_mixtures(
+    url_or_path: str | os.PathLike, split: str | None = None, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
     """Render-ready rows (mixture columns + speech/noise/RIR paths, ref_mic, channels) by ``mid``."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
@@ -592,8 +634,7 @@ def iter_mixtures(url_or_path: str | os.PathLike, split: str | None = None,
             yield dict(row._mapping)
 
 
-def lookup_mixture(session_or_url: Any, sid: str, nid1: str, nid2: str, rid: str,
-                   snr_db: float) -> dict[str, Any]:
+def lookup_mixture(session_or_url: Any, sid: str, nid1: str, nid2: str, rid: str, snr_db: float) -> dict[str, Any]:
     """The render-ready row with this key; LookupError if there is none."""
     if isinstance(session_or_url, Session):
         bind = session_or_url.get_bind()
@@ -602,8 +643,13 @@ def lookup_mixture(session_or_url: Any, sid: str, nid1: str, nid2: str, rid: str
         bind = get_engine(session_or_url)
         executor = None
     stmt, _ = _render_select(bind.dialect.name)
-    stmt = stmt.where(Mixture.sid == sid, Mixture.nid1 == nid1, Mixture.nid2 == nid2, Mixture.rid == rid,
-                      Mixture.snr_tenths == snr_tenths(snr_db))
+    stmt = stmt.where(
+        Mixture.sid == sid,
+        Mixture.nid1 == nid1,
+        Mixture.nid2 == nid2,
+        Mixture.rid == rid,
+        Mixture.snr_tenths == snr_tenths(snr_db),
+    )
     if executor is None:
         with bind.connect() as conn:
             row = conn.execute(stmt).first()
@@ -622,8 +668,14 @@ def find_mixture(session_or_url: Any, name: Mapping[str, Any] | str | os.PathLik
     render-ready row dict (the shape :func:`iter_mixtures` yields); LookupError when no row matches.
     """
     parsed = parse_mixture_filename(name) if isinstance(name, (str, os.PathLike)) else name
-    return lookup_mixture(session_or_url, sid=parsed["sid"], nid1=parsed["nid1"], nid2=parsed["nid2"],
-                          rid=parsed["rid"], snr_db=float(parsed["snr_db"]))
+    return lookup_mixture(
+        session_or_url,
+        sid=parsed["sid"],
+        nid1=parsed["nid1"],
+        nid2=parsed["nid2"],
+        rid=parsed["rid"],
+        snr_db=float(parsed["snr_db"]),
+    )
 
 
 def read_meta(url_or_path: str | os.PathLike) -> dict[str, str]:
@@ -639,10 +691,11 @@ def _counts(url_or_path: str | os.PathLike) -> tuple[dict[str, Counter], Counter
     with engine.connect() as conn:
         for model in (Speech, Noise, Room, Mixture):
             counts[model.__tablename__] = Counter(
-                dict(conn.execute(select(model.split, func.count()).group_by(model.split)).all()))
+                dict(conn.execute(select(model.split, func.count()).group_by(model.split)).all())
+            )
         for split, tenths, n in conn.execute(
-                select(Mixture.split, Mixture.snr_tenths, func.count())
-                .group_by(Mixture.split, Mixture.snr_tenths)):
+            select(Mixture.split, Mixture.snr_tenths, func.count()).group_by(Mixture.split, Mixture.snr_tenths)
+        ):
             bins[(split, math.floor(tenths / 50.0) * 5)] += n
     return counts, bins
 

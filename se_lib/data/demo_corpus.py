@@ -41,15 +41,46 @@ __all__ = [
     "demo_noise",
 ]
 
-TARGET_ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
-                  "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+TARGET_ACCENTS = (
+    "en",
+    "en-us",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
 #: "" = the accent's default (male) voice.
 TARGET_VARIANTS = ("", "f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8")
 #: Named variants that sound like ordinary talkers (no robots, whisper, croak or Klatt voices);
 #: reserved for babble so babble talkers never coincide with target speakers.
-BABBLE_VARIANTS = ("Andy", "Annie", "anika", "aunty", "belinda", "boris", "ed", "gustave", "ian",
-                   "iven", "john", "linda", "max", "michel", "norbert", "paul", "quincy", "rob",
-                   "robert", "shelby", "steph", "travis", "victor", "zac")
+BABBLE_VARIANTS = (
+    "Andy",
+    "Annie",
+    "anika",
+    "aunty",
+    "belinda",
+    "boris",
+    "ed",
+    "gustave",
+    "ian",
+    "iven",
+    "john",
+    "linda",
+    "max",
+    "michel",
+    "norbert",
+    "paul",
+    "quincy",
+    "rob",
+    "robert",
+    "shelby",
+    "steph",
+    "travis",
+    "victor",
+    "zac",
+)
 
 SPEECH_LEVEL_DBFS = -25.0
 _TRIM_DB = -40.0
@@ -57,34 +88,161 @@ _TRIM_MARGIN_S = 0.08
 
 # --------------------------------------------------------------------------------- grammar ----
 
-_NAMES = ("Anna", "Ben", "Clara", "David", "Emma", "Felix", "Grace", "Henry", "Iris", "Jack",
-          "Laura", "Martin", "Nora", "Oliver", "Paula", "Robert", "Sophie", "Thomas", "Vera", "William")
-_NOUNS = (("garden", "gardens"), ("window", "windows"), ("teacher", "teachers"), ("river", "rivers"),
-          ("basket", "baskets"), ("letter", "letters"), ("engine", "engines"), ("village", "villages"),
-          ("kitchen", "kitchens"), ("doctor", "doctors"), ("bicycle", "bicycles"), ("picture", "pictures"),
-          ("market", "markets"), ("blanket", "blankets"), ("candle", "candles"), ("farmer", "farmers"),
-          ("ladder", "ladders"), ("island", "islands"), ("jacket", "jackets"), ("lemon", "lemons"),
-          ("mountain", "mountains"), ("needle", "needles"), ("orange", "oranges"), ("pencil", "pencils"),
-          ("rabbit", "rabbits"), ("sailor", "sailors"), ("table", "tables"), ("tower", "towers"),
-          ("wagon", "wagons"), ("violin", "violins"), ("bottle", "bottles"), ("camera", "cameras"),
-          ("dragon", "dragons"), ("feather", "feathers"), ("hammer", "hammers"), ("parcel", "parcels"),
-          ("student", "students"), ("tunnel", "tunnels"), ("cottage", "cottages"), ("puppy", "puppies"))
-_PLACES = ("station", "harbour", "library", "bakery", "museum", "forest", "bridge", "school",
-           "hospital", "castle", "meadow", "airport", "theatre", "beach", "office", "park")
-_ADJ = ("small", "bright", "quiet", "heavy", "yellow", "ancient", "gentle", "broken", "clever",
-        "narrow", "purple", "warm", "silver", "lazy", "wooden", "strange", "tiny", "golden",
-        "muddy", "friendly", "noisy", "empty", "careful", "frozen")
-_VERBS = (("carry", "carried"), ("paint", "painted"), ("clean", "cleaned"), ("find", "found"),
-          ("open", "opened"), ("move", "moved"), ("watch", "watched"), ("repair", "repaired"),
-          ("follow", "followed"), ("borrow", "borrowed"), ("describe", "described"), ("deliver", "delivered"),
-          ("sell", "sold"), ("build", "built"), ("count", "counted"), ("draw", "drew"),
-          ("hide", "hid"), ("lift", "lifted"), ("measure", "measured"), ("push", "pushed"))
-_INTRANS = (("arrive", "arrived"), ("wait", "waited"), ("sing", "sang"), ("travel", "travelled"),
-            ("sleep", "slept"), ("laugh", "laughed"), ("work", "worked"), ("walk", "walked"))
+_NAMES = (
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Henry",
+    "Iris",
+    "Jack",
+    "Laura",
+    "Martin",
+    "Nora",
+    "Oliver",
+    "Paula",
+    "Robert",
+    "Sophie",
+    "Thomas",
+    "Vera",
+    "William",
+)
+_NOUNS = (
+    ("garden", "gardens"),
+    ("window", "windows"),
+    ("teacher", "teachers"),
+    ("river", "rivers"),
+    ("basket", "baskets"),
+    ("letter", "letters"),
+    ("engine", "engines"),
+    ("village", "villages"),
+    ("kitchen", "kitchens"),
+    ("doctor", "doctors"),
+    ("bicycle", "bicycles"),
+    ("picture", "pictures"),
+    ("market", "markets"),
+    ("blanket", "blankets"),
+    ("candle", "candles"),
+    ("farmer", "farmers"),
+    ("ladder", "ladders"),
+    ("island", "islands"),
+    ("jacket", "jackets"),
+    ("lemon", "lemons"),
+    ("mountain", "mountains"),
+    ("needle", "needles"),
+    ("orange", "oranges"),
+    ("pencil", "pencils"),
+    ("rabbit", "rabbits"),
+    ("sailor", "sailors"),
+    ("table", "tables"),
+    ("tower", "towers"),
+    ("wagon", "wagons"),
+    ("violin", "violins"),
+    ("bottle", "bottles"),
+    ("camera", "cameras"),
+    ("dragon", "dragons"),
+    ("feather", "feathers"),
+    ("hammer", "hammers"),
+    ("parcel", "parcels"),
+    ("student", "students"),
+    ("tunnel", "tunnels"),
+    ("cottage", "cottages"),
+    ("puppy", "puppies"),
+)
+_PLACES = (
+    "station",
+    "harbour",
+    "library",
+    "bakery",
+    "museum",
+    "forest",
+    "bridge",
+    "school",
+    "hospital",
+    "castle",
+    "meadow",
+    "airport",
+    "theatre",
+    "beach",
+    "office",
+    "park",
+)
+_ADJ = (
+    "small",
+    "bright",
+    "quiet",
+    "heavy",
+    "yellow",
+    "ancient",
+    "gentle",
+    "broken",
+    "clever",
+    "narrow",
+    "purple",
+    "warm",
+    "silver",
+    "lazy",
+    "wooden",
+    "strange",
+    "tiny",
+    "golden",
+    "muddy",
+    "friendly",
+    "noisy",
+    "empty",
+    "careful",
+    "frozen",
+)
+_VERBS = (
+    ("carry", "carried"),
+    ("paint", "painted"),
+    ("clean", "cleaned"),
+    ("find", "found"),
+    ("open", "opened"),
+    ("move", "moved"),
+    ("watch", "watched"),
+    ("repair", "repaired"),
+    ("follow", "followed"),
+    ("borrow", "borrowed"),
+    ("describe", "described"),
+    ("deliver", "delivered"),
+    ("sell", "sold"),
+    ("build", "built"),
+    ("count", "counted"),
+    ("draw", "drew"),
+    ("hide", "hid"),
+    ("lift", "lifted"),
+    ("measure", "measured"),
+    ("push", "pushed"),
+)
+_INTRANS = (
+    ("arrive", "arrived"),
+    ("wait", "waited"),
+    ("sing", "sang"),
+    ("travel", "travelled"),
+    ("sleep", "slept"),
+    ("laugh", "laughed"),
+    ("work", "worked"),
+    ("walk", "walked"),
+)
 _PREPS = ("near", "behind", "beside", "under", "above", "inside", "across", "towards", "beyond", "past")
-_TIMES = ("this morning", "last night", "on Monday", "yesterday afternoon", "before dinner",
-          "after the storm", "every Sunday", "at noon", "in the spring", "during the holidays",
-          "on Friday evening", "at dawn")
+_TIMES = (
+    "this morning",
+    "last night",
+    "on Monday",
+    "yesterday afternoon",
+    "before dinner",
+    "after the storm",
+    "every Sunday",
+    "at noon",
+    "in the spring",
+    "during the holidays",
+    "on Friday evening",
+    "at dawn",
+)
 _ADVERBS = ("slowly", "quickly", "carefully", "quietly", "happily", "suddenly", "proudly", "nearly")
 _COUNTS = ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty")
 
@@ -125,12 +283,12 @@ def make_sentence(rng: np.random.Generator) -> str:
 class DemoSpeaker:
     """A synthetic target speaker."""
 
-    speaker: str       # ID, e.g. "spk03" (filename-safe)
+    speaker: str  # ID, e.g. "spk03" (filename-safe)
     split: str
-    voice: str         # eSpeak voice spec, e.g. "en-gb-scotland+f2"
-    rate: int          # words per minute
-    pitch: int         # 0..100
-    pitch_range: int   # 0..100
+    voice: str  # eSpeak voice spec, e.g. "en-gb-scotland+f2"
+    rate: int  # words per minute
+    pitch: int  # 0..100
+    pitch_range: int  # 0..100
 
     @property
     def description(self) -> str:
@@ -163,8 +321,10 @@ def plan_speakers(counts: dict[str, int], seed: int) -> list[DemoSpeaker]:
     total = sum(int(counts[s]) for s in SPLITS)
     pool = target_voice_pool()
     if total > len(pool):
-        raise ValueError(f"config key 'corpus.demo.speakers': {total} speakers requested, but the demo "
-                         f"voice pool has only {len(pool)} distinct eSpeak NG voices")
+        raise ValueError(
+            f"config key 'corpus.demo.speakers': {total} speakers requested, but the demo "
+            f"voice pool has only {len(pool)} distinct eSpeak NG voices"
+        )
     rng = derive_rng(seed, "demo", "speakers")
     order = [pool[i] for i in rng.permutation(len(pool))]
     used_accent = {a: 0 for a in TARGET_ACCENTS}
@@ -193,10 +353,16 @@ def plan_speakers(counts: dict[str, int], seed: int) -> list[DemoSpeaker]:
             accent, variant = chosen[k]
             k += 1
             srng = derive_rng(seed, "demo", "speaker-params", _voice(accent, variant))
-            speakers.append(DemoSpeaker(
-                speaker=f"spk{k:02d}", split=split, voice=_voice(accent, variant),
-                rate=int(srng.integers(140, 196)), pitch=int(srng.integers(35, 66)),
-                pitch_range=int(srng.integers(30, 76))))
+            speakers.append(
+                DemoSpeaker(
+                    speaker=f"spk{k:02d}",
+                    split=split,
+                    voice=_voice(accent, variant),
+                    rate=int(srng.integers(140, 196)),
+                    pitch=int(srng.integers(35, 66)),
+                    pitch_range=int(srng.integers(30, 76)),
+                )
+            )
     return speakers
 
 
@@ -235,8 +401,13 @@ def demo_speech(config: dict) -> Iterator[tuple[dict, np.ndarray]]:
             pitch = int(np.clip(spk.pitch + urng.integers(-3, 4), 0, 100))
             x = _synth_utterance(text, spk.voice, rate, pitch, spk.pitch_range, int(urng.integers(1, 2**31 - 1)))
             y = normalize_rms(resample_audio(x, ESPEAK_SAMPLE_RATE, sr).astype(np.float64), SPEECH_LEVEL_DBFS)
-            row = {"sid": f"{spk.speaker}-u{j:03d}", "speaker": spk.speaker, "split": spk.split,
-                   "text": text, "voice": spk.voice}
+            row = {
+                "sid": f"{spk.speaker}-u{j:03d}",
+                "speaker": spk.speaker,
+                "split": spk.split,
+                "text": text,
+                "voice": spk.voice,
+            }
             yield row, y
 
 

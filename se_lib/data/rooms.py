@@ -73,13 +73,22 @@ SOURCE_MIN_DIST = 0.5  # m, between sources
 EARLY_FADE_MS = 5.0
 MEASURED_DIRECT_MS = 1.0
 ROOMS_TSV_COLUMNS = (
-    "rid", "split", "dims", "rt60", "mics", "src_pos", "ref_mic", "target", "rir_path",
-    "mic_array", "origin", "channels",
+    "rid",
+    "split",
+    "dims",
+    "rt60",
+    "mics",
+    "src_pos",
+    "ref_mic",
+    "target",
+    "rir_path",
+    "mic_array",
+    "origin",
+    "channels",
 )
 # CHiME-3 tablet, cm (Barker et al., ASRU 2015; CHiME3_simulate_data.m of the challenge tools).
 CHIME3_TABLET_CM = np.array(
-    [[-10.0, 9.5, 0.0], [0.0, 9.5, -2.0], [10.0, 9.5, 0.0],
-     [-10.0, -9.5, 0.0], [0.0, -9.5, 0.0], [10.0, -9.5, 0.0]]
+    [[-10.0, 9.5, 0.0], [0.0, 9.5, -2.0], [10.0, 9.5, 0.0], [-10.0, -9.5, 0.0], [0.0, -9.5, 0.0], [10.0, -9.5, 0.0]]
 )
 
 
@@ -147,8 +156,9 @@ def _fit(h: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def _target_rir(kind: str, h_ref: np.ndarray, h_direct: np.ndarray, peak: float, early_ms: float,
-                sr: int, sinc_half: int) -> np.ndarray:
+def _target_rir(
+    kind: str, h_ref: np.ndarray, h_direct: np.ndarray, peak: float, early_ms: float, sr: int, sinc_half: int
+) -> np.ndarray:
     length = len(h_ref)
     if kind == "dry":
         t = np.zeros(length)
@@ -165,8 +175,9 @@ def _draw_point(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> np.
     return lo + rng.random(3) * (hi - lo)
 
 
-def _draw_geometry(rng: np.random.Generator, dims: np.ndarray, offsets: np.ndarray,
-                   rid: str) -> tuple[np.ndarray, np.ndarray]:
+def _draw_geometry(
+    rng: np.random.Generator, dims: np.ndarray, offsets: np.ndarray, rid: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Array centre + rotated mics ``[C, 3]`` and three source positions ``[3, 3]``."""
     az = rng.uniform(0.0, 2 * np.pi)
     rot = np.array([[np.cos(az), -np.sin(az), 0.0], [np.sin(az), np.cos(az), 0.0], [0.0, 0.0, 1.0]])
@@ -174,8 +185,10 @@ def _draw_geometry(rng: np.random.Generator, dims: np.ndarray, offsets: np.ndarr
     extent = np.abs(offsets).max(axis=0)
     lo, hi = WALL_MARGIN + extent, dims - WALL_MARGIN - extent
     if np.any(hi <= lo):
-        raise RoomError(f"room {rid}: dims {dims.tolist()} too small for the mic array plus "
-                        f"{WALL_MARGIN} m wall margin (config keys 'rooms.dims_min'/'rooms.mic_array')")
+        raise RoomError(
+            f"room {rid}: dims {dims.tolist()} too small for the mic array plus "
+            f"{WALL_MARGIN} m wall margin (config keys 'rooms.dims_min'/'rooms.mic_array')"
+        )
     for _ in range(1000):
         centre = _draw_point(rng, lo, hi)
         sources: list[np.ndarray] = []
@@ -188,8 +201,10 @@ def _draw_geometry(rng: np.random.Generator, dims: np.ndarray, offsets: np.ndarr
             sources.append(p)
             if len(sources) == 3:
                 return centre + offsets, np.stack(sources)
-    raise RoomError(f"room {rid}: could not place 3 sources in dims {dims.tolist()} with the "
-                    "required distances (config key 'rooms.dims_min')")
+    raise RoomError(
+        f"room {rid}: could not place 3 sources in dims {dims.tolist()} with the "
+        "required distances (config key 'rooms.dims_min')"
+    )
 
 
 def simulate_room(config: dict, split: str, index: int) -> RoomRecord:
@@ -211,8 +226,10 @@ def simulate_room(config: dict, split: str, index: int) -> RoomRecord:
             continue  # rt60 too short for this room (absorption > 1): redraw
         break
     else:
-        raise RoomError(f"config key 'rooms.rt60_range': {rc['rt60_range']} not reachable for rooms "
-                        f"between {dmin.tolist()} and {dmax.tolist()} (Sabine absorption > 1)")
+        raise RoomError(
+            f"config key 'rooms.rt60_range': {rc['rt60_range']} not reachable for rooms "
+            f"between {dmin.tolist()} and {dmax.tolist()} (Sabine absorption > 1)"
+        )
     offsets = mic_geometry(rc["mic_array"])
     ref = int(rc["mic_array"]["reference_mic"])
     if ref >= len(offsets):
@@ -220,14 +237,14 @@ def simulate_room(config: dict, split: str, index: int) -> RoomRecord:
     mics, sources = _draw_geometry(rng, dims, offsets, rid)
     length = round(float(rc["max_rir_seconds"]) * sr)
 
-    room = pra.ShoeBox(dims.tolist(), fs=sr, materials=pra.Material(float(e_abs)),
-                       max_order=int(max_order), air_absorption=False)
+    room = pra.ShoeBox(
+        dims.tolist(), fs=sr, materials=pra.Material(float(e_abs)), max_order=int(max_order), air_absorption=False
+    )
     for p in sources:
         room.add_source(p.tolist())
     room.add_microphone_array(mics.T.copy())
     room.compute_rir()
-    rir = np.stack([np.stack([_fit(room.rir[m][s], length) for m in range(len(mics))])
-                    for s in range(3)])
+    rir = np.stack([np.stack([_fit(room.rir[m][s], length) for m in range(len(mics))]) for s in range(3)])
 
     direct_room = pra.ShoeBox(dims.tolist(), fs=sr, max_order=0, air_absorption=False)
     direct_room.add_source(sources[0].tolist())
@@ -237,13 +254,21 @@ def simulate_room(config: dict, split: str, index: int) -> RoomRecord:
     sinc_half = int(pra.constants.get("frac_delay_length")) // 2
     c = float(pra.constants.get("c"))
     peak = float(np.linalg.norm(sources[0] - mics[ref]) / c * sr + sinc_half)
-    target_rir = _target_rir(rc["target"], rir[0, ref], h_direct, peak, float(rc["early_ms"]), sr,
-                             sinc_half)
+    target_rir = _target_rir(rc["target"], rir[0, ref], h_direct, peak, float(rc["early_ms"]), sr, sinc_half)
     return RoomRecord(
-        rid=rid, split=split, dims=dims.tolist(), rt60=rt60, mics=mics.tolist(),
-        src_pos=sources.tolist(), ref_mic=ref, target=rc["target"],
-        mic_array=rc["mic_array"]["preset"], origin="simulated",
-        rir=rir.astype(np.float32), target_rir=target_rir.astype(np.float32), direct_delay=peak,
+        rid=rid,
+        split=split,
+        dims=dims.tolist(),
+        rt60=rt60,
+        mics=mics.tolist(),
+        src_pos=sources.tolist(),
+        ref_mic=ref,
+        target=rc["target"],
+        mic_array=rc["mic_array"]["preset"],
+        origin="simulated",
+        rir=rir.astype(np.float32),
+        target_rir=target_rir.astype(np.float32),
+        direct_delay=peak,
     )
 
 
@@ -277,8 +302,9 @@ def _load_rir_file(path: Path, sr: int) -> np.ndarray:
     return np.asarray(data, dtype=np.float64)
 
 
-def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
-                   log: Callable[[str], None] = print) -> list[RoomRecord]:
+def measured_rooms(
+    config: dict, rirs_tsv: Path, root: Path = Path("."), log: Callable[[str], None] = print
+) -> list[RoomRecord]:
     """Rooms from measured RIR files listed in ``rirs_tsv`` (see the module docstring)."""
     rc = config["rooms"]
     sr = int(config["sample_rate"])
@@ -287,8 +313,10 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
     rows = sorted(_read_tsv(rirs_tsv), key=lambda r: r["ririd"])
     n_rooms = len(rows) // 3
     if n_rooms < 3:
-        raise RoomError(f"{rirs_tsv}: {len(rows)} RIR files make {n_rooms} rooms; measured RIRs need "
-                        ">= 9 files (3 sources per room, >= 1 room per split)")
+        raise RoomError(
+            f"{rirs_tsv}: {len(rows)} RIR files make {n_rooms} rooms; measured RIRs need "
+            ">= 9 files (3 sources per room, >= 1 room per split)"
+        )
     if len(rows) % 3:
         log(f"rooms: ignoring {len(rows) % 3} leftover RIR file(s) of {rirs_tsv} (3 per room)")
     counts = _split_counts(n_rooms, rc["count"])
@@ -297,17 +325,18 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
     channels: int | None = None
     half = round(MEASURED_DIRECT_MS * sr / 1000.0)
     for i, split in enumerate(splits):
-        group = rows[3 * i: 3 * i + 3]
+        group = rows[3 * i : 3 * i + 3]
         hs = [_load_rir_file(root / g["path"], sr) for g in group]
         for g, h in zip(group, hs, strict=True):
             if channels is None:
                 channels = h.shape[0]
             if h.shape[0] != channels:
-                raise RoomError(f"{g['path']}: {h.shape[0]} channels, expected {channels} like the "
-                                "other measured RIRs")
+                raise RoomError(f"{g['path']}: {h.shape[0]} channels, expected {channels} like the other measured RIRs")
         if ref >= channels:
-            raise RoomError(f"config key 'rooms.mic_array.reference_mic': {ref} >= {channels} channels "
-                            f"of the measured RIRs in {rirs_tsv}")
+            raise RoomError(
+                f"config key 'rooms.mic_array.reference_mic': {ref} >= {channels} channels "
+                f"of the measured RIRs in {rirs_tsv}"
+            )
         rir = np.stack([np.stack([_fit(ch, length) for ch in h]) for h in hs])
         h_ref = rir[0, ref]
         peak = int(np.argmax(np.abs(h_ref)))
@@ -324,12 +353,23 @@ def measured_rooms(config: dict, rirs_tsv: Path, root: Path = Path("."),
                 rt60 = None
         except (ValueError, IndexError, ZeroDivisionError, FloatingPointError):  # no usable decay
             rt60 = None
-        out.append(RoomRecord(
-            rid=check_id(group[0]["ririd"], f"{rirs_tsv}: ririd"), split=split, dims=None, rt60=rt60,
-            mics=None, src_pos=None, ref_mic=ref, target=rc["target"], mic_array="measured",
-            origin="measured", rir=rir.astype(np.float32), target_rir=target_rir.astype(np.float32),
-            direct_delay=float(peak),
-        ))
+        out.append(
+            RoomRecord(
+                rid=check_id(group[0]["ririd"], f"{rirs_tsv}: ririd"),
+                split=split,
+                dims=None,
+                rt60=rt60,
+                mics=None,
+                src_pos=None,
+                ref_mic=ref,
+                target=rc["target"],
+                mic_array="measured",
+                origin="measured",
+                rir=rir.astype(np.float32),
+                target_rir=target_rir.astype(np.float32),
+                direct_delay=float(peak),
+            )
+        )
     return out
 
 
@@ -337,8 +377,9 @@ def _json(x: Any) -> str:
     return json.dumps(x, separators=(",", ":"))
 
 
-def write_rooms(rooms: Sequence[RoomRecord], out_dir: str | os.PathLike, sr: int,
-                root: str | os.PathLike = ".") -> None:
+def write_rooms(
+    rooms: Sequence[RoomRecord], out_dir: str | os.PathLike, sr: int, root: str | os.PathLike = "."
+) -> None:
     """Write ``rooms.tsv`` and ``rirs/<rid>.npz`` atomically into ``out_dir``.
 
     ``rir_path`` is written relative to ``root`` (the directory later readers resolve it against).
@@ -351,12 +392,30 @@ def write_rooms(rooms: Sequence[RoomRecord], out_dir: str | os.PathLike, sr: int
             w.writerow(ROOMS_TSV_COLUMNS)
             for r in rooms:
                 rir_path = Path(os.path.relpath(out_dir / "rirs" / f"{r.rid}.npz", root)).as_posix()
-                np.savez(tmp / "rirs" / f"{r.rid}.npz", rir=r.rir, target_rir=r.target_rir,
-                         sr=np.int64(sr), ref_mic=np.int64(r.ref_mic),
-                         direct_delay=np.float64(r.direct_delay))
-                w.writerow([r.rid, r.split, _json(r.dims), "" if r.rt60 is None else repr(r.rt60),
-                            _json(r.mics), _json(r.src_pos), r.ref_mic, r.target, rir_path,
-                            r.mic_array, r.origin, r.channels])
+                np.savez(
+                    tmp / "rirs" / f"{r.rid}.npz",
+                    rir=r.rir,
+                    target_rir=r.target_rir,
+                    sr=np.int64(sr),
+                    ref_mic=np.int64(r.ref_mic),
+                    direct_delay=np.float64(r.direct_delay),
+                )
+                w.writerow(
+                    [
+                        r.rid,
+                        r.split,
+                        _json(r.dims),
+                        "" if r.rt60 is None else repr(r.rt60),
+                        _json(r.mics),
+                        _json(r.src_pos),
+                        r.ref_mic,
+                        r.target,
+                        rir_path,
+                        r.mic_array,
+                        r.origin,
+                        r.channels,
+                    ]
+                )
 
 
 def _simulate_all(config: dict, workers: int) -> list[RoomRecord]:
@@ -375,10 +434,14 @@ def _simulate_all(config: dict, workers: int) -> list[RoomRecord]:
         return [f.result() for f in futures]
 
 
-def build_rooms(config: dict, out_dir: str | os.PathLike = "results/rooms",
-                corpus_dir: str | os.PathLike = "results/corpus",
-                log: Callable[[str], None] = print, workers: int = 1,
-                root: str | os.PathLike = ".") -> dict:
+def build_rooms(
+    config: dict,
+    out_dir: str | os.PathLike = "results/rooms",
+    corpus_dir: str | os.PathLike = "results/corpus",
+    log: Callable[[str], None] = print,
+    workers: int = 1,
+    root: str | os.PathLike = ".",
+) -> dict:
     """Build all rooms of all splits; returns stats (rooms per split, channels, seconds).
 
     Simulated rooms unless ``corpus.kind == 'files'`` and ``corpus.files.rir_glob`` is set, in
@@ -392,8 +455,9 @@ def build_rooms(config: dict, out_dir: str | os.PathLike = "results/rooms",
     if config["corpus"]["kind"] == "files" and config["corpus"]["files"]["rir_glob"]:
         tsv = Path(corpus_dir) / "rirs.tsv"
         if not tsv.exists():
-            raise RoomError(f"config key 'corpus.files.rir_glob' is set but {tsv} does not exist "
-                            "(run the corpus stage first)")
+            raise RoomError(
+                f"config key 'corpus.files.rir_glob' is set but {tsv} does not exist (run the corpus stage first)"
+            )
         rooms = measured_rooms(config, tsv, root=Path(root), log=log)
     else:
         rooms = _simulate_all(config, workers)
@@ -419,14 +483,22 @@ def read_rooms(rooms_dir: str | os.PathLike = "results/rooms") -> list[dict[str,
         if missing:
             raise RoomError(f"{path}: missing column(s) {missing}")
         try:
-            out.append({
-                "rid": r["rid"], "split": r["split"], "dims": json.loads(r["dims"]),
-                "rt60": float(r["rt60"]) if r["rt60"] else None, "mics": json.loads(r["mics"]),
-                "src_pos": json.loads(r["src_pos"]), "ref_mic": int(r["ref_mic"]),
-                "target": r["target"], "rir_path": r["rir_path"],
-                "mic_array": r.get("mic_array") or "", "origin": r.get("origin") or "simulated",
-                "channels": int(r["channels"]) if r.get("channels") else None,
-            })
+            out.append(
+                {
+                    "rid": r["rid"],
+                    "split": r["split"],
+                    "dims": json.loads(r["dims"]),
+                    "rt60": float(r["rt60"]) if r["rt60"] else None,
+                    "mics": json.loads(r["mics"]),
+                    "src_pos": json.loads(r["src_pos"]),
+                    "ref_mic": int(r["ref_mic"]),
+                    "target": r["target"],
+                    "rir_path": r["rir_path"],
+                    "mic_array": r.get("mic_array") or "",
+                    "origin": r.get("origin") or "simulated",
+                    "channels": int(r["channels"]) if r.get("channels") else None,
+                }
+            )
         except (ValueError, TypeError) as exc:
             raise RoomError(f"{path}:{i}: bad row ({exc})") from exc
     return out

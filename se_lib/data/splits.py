@@ -47,8 +47,9 @@ def derive_rng(seed: int, *keys: int | str) -> np.random.Generator:
     return np.random.default_rng(derive_seed(seed, *keys))
 
 
-def allocate_splits(groups: dict[str, list[str]], fractions: dict[str, float],
-                    rng: np.random.Generator) -> dict[str, str]:
+def allocate_splits(
+    groups: dict[str, list[str]], fractions: dict[str, float], rng: np.random.Generator
+) -> dict[str, str]:
     """Assign items to splits, stratified by group (noise kind), seeded.
 
     Groups with >= 3 items put ``max(1, round(n * fraction))`` items in val and test each (always
