@@ -126,8 +126,8 @@ def test_draws_independent_of_chunking(tmp_path):
     mixed = [k for pair in zip(present, absent, strict=False) for k in pair] + present[700:] + present[:3]
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        assert dbm._existing_keys(conn, mixed) == set(present)
-        assert dbm._existing_keys(conn, absent) == set()
+        assert dbm.existing_keys(conn, mixed) == set(present)
+        assert dbm.existing_keys(conn, absent) == set()
     engine.dispose()
 
 

@@ -166,17 +166,17 @@ def test_dnsmos_graph_cut_points_are_checked():
     """The sub-graph cut refuses a cut that would leave part of the model reading the original input."""
     import onnx
 
-    from se_lib.metrics.dnsmos import _subgraph, model_dir
+    from se_lib.metrics.dnsmos import model_dir, subgraph
 
     model = onnx.load(str(model_dir() / "dnsmos_models" / "sig_bak_ovr.onnx"))
     first_slice = next(n for n in model.graph.node if n.op_type == "Slice").output[0]
     concat = next(n for n in model.graph.node if n.op_type == "Concat").output[0]
     # the framing Concat reads two slices of the waveform: cutting at one leaves the other on input_1
     with pytest.raises(ValueError, match=r"depends on \['input_1'\]"):
-        _subgraph(model, first_slice, ["N", 1], concat, ["N", "F", 320])
+        subgraph(model, first_slice, ["N", 1], concat, ["N", "F", 320])
     with pytest.raises(ValueError, match="no node produces tensor 'nope'"):
-        _subgraph(model, "nope", ["N", 1], concat, ["N", "F", 320])
-    cut = onnx.load_from_string(_subgraph(model, concat, ["N", "F", 320], model.graph.output[0].name, ["N", 3]))
+        subgraph(model, "nope", ["N", 1], concat, ["N", "F", 320])
+    cut = onnx.load_from_string(subgraph(model, concat, ["N", "F", 320], model.graph.output[0].name, ["N", 3]))
     assert [i.name for i in cut.graph.input] == [concat] and len(cut.graph.node) < len(model.graph.node)
 
 

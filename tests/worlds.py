@@ -128,7 +128,7 @@ def rebuild(root: Path, config: dict, url: str, **kw) -> str:
 
 def interrupt_build_after(monkeypatch, n_rows: int, exc: BaseException) -> None:
     """Make the next DB builds raise ``exc`` once ``n_rows`` candidate rows have been produced."""
-    real = dbm._candidate_rows
+    real = dbm.candidate_rows
 
     def failing(*args, **kwargs):
         for i, row in enumerate(real(*args, **kwargs)):
@@ -136,4 +136,4 @@ def interrupt_build_after(monkeypatch, n_rows: int, exc: BaseException) -> None:
                 raise exc
             yield row
 
-    monkeypatch.setattr(dbm, "_candidate_rows", failing)
+    monkeypatch.setattr(dbm, "candidate_rows", failing)

@@ -347,7 +347,7 @@ class _Pools:
     rooms: list[str]
 
 
-def _candidate_rows(
+def candidate_rows(
     rng: np.random.Generator,
     pools: _Pools,
     length: int,
@@ -407,7 +407,7 @@ def _key_probe():
     return select(*cols).where(or_(*terms))
 
 
-def _existing_keys(conn: Connection, keys: Sequence[tuple]) -> set[tuple]:
+def existing_keys(conn: Connection, keys: Sequence[tuple]) -> set[tuple]:
     """The keys among ``keys`` that the mixture table already holds (index lookups, see above)."""
     stmt = _key_probe()
     found: set[tuple] = set()
@@ -428,7 +428,7 @@ def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, 
     """Draw, de-duplicate and insert the mixtures of ``split`` chunk by chunk; returns collisions."""
     count = int(config["mixtures"]["count"][split])
     rng = derive_rng(config["seed"], "mixtures", split)
-    candidates = _candidate_rows(rng, pools, length, config["mixtures"]["snr_range"], _rel_range(config))
+    candidates = candidate_rows(rng, pools, length, config["mixtures"]["snr_range"], _rel_range(config))
     max_draws = 50 * count + 1000
     draws = collisions = done = 0
     while done < count:
@@ -438,7 +438,7 @@ def _insert_mixtures(conn: Connection, config: dict, split: str, pools: _Pools, 
             need = want - len(batch)
             cands = [next(candidates) for _ in range(need)]
             draws += need
-            existing = _existing_keys(conn, [_key(c) for c in cands])
+            existing = existing_keys(conn, [_key(c) for c in cands])
             for c in cands:
                 k = _key(c)
                 if k in existing or k in batch:

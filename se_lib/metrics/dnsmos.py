@@ -104,7 +104,7 @@ def _load_model(path: Path) -> onnx.ModelProto:
     return onnx.load(str(path))
 
 
-def _subgraph(
+def subgraph(
     model: onnx.ModelProto,
     input_name: str,
     input_shape: list[int | str],
@@ -176,8 +176,8 @@ def _split_primary(model: onnx.ModelProto) -> tuple[bytes, bytes, int, int]:
         raise ValueError(f"DNSMOS pooling {pool} does not divide the window/hop frame counts")
     trunk_out = pool_node.output[0]
     pooled = ["N", channels, "P", "Q"]  # P = frames // pool, Q = frequency bins after the pool
-    trunk = _subgraph(model, concat[0].output[0], ["N", "F", 2 * FRAME_HOP], trunk_out, pooled)
-    head = _subgraph(model, trunk_out, ["N", channels, FRAMES_PER_WINDOW // pool, "Q"], graph.output[0].name, ["N", 3])
+    trunk = subgraph(model, concat[0].output[0], ["N", "F", 2 * FRAME_HOP], trunk_out, pooled)
+    head = subgraph(model, trunk_out, ["N", channels, FRAMES_PER_WINDOW // pool, "Q"], graph.output[0].name, ["N", 3])
     return trunk, head, halo, pool
 
 
