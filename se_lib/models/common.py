@@ -18,6 +18,8 @@ shapes use the legend of :mod:`se_lib.models`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -190,26 +192,18 @@ class ConvBlockStack(nn.ModuleList):
 
     ``forward(feats [batch, io, (B,) T'])`` runs the residual path through every block and returns
     the sum of the skip outputs ``[batch, skip, (B,) T']`` (paper Fig. 1B).  The very last block has
-    no residual output.  Arguments as in :class:`ConvBlock`; ``X`` blocks per repeat, ``R`` repeats.
+    no residual output.
+
+    Args:
+        X: blocks per repeat, ``X``.
+        R: number of repeats, ``R``.
+        **block: the keyword arguments of every :class:`ConvBlock` (``io``, ``H``, ``skip``, ``P``,
+            ``norm``, ``causal``, ``dims``, ``owner``); the stack sets ``dilation`` and ``residual``.
     """
 
-    def __init__(
-        self,
-        io: int,
-        H: int,
-        skip: int,
-        P: int,
-        X: int,
-        R: int,
-        norm: str,
-        causal: bool,
-        dims: int = 1,
-        owner: str = "model",
-    ) -> None:
+    def __init__(self, X: int, R: int, **block: Any) -> None:
         super().__init__(
-            ConvBlock(
-                io, H, skip, P, 2**x, norm, causal, residual=not (r == R - 1 and x == X - 1), dims=dims, owner=owner
-            )
+            ConvBlock(**block, dilation=2**x, residual=not (r == R - 1 and x == X - 1))
             for r in range(R)
             for x in range(X)
         )

@@ -58,7 +58,9 @@ class TemporalConvNet(nn.Module):
         super().__init__()
         self.input_norm = make_norm(norm, N, "ConvTasNet")
         self.bottleneck = nn.Conv1d(N, B, 1)
-        self.blocks = ConvBlockStack(B, H, Sc, P, X, R, norm, causal, dims=1, owner="ConvTasNet")
+        self.blocks = ConvBlockStack(
+            X, R, io=B, H=H, skip=Sc, P=P, norm=norm, causal=causal, dims=1, owner="ConvTasNet"
+        )
         self.output_act = nn.PReLU()
         self.output_conv = nn.Conv1d(Sc, N, 1)
         self.mask_activation = make_mask_activation(mask_activation, "ConvTasNet")

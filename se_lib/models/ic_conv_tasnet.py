@@ -92,7 +92,9 @@ class ICConvTasNet(EncoderMaskerDecoder):
         self.input_norm = make_norm(norm, in_channels, "ICConvTasNet")
         self.feature_bottleneck = nn.Conv1d(N, B, 1)
         self.spatial_in = nn.Conv2d(in_channels, Cs, 1)
-        self.blocks = ConvBlockStack(Cs, H, Cs, P, X, R, norm, causal, dims=2, owner="ICConvTasNet")
+        self.blocks = ConvBlockStack(
+            X, R, io=Cs, H=H, skip=Cs, P=P, norm=norm, causal=causal, dims=2, owner="ICConvTasNet"
+        )
         self.output_act = nn.PReLU()
         self.spatial_out = nn.Conv2d(Cs, 1, 1)
         self.feature_expand = nn.Conv1d(B, N, 1)

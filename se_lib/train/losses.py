@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import Tensor
 
 EPS = 1e-8
 LOSSES = ("si_sdr", "sdr")
 
 
-def valid_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+def valid_mask(lengths: Tensor | None, like: Tensor) -> Tensor:
     """Boolean ``[B, T]`` mask of valid samples (all true when ``lengths`` is ``None``)."""
     batch, time = like.shape
     if lengths is None:
@@ -36,7 +37,7 @@ def valid_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor
     return torch.arange(time, device=like.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
-def _check_pair(estimate: torch.Tensor, target: torch.Tensor) -> None:
+def _check_pair(estimate: Tensor, target: Tensor) -> None:
     if estimate.ndim != 2 or estimate.shape != target.shape:
         raise ValueError(
             f"expected estimate and target of the same shape [batch, time], got "
@@ -44,50 +45,49 @@ def _check_pair(estimate: torch.Tensor, target: torch.Tensor) -> None:
         )
 
 
-def si_sdr(
-    estimate: torch.Tensor,
-    target: torch.Tensor,
-    lengths: torch.Tensor | None = None,
-    eps: float = EPS,
-) -> torch.Tensor:
-    """Scale-invariant SDR in dB per item ``[B]`` over the valid samples (Le Roux et al. 2019)."""
+def _energy_ratio_db(
+    estimate: Tensor, target: Tensor, lengths: Tensor | None, eps: float, scale_invariant: bool
+) -> Tensor:
+    """``10 log10(||s||^2 / ||s_hat - s||^2)`` per item ``[B]`` over the valid samples.
+
+    ``s`` is the target, or, if ``scale_invariant``, the projection ``alpha * s`` of the estimate on
+    the target after both are made zero-mean (SI-SDR); ``eps`` keeps both energies positive.
+    """
     _check_pair(estimate, target)
     mask = valid_mask(lengths, estimate).to(estimate.dtype)
-    count = mask.sum(dim=-1, keepdim=True)
     estimate = estimate * mask
     target = target * mask
-    estimate = (estimate - estimate.sum(-1, keepdim=True) / count) * mask
-    target = (target - target.sum(-1, keepdim=True) / count) * mask
-    alpha = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + eps)
-    projection = alpha * target
-    residual = estimate - projection
-    return 10.0 * torch.log10((projection.pow(2).sum(-1) + eps) / (residual.pow(2).sum(-1) + eps))
+    if scale_invariant:
+        count = mask.sum(dim=-1, keepdim=True)
+        estimate = (estimate - estimate.sum(-1, keepdim=True) / count) * mask
+        target = (target - target.sum(-1, keepdim=True) / count) * mask
+        alpha = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + eps)
+        target = alpha * target  # the projection of the estimate on the target
+    residual = estimate - target
+    return 10.0 * torch.log10((target.pow(2).sum(-1) + eps) / (residual.pow(2).sum(-1) + eps))
 
 
-def sdr(
-    estimate: torch.Tensor,
-    target: torch.Tensor,
-    lengths: torch.Tensor | None = None,
-    eps: float = EPS,
-) -> torch.Tensor:
+def si_sdr(estimate: Tensor, target: Tensor, lengths: Tensor | None = None, eps: float = EPS) -> Tensor:
+    """Scale-invariant SDR in dB per item ``[B]`` over the valid samples (Le Roux et al. 2019)."""
+    return _energy_ratio_db(estimate, target, lengths, eps, scale_invariant=True)
+
+
+def sdr(estimate: Tensor, target: Tensor, lengths: Tensor | None = None, eps: float = EPS) -> Tensor:
     """Plain SDR (a.k.a. SNR of the estimate) in dB per item ``[B]`` over the valid samples."""
-    _check_pair(estimate, target)
-    mask = valid_mask(lengths, estimate).to(estimate.dtype)
-    residual = (target - estimate) * mask
-    return 10.0 * torch.log10((target.mul(mask).pow(2).sum(-1) + eps) / (residual.pow(2).sum(-1) + eps))
+    return _energy_ratio_db(estimate, target, lengths, eps, scale_invariant=False)
 
 
-def negative_si_sdr(estimate: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+def negative_si_sdr(estimate: Tensor, target: Tensor, lengths: Tensor | None = None) -> Tensor:
     """Batch-mean negative SI-SDR (dB), the Conv-TasNet training objective."""
     return -si_sdr(estimate, target, lengths).mean()
 
 
-def negative_sdr(estimate: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+def negative_sdr(estimate: Tensor, target: Tensor, lengths: Tensor | None = None) -> Tensor:
     """Batch-mean negative plain SDR (dB)."""
     return -sdr(estimate, target, lengths).mean()
 
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+LossFn = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
 
 
 def get_loss(name: str) -> LossFn:
