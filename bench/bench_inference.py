@@ -12,7 +12,8 @@
     subprocess (peak RSS = ``VmHWM`` of the child):
     * predict: Lightning ``Trainer.predict`` (``return_predictions=False``, as the workflow's
       ``se predict`` runs it) of a demo-size Conv-TasNet wrapped in ``EnhancementModule`` with
-      :class:`~se_lib.train.prediction_writer.AudioPredictionWriter`, on 3-s 4-mic mixtures generated
+      :class:`~se_lib.train.prediction_writer.AudioPredictionWriter` (through
+      :func:`~se_lib.train.prediction_writer.predict_to_dir`), on 3-s 4-mic mixtures generated
       per item (no mixture DB needed), batch size 4; the same with ``return_predictions=True`` shows
       what keeping the outputs would cost (the measurement is sensitive to growth);
     * score: ``score_directory(threads=1)`` (in-process, all metrics incl. DNSMOS) on the files the
