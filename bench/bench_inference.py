@@ -12,7 +12,8 @@
     subprocess (peak RSS = ``VmHWM`` of the child):
     * predict: Lightning ``Trainer.predict`` (``return_predictions=False``, as the workflow's
       ``se predict`` runs it) of a demo-size Conv-TasNet wrapped in ``EnhancementModule`` with
-      :class:`~se_lib.train.prediction_writer.AudioPredictionWriter`, on 3-s 4-mic mixtures generated
+      :class:`~se_lib.train.prediction_writer.AudioPredictionWriter` (through
+      :func:`~se_lib.train.prediction_writer.predict_to_dir`), on 3-s 4-mic mixtures generated
       per item (no mixture DB needed), batch size 4; the same with ``return_predictions=True`` shows
       what keeping the outputs would cost (the measurement is sensitive to growth);
     * score: ``score_directory(threads=1)`` (in-process, all metrics incl. DNSMOS) on the files the
@@ -32,7 +33,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,24 +40,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import last_json, peak_rss_mib, run_script  # noqa: E402
 from se_lib.io import write_json_atomic  # noqa: E402
 
 PAPER = dict(N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3)
 SR = 16000
-
-
-def peak_rss_mib() -> float:
-    """``VmHWM`` of this process (``ru_maxrss`` would include the parent's RSS carried across exec)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # ------------------------------------------------------------------------------------------- speed
@@ -158,32 +146,21 @@ class _SyntheticMixtures:
 
 
 def child_predict(n: int, out: str, return_predictions: bool) -> dict:
-    import lightning.pytorch as pl
     import torch
     from torch.utils.data import DataLoader
 
     from se_lib.data.datamodule import collate_mixtures
     from se_lib.models.conv_tasnet import ConvTasNet
     from se_lib.train.module import EnhancementModule
-    from se_lib.train.prediction_writer import AudioPredictionWriter
+    from se_lib.train.prediction_writer import predict_to_dir
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
     module = EnhancementModule(ConvTasNet(N=64, L=16, B=32, H=64, Sc=32, P=3, X=4, R=2), sample_rate=SR)
-    writer = AudioPredictionWriter(output_dir=out, sample_rate=SR)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[writer],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
     before = peak_rss_mib()
     t0 = time.perf_counter()
     loader = DataLoader(_SyntheticMixtures(n), batch_size=4, collate_fn=collate_mixtures, num_workers=0)
-    trainer.predict(module, dataloaders=loader, return_predictions=return_predictions)
+    writer = predict_to_dir(module, loader, out, sample_rate=SR, return_predictions=return_predictions)
     return {
         "n": n,
         "peak_rss_mib": peak_rss_mib(),
@@ -210,10 +187,7 @@ def child_score(n: int, pred_dir: str) -> dict:
 
 
 def _run_child(*args: str) -> dict:
-    res = subprocess.run([sys.executable, __file__, "_child", *args], capture_output=True, text=True, cwd=REPO)
-    if res.returncode != 0:
-        raise RuntimeError(f"child {args} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return last_json(run_script(__file__, "_child", *args))
 
 
 def bench_memory(sizes: list[int]) -> dict:

@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +49,8 @@ import soundfile as sf  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import last_json, run_script, status_kb  # noqa: E402
 from se_lib.io import write_json_atomic  # noqa: E402
 
 SR = 16000
@@ -107,17 +108,6 @@ def make_mixtures(folder: Path, count: int, seconds: float = 3.0, mics: int = 4,
     return folder
 
 
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:  # process already gone
-        pass
-    return 0
-
-
 def _descendants(root: int) -> list[int]:
     parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -163,8 +153,8 @@ class TreeMonitor:
     def _run(self) -> None:
         while not self.stop.is_set():
             kids = _descendants(self.me)
-            self.total_rss_kb = max(self.total_rss_kb, sum(_status_kb(p, "VmRSS") for p in [self.me, *kids]))
-            self.child_hwm_kb = max([self.child_hwm_kb, *(_status_kb(p, "VmHWM") for p in kids)])
+            self.total_rss_kb = max(self.total_rss_kb, sum(status_kb(p, "VmRSS") for p in [self.me, *kids]))
+            self.child_hwm_kb = max([self.child_hwm_kb, *(status_kb(p, "VmHWM") for p in kids)])
             for pid in kids:
                 self.child_cpu[pid] = max(self.child_cpu.get(pid, 0.0), _cpu_s(pid) - self.base.get(pid, 0.0))
             self.stop.wait(0.05)
@@ -286,15 +276,7 @@ def bench_throughput(folder: Path, workers: int, repeats: int = 2) -> dict:
     for _ in range(repeats):
         for kind in ("sequential", "scorer"):
             with TreeMonitor() as mon:
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--throughput-child", kind, str(folder), "--workers", str(workers)],
-                    capture_output=True,
-                    text=True,
-                    cwd=REPO,
-                    check=False,
-                )
-            if proc.returncode != 0:
-                raise RuntimeError(f"throughput child ({kind}) failed:\n{proc.stderr[-3000:]}")
+                run_script(__file__, "--throughput-child", kind, str(folder), "--workers", str(workers))
             record(f"cold_{kind}", mon)
 
     warm = _subset(folder, folder.parent / "warmup", 2)
@@ -403,7 +385,7 @@ def _mem_child(folder: str, workers: int) -> None:
             {
                 "files": len(df),
                 "seconds": mon.wall,
-                "main_peak_rss_mb": _status_kb(os.getpid(), "VmHWM") / 1024,  # VmHWM restarts at exec (ru_maxrss not)
+                "main_peak_rss_mb": status_kb(os.getpid(), "VmHWM") / 1024,  # VmHWM restarts at exec (ru_maxrss not)
                 "worker_peak_rss_mb": mon.child_hwm_kb / 1024,
                 "total_peak_rss_mb": mon.total_rss_kb / 1024,  # main + fork server + workers at the same instant
             }
@@ -422,16 +404,7 @@ def bench_memory(root: Path, sizes: list[int], workers: int, source: Path) -> li
             new = stem.replace("sid_s", f"sid_c{i:04d}x", 1)
             for kind in ("target", "noisy", "enhanced"):
                 os.link(source / f"{stem}_{kind}.wav", folder / f"{new}_{kind}.wav")
-        proc = subprocess.run(
-            [sys.executable, __file__, "--mem-child", str(folder), "--workers", str(workers)],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"memory child failed:\n{proc.stderr[-3000:]}")
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(last_json(run_script(__file__, "--mem-child", str(folder), "--workers", str(workers))))
     return rows
 
 

@@ -45,6 +45,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mib, status_kb  # noqa: E402
 from se_lib.io import write_json_atomic  # noqa: E402
 
 ARCHS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
@@ -53,15 +54,6 @@ SECONDS = 4.0
 
 
 # --------------------------------------------------------------------------------- helpers
-def peak_rss_mib() -> float:
-    """Peak resident set of this process (``VmHWM``)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def net_config(arch: str, size: str) -> dict:
     """``model.init_args.net`` of the paper config, with the demo overlay's net args for ``demo``."""
     import yaml
@@ -106,11 +98,7 @@ def datamodule(world: dict, workers: int, batch: int):
 
 
 def vm_size_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return status_kb("self", "VmSize") * 1024
 
 
 def limit_memory(gib: float) -> None:
@@ -229,12 +217,12 @@ def child_fit(
     world: dict, arch: str, size: str, batch: int, batches: int, workers: int, threads: int, gpu_stats: bool
 ) -> dict:
     """End-to-end Lightning fit with the real loader; samples/s after the first batch, GPU stats."""
-    import lightning.pytorch as pl
     import torch
     from lightning.pytorch.callbacks import Callback
 
     from se_lib.train.callbacks import GPUStatsMonitor
     from se_lib.train.module import EnhancementModule
+    from se_lib.train.prediction_writer import bare_trainer
 
     torch.set_num_threads(threads)
 
@@ -256,17 +244,13 @@ def child_fit(
     callbacks: list = [clock]
     if gpu_stats:
         callbacks.append(GPUStatsMonitor(interval_steps=2))
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         max_epochs=-1,
         max_steps=batches,
         limit_val_batches=0,
         logger=logger,
         callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         accelerator="auto",
-        devices=1,
         gradient_clip_val=5.0,
         log_every_n_steps=1,
         num_sanity_val_steps=0,
@@ -400,36 +384,19 @@ def main() -> None:
                 print(f"{arch}/{size}: {json.dumps({k: v for k, v in r.items() if k != 'loss'})}", flush=True)
         results["train_step"] = rows
 
-        if not a.no_e2e:
-            r = run_child(
-                "fit",
-                {
-                    "world": world,
-                    "arch": "conv_tasnet",
-                    "size": "demo",
-                    "batch": a.batch,
-                    "batches": 8,
-                    "workers": workers,
-                    "threads": a.threads,
-                    "gpu_stats": False,
-                },
+        def fit_conv_tasnet(size: str, batches: int, gpu_stats: bool) -> dict:
+            """``Trainer.fit`` of Conv-TasNet (``size``) over ``batches`` batches, in a child."""
+            payload = {"arch": "conv_tasnet", "size": size, "batches": batches, "gpu_stats": gpu_stats}
+            return run_child(
+                "fit", {"world": world, "batch": a.batch, "workers": workers, "threads": a.threads, **payload}
             )
+
+        if not a.no_e2e:
+            r = fit_conv_tasnet("demo", 8, gpu_stats=False)
             results["e2e_fit"] = r
             print(f"e2e fit conv_tasnet/demo: {r.get('samples_per_s', float('nan')):.2f} samples/s", flush=True)
         if cuda:
-            r = run_child(
-                "fit",
-                {
-                    "world": world,
-                    "arch": "conv_tasnet",
-                    "size": "paper",
-                    "batch": a.batch,
-                    "batches": 20,
-                    "workers": workers,
-                    "threads": a.threads,
-                    "gpu_stats": True,
-                },
-            )
+            r = fit_conv_tasnet("paper", 20, gpu_stats=True)
             results["gpu_conv_tasnet_paper"] = r
             print(f"GPU conv_tasnet/paper: {json.dumps(r)}", flush=True)
 

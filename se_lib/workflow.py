@@ -43,9 +43,12 @@ def log_to_file(path: str | None) -> Iterator[logging.Logger]:
 def rule_job(smk, params: Mapping[str, Any] | None = None):
     """Context for a Snakemake ``script:``: log to the rule's log file and run inside its MLflow run.
 
-    Yields ``(logger, run)``. The rule's log file is attached to the run as an artifact at the end.
+    ``params`` are logged as the run's parameters; ``None`` logs the rule's named ``params:`` as they
+    are. Yields ``(logger, run)``. The rule's log file is attached to the run as an artifact at the end.
     """
     ctx = snakemake_context(smk)
+    if params is None:
+        params = dict(smk.params.items())
     log_path = ctx["log_files"][0] if ctx["log_files"] else None
     with log_to_file(log_path) as logger:
         with rule_run(ctx["rule"], ctx["wildcards"], ctx["config"], params=params, log_files=ctx["log_files"]) as run:

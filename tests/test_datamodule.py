@@ -9,6 +9,7 @@ import torch
 
 from se_lib.data import db as dbm
 from se_lib.data.datamodule import EpochSampler, MixtureDataModule, collate_mixtures
+from se_lib.train.prediction_writer import bare_trainer
 
 
 def make_dm(world, **kw) -> MixtureDataModule:
@@ -171,17 +172,7 @@ class _Probe(L.LightningModule):
 def test_lightning_sets_epochs(world):
     dm = make_dm(world, batch_size=8)
     probe = _Probe()
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = bare_trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0)
     trainer.fit(probe, datamodule=dm)
     rows = dm.datasets["train"].rows
     for epoch in range(2):

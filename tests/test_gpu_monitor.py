@@ -6,7 +6,6 @@ from __future__ import annotations
 import types
 import warnings
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.loggers import Logger
@@ -16,6 +15,7 @@ from torch.utils.data import DataLoader
 from se_lib.train import callbacks as cb
 from se_lib.train.callbacks import GPUStatsMonitor
 from se_lib.train.module import EnhancementModule
+from se_lib.train.prediction_writer import bare_trainer
 
 STAT_KEYS = {GPUStatsMonitor.UTIL, GPUStatsMonitor.MEMORY, GPUStatsMonitor.TEMPERATURE}
 
@@ -125,16 +125,8 @@ def loader(n_batches: int = 8) -> DataLoader:
 
 def fit(monitor: GPUStatsMonitor, steps: int = 6) -> RecordingLogger:
     logger = RecordingLogger()
-    trainer = pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=logger,
-        callbacks=[monitor],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        log_every_n_steps=1,
+    trainer = bare_trainer(
+        max_steps=steps, logger=logger, callbacks=[monitor], limit_val_batches=0, log_every_n_steps=1
     )
     trainer.fit(EnhancementModule(Identityish()), train_dataloaders=loader(steps))
     return logger
@@ -232,14 +224,10 @@ def test_stats_reach_mlflow(monkeypatch, tmp_path):
     monkeypatch.setattr(cb, "load_nvml", lambda: fake_nvml(util=80))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     logger = build_logger("gpu_monitor_test", uri, {"mlflow.runName": "gpu"})
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         max_steps=4,
-        accelerator="cpu",
         logger=logger,
         callbacks=[GPUStatsMonitor(interval_steps=2)],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
         default_root_dir=tmp_path,
     )

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import soundfile as sf
@@ -19,7 +18,7 @@ from se_lib.data.datamodule import collate_mixtures
 from se_lib.data.naming import mixture_filename, parse_mixture_filename
 from se_lib.train.jobs import predict_args
 from se_lib.train.module import EnhancementModule
-from se_lib.train.prediction_writer import AudioPredictionWriter, ItemWriter
+from se_lib.train.prediction_writer import AudioPredictionWriter, ItemWriter, bare_trainer, predict_to_dir
 
 SR = 8000
 MICS = 3
@@ -74,19 +73,8 @@ def make_items(lengths: list[int], seed: int = 0) -> list[dict]:
 def run_predict(tmp_path: Path, items: list[dict], batch_size: int, **writer_kw) -> tuple[AudioPredictionWriter, Path]:
     out = tmp_path / "pred"
     module = EnhancementModule(ContextNet(), sample_rate=SR)
-    writer = AudioPredictionWriter(output_dir=str(out), sample_rate=SR, **writer_kw)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[writer],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
     loader = DataLoader(items, batch_size=batch_size, collate_fn=collate_mixtures)
-    trainer.predict(module, dataloaders=loader, return_predictions=False)
-    return writer, out
+    return predict_to_dir(module, loader, out, sample_rate=SR, **writer_kw), out
 
 
 def test_files_named_cropped_and_exact(tmp_path):
@@ -198,39 +186,15 @@ def test_bad_predictions_named(tmp_path):
 
 def test_sample_rate_mismatch_is_refused(tmp_path):
     module = EnhancementModule(ContextNet(), sample_rate=16000)
-    writer = AudioPredictionWriter(output_dir=str(tmp_path), sample_rate=SR)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[writer],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
     loader = DataLoader(make_items([100]), batch_size=1, collate_fn=collate_mixtures)
     with pytest.raises(ValueError, match="sample_rate"):
-        trainer.predict(module, dataloaders=loader, return_predictions=False)
+        predict_to_dir(module, loader, tmp_path, sample_rate=SR)
     assert not list(tmp_path.glob("*.wav"))
 
 
 def test_writer_takes_the_model_sample_rate_by_default(tmp_path):
     module = EnhancementModule(ContextNet(), sample_rate=SR)
-    writer = AudioPredictionWriter(output_dir=str(tmp_path))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[writer],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-    trainer.predict(
-        module,
-        dataloaders=DataLoader(make_items([100]), batch_size=1, collate_fn=collate_mixtures),
-        return_predictions=False,
-    )
+    predict_to_dir(module, DataLoader(make_items([100]), batch_size=1, collate_fn=collate_mixtures), tmp_path)
     wavs = sorted(tmp_path.glob("*.wav"))
     assert len(wavs) == 3 and {sf.info(str(p)).samplerate for p in wavs} == {SR}
 
@@ -299,7 +263,7 @@ def test_predict_job_through_lightning_cli_matches_references(tmp_path):
         root, tiny_config(root, count={"train": 2, "val": 1, "test": 3}), speech_per_split=1, noise_per_split=2
     )
     module = EnhancementModule(ConvTasNet(**TINY_NET["init_args"]), sample_rate=cfg["sample_rate"])
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = bare_trainer()
     trainer.strategy.connect(module)
     ckpt = tmp_path / "best.ckpt"
     trainer.save_checkpoint(ckpt)

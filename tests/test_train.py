@@ -24,6 +24,7 @@ from se_lib.train.cli import SECLI, arch_name, main
 from se_lib.train.jobs import train_args
 from se_lib.train.losses import get_loss, negative_si_sdr, sdr, si_sdr
 from se_lib.train.module import EnhancementModule
+from se_lib.train.prediction_writer import bare_trainer
 from se_lib.train.resume import config_digest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,21 +117,10 @@ def _batches(n: int = 3, seed: int = 0, channels: int = 3) -> list[dict]:
     return out
 
 
-def _trainer(**kw) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kw,
-    )
-
-
 def test_validation_metrics_against_unprocessed_reference_mic():
     batches = _batches()
     module = EnhancementModule(PickMic(ref_mic=1), num_val_samples_to_log=3)
-    metrics = _trainer().validate(module, DataLoader(batches, batch_size=None), verbose=False)[0]
+    metrics = bare_trainer().validate(module, DataLoader(batches, batch_size=None), verbose=False)[0]
     expected = torch.cat([si_sdr(b["noisy"][:, 1], b["target"], b["lengths"]) for b in batches])
     assert metrics["val_si_sdr"] == pytest.approx(float(expected.mean()), abs=1e-4)
     assert metrics["val_si_sdri"] == pytest.approx(0.0, abs=1e-5)  # enhanced == reference mic
@@ -152,7 +142,7 @@ def test_training_logs_step_and_epoch_loss_and_learns():
     module = FastModule(PickMic(ref_mic=0), loss="sdr")
     start = float(module.net.gain)
     module.net.gain.data.fill_(0.3)  # plain SDR penalises the wrong scale; training must fix it
-    trainer = _trainer(max_epochs=3, log_every_n_steps=1, limit_val_batches=0, gradient_clip_val=5.0)
+    trainer = bare_trainer(max_epochs=3, log_every_n_steps=1, limit_val_batches=0, gradient_clip_val=5.0)
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
     assert {"train_loss_step", "train_loss_epoch"} <= set(trainer.logged_metrics)
     assert float(module.net.gain) > 0.5 and start == 1.0
@@ -212,9 +202,9 @@ class _DM(pl.LightningDataModule):
 
 def test_data_model_mismatch_is_named():
     with pytest.raises(ValueError, match=r"sample-rate mismatch: data.init_args.sample_rate=8000"):
-        _trainer().validate(EnhancementModule(PickMic()), datamodule=_DM(8000, 3), verbose=False)
+        bare_trainer().validate(EnhancementModule(PickMic()), datamodule=_DM(8000, 3), verbose=False)
     with pytest.raises(ValueError, match=r"channel mismatch: the data has 2 microphones.*in_channels=3"):
-        _trainer().validate(EnhancementModule(PickMic(ref_mic=0)), datamodule=_DM(16000, 2), verbose=False)
+        bare_trainer().validate(EnhancementModule(PickMic(ref_mic=0)), datamodule=_DM(16000, 2), verbose=False)
 
 
 # --------------------------------------------------------------------------------------- CLI
@@ -329,10 +319,11 @@ def test_resume_digest_covers_model_data_optimizer_seed_and_db_not_trainer():
 
 
 # ------------------------------------------------------------------- what a user meets first
-def _se(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+def _se(args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The installed ``se`` command (``python -m se_lib.train.cli`` without one) with ``args``, output captured."""
     se = Path(sys.executable).with_name("se")
     cmd = [str(se)] if se.exists() else [sys.executable, "-m", "se_lib.train.cli"]
-    return subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_help_and_mistakes_read_well():
@@ -410,16 +401,7 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     cfg_path.write_text(yaml.safe_dump(tiny_fit_config(root, url, out)), encoding="utf-8")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SE_EXPERIMENT": "train_e2e"}
-    se = Path(sys.executable).with_name("se")
-    cmd = [str(se)] if se.exists() else [sys.executable, "-m", "se_lib.train.cli"]
-    proc = subprocess.run(
-        cmd + ["fit", "--config", str(cfg_path), "--data.batch_size", "2"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _se(["fit", "--config", str(cfg_path), "--data.batch_size", "2"], cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     client = MlflowClient(uri)
@@ -505,9 +487,8 @@ def test_se_fit_end_to_end(train_world, tmp_path):
 
     # as a user would: the paper config + the checkpoint (its network config wins), wavs by default
     # beside the checkpoint
-    proc = subprocess.run(
-        cmd
-        + [
+    proc = _se(
+        [
             "predict",
             "--config",
             str(REPO / "config/models/conv_tasnet.yaml"),
@@ -524,9 +505,6 @@ def test_se_fit_end_to_end(train_world, tmp_path):
         ],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     written = best.parent / f"{best.stem}_predictions"

@@ -5,14 +5,7 @@ import mlflow
 from se_lib.data.corpus import build_corpus
 from se_lib.workflow import rule_job
 
-with rule_job(
-    snakemake,
-    params={
-        "corpus": snakemake.params.corpus,
-        "seed": snakemake.params.seed,
-        "sample_rate": snakemake.params.sample_rate,
-    },
-) as (log, run):
+with rule_job(snakemake) as (log, run):  # logs the rule's params (corpus, seed, sample_rate)
     stats = build_corpus(snakemake.config, out_dir=snakemake.output[0], log=log.info)
     mlflow.log_dict(stats, "corpus_stats.json")
     for name in ("speech.tsv", "noise.tsv"):

@@ -5,14 +5,7 @@ import mlflow
 from se_lib.data.rooms import build_rooms
 from se_lib.workflow import rule_job
 
-with rule_job(
-    snakemake,
-    params={
-        "rooms": snakemake.params.rooms,
-        "seed": snakemake.params.seed,
-        "sample_rate": snakemake.params.sample_rate,
-    },
-) as (log, run):
+with rule_job(snakemake) as (log, run):  # logs the rule's params (rooms, seed, sample_rate)
     stats = build_rooms(
         snakemake.config,
         out_dir=snakemake.output[0],

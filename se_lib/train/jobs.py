@@ -56,6 +56,65 @@ def resolve_config_files(model: str, config: Mapping[str, Any], config_files: Se
     return model_config_files(model, config["train"]["overlay"])
 
 
+def _se_args(
+    command: str,
+    model: str,
+    config: Mapping[str, Any],
+    *,
+    root_dir: str | os.PathLike,
+    config_files: Sequence[str] | None,
+    db_url: str | None,
+    num_workers: int | None,
+    accelerator: str,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """``se <command>`` arguments both jobs share: the model's config files, then ``extra_args``, then
+    the seed, the DB, the sample rate (data and model), the trainer's root dir, no progress bar, and
+    ``num_workers`` / ``accelerator`` unless null / ``auto``."""
+    args = [command]
+    for path in resolve_config_files(model, config, config_files):
+        args += ["--config", str(path)]
+    args += extra_args
+    sr = str(config["sample_rate"])
+    args += [
+        "--seed_everything",
+        str(config["seed"]),
+        "--data.init_args.db_url",
+        db_url or default_db_url(config),
+        "--data.init_args.sample_rate",
+        sr,
+        "--model.init_args.sample_rate",
+        sr,
+        "--trainer.default_root_dir",
+        str(root_dir),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    if num_workers is not None:
+        args += ["--data.init_args.num_workers", str(num_workers)]
+    if accelerator != "auto":
+        args += ["--trainer.accelerator", str(accelerator)]
+    return args
+
+
+def _run_se(
+    args: Sequence[str],
+    *,
+    rule: str,
+    wildcards: Mapping[str, Any],
+    config: Mapping[str, Any],
+    threads: int | None,
+    holder: dict[str, Any] | None = None,
+) -> None:
+    """Run ``se <args>`` in-process as the job of ``rule`` (``threads``: torch's intra-op threads)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    log.info("se %s", " ".join(args))
+    SECLI(args=list(args), rule=rule, wildcards=dict(wildcards), workflow_config=dict(config), holder=holder)
+
+
 # ------------------------------------------------------------------------------------------ train
 def train_args(
     model: str,
@@ -66,24 +125,19 @@ def train_args(
 ) -> list[str]:
     """``se fit`` arguments for model ``model`` under the validated workflow ``config``."""
     train = config["train"]
-    args = ["fit"]
-    for path in resolve_config_files(model, config, config_files):
-        args += ["--config", str(path)]
+    args = _se_args(
+        "fit",
+        model,
+        config,
+        root_dir=out_dir,
+        config_files=config_files,
+        db_url=db_url,
+        num_workers=train["num_workers"],
+        accelerator=train["accelerator"],
+    )
     args += [
-        "--seed_everything",
-        str(config["seed"]),
-        "--data.init_args.db_url",
-        db_url or default_db_url(config),
-        "--data.init_args.sample_rate",
-        str(config["sample_rate"]),
         "--data.init_args.seed",
         str(config["seed"]),
-        "--model.init_args.sample_rate",
-        str(config["sample_rate"]),
-        "--trainer.default_root_dir",
-        str(out_dir),
-        "--trainer.enable_progress_bar",
-        "false",
         "--mlflow.experiment",
         experiment_name(config),
         "--mlflow.tracking_uri",
@@ -97,10 +151,6 @@ def train_args(
         args += ["--trainer.max_epochs", str(train["max_epochs"])]
     if train["batch_size"] is not None:
         args += ["--data.init_args.batch_size", str(train["batch_size"])]
-    if train["num_workers"] is not None:
-        args += ["--data.init_args.num_workers", str(train["num_workers"])]
-    if train["accelerator"] != "auto":
-        args += ["--trainer.accelerator", str(train["accelerator"])]
     for key, value in train["extra_args"].items():
         args += [f"--{key.lstrip('-')}", cli_value(value)]
     return args
@@ -124,20 +174,15 @@ def train_job(
     for the rerun to resume from); on success they are copied to the outputs and removed.
     Returns the ``run.json`` content.
     """
-    import torch
-
     from se_lib.io import copy_file_atomic, write_json_atomic
     from se_lib.tracking.git import git_info
 
     out = Path(out_dir or f"results/models/{model}")
-    if threads:
-        torch.set_num_threads(int(threads))
     files = resolve_config_files(model, config, config_files)
     args = train_args(model, config, out, files, db_url=db_url)
-    log.info("se %s", " ".join(args))
     holder: dict[str, Any] = {}
     try:
-        SECLI(args=args, rule=rule, wildcards=wildcards or {"model": model}, workflow_config=config, holder=holder)
+        _run_se(args, rule=rule, wildcards=wildcards or {"model": model}, config=config, threads=threads, holder=holder)
         cli: SECLI = holder["cli"]
         result = dict(cli.fit_result or {})
         if not result.get("best_checkpoint") or not Path(result["best_checkpoint"]).is_file():
@@ -192,31 +237,27 @@ def predict_args(
     wavs go to ``output_dir`` through the command's ``prediction_writer``.
     """
     train, pred = config["train"], config["predict"]
-    sr = str(config["sample_rate"])
-    args = ["predict"]
-    for path in resolve_config_files(model, config, config_files):
-        args += ["--config", str(path)]
+    extra = []
     for key, value in train["extra_args"].items():
         key = key.lstrip("-")
         if key.startswith(("data.", "model.")):
-            args += [f"--{key}", cli_value(value)]
+            extra += [f"--{key}", cli_value(value)]
+    args = _se_args(
+        "predict",
+        model,
+        config,
+        root_dir=Path(output_dir).parent,
+        config_files=config_files,
+        db_url=db_url,
+        num_workers=pred["num_workers"],
+        accelerator=pred["accelerator"] or train["accelerator"],
+        extra_args=extra,
+    )
     args += [
-        "--seed_everything",
-        str(config["seed"]),
-        "--data.init_args.db_url",
-        db_url or default_db_url(config),
-        "--data.init_args.sample_rate",
-        sr,
         "--data.init_args.predict_split",
         split,
         "--data.init_args.batch_size",
         str(pred["batch_size"]),
-        "--model.init_args.sample_rate",
-        sr,
-        "--trainer.default_root_dir",
-        str(Path(output_dir).parent),
-        "--trainer.enable_progress_bar",
-        "false",
         "--trainer.logger",
         "false",
         "--ckpt_path",
@@ -228,11 +269,6 @@ def predict_args(
     ]
     if stats_file is not None:
         args += ["--prediction_writer.stats_file", str(stats_file)]
-    if pred["num_workers"] is not None:
-        args += ["--data.init_args.num_workers", str(pred["num_workers"])]
-    accelerator = pred["accelerator"] or train["accelerator"]
-    if accelerator != "auto":
-        args += ["--trainer.accelerator", str(accelerator)]
     return args
 
 
@@ -241,41 +277,24 @@ def predict_job(
     split: str,
     config: Mapping[str, Any],
     *,
-    ckpt_path: str | os.PathLike,
-    output_dir: str | os.PathLike,
     stats_file: str | os.PathLike,
     rule: str = "predict",
     wildcards: Mapping[str, Any] | None = None,
     threads: int | None = None,
-    config_files: Sequence[str] | None = None,
-    db_url: str | None = None,
+    **args_kwargs: Any,
 ) -> dict[str, Any]:
-    """Run ``se predict`` in-process as the workflow does; returns the statistics written to ``stats_file``."""
-    import torch
+    """Run ``se predict`` in-process as the workflow does; returns the statistics written to ``stats_file``.
 
+    ``args_kwargs`` are the further keyword arguments of :func:`predict_args` (``ckpt_path`` and
+    ``output_dir`` required, ``config_files``, ``db_url``).
+    """
     from se_lib.io import read_json_object
 
+    args = predict_args(model, split, config, stats_file=stats_file, **args_kwargs)
+    ckpt_path = args_kwargs["ckpt_path"]
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"predict {model}: checkpoint {ckpt_path} not found")
-    if threads:
-        torch.set_num_threads(int(threads))
-    args = predict_args(
-        model,
-        split,
-        config,
-        ckpt_path=ckpt_path,
-        output_dir=output_dir,
-        stats_file=stats_file,
-        config_files=config_files,
-        db_url=db_url,
-    )
-    log.info("se %s", " ".join(args))
-    SECLI(
-        args=args,
-        rule=rule,
-        wildcards=dict(wildcards or {"model": model, "split": split}),
-        workflow_config=dict(config),
-    )
+    _run_se(args, rule=rule, wildcards=wildcards or {"model": model, "split": split}, config=config, threads=threads)
     stats_path = Path(stats_file)
     if not stats_path.is_file():
         raise RuntimeError(f"predict {model}/{split}: no statistics written to {stats_path} (was the writer run?)")
