@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from se_lib.io import write_json_atomic  # noqa: E402
+from _common import peak_rss_mib
+from se_lib.io import write_json_atomic
 
 SPEECH_PER_SPLIT, NOISE_PER_SPLIT = 30, 24
 ROOMS = {"count": {"train": 4, "val": 2, "test": 2}, "max_rir_seconds": 0.1, "rt60_range": [0.15, 0.25]}
@@ -58,20 +58,6 @@ def key_fill(n: int) -> float:
         s: SPEECH_PER_SPLIT * NOISE_PER_SPLIT * (NOISE_PER_SPLIT - 1) * k * snrs for s, k in ROOMS["count"].items()
     }
     return max(c / space[s] for s, c in _split_counts(n).items())
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set of this process image: ``VmHWM`` on Linux (``ru_maxrss`` would include the
-    parent's RSS at fork time, as Linux carries it across ``execve``), else ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    scale = 1024 if sys.platform != "darwin" else 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / scale / 1024
 
 
 def child(root: Path, n: int, trace: bool) -> dict:

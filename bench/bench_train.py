@@ -222,7 +222,7 @@ def child_fit(
 
     from se_lib.train.callbacks import GPUStatsMonitor
     from se_lib.train.module import EnhancementModule
-    from se_lib.train.prediction_writer import bare_trainer
+    from se_lib.train.trainers import bare_trainer
 
     torch.set_num_threads(threads)
 

@@ -9,7 +9,7 @@ import torch
 
 from se_lib.data import db as dbm
 from se_lib.data.datamodule import EpochSampler, MixtureDataModule, collate_mixtures
-from se_lib.train.prediction_writer import bare_trainer
+from se_lib.train.trainers import bare_trainer
 
 
 def make_dm(world, **kw) -> MixtureDataModule:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from se_lib.train import callbacks as cb
 from se_lib.train.callbacks import GPUStatsMonitor
 from se_lib.train.module import EnhancementModule
-from se_lib.train.prediction_writer import bare_trainer
+from se_lib.train.trainers import bare_trainer
 
 STAT_KEYS = {GPUStatsMonitor.UTIL, GPUStatsMonitor.MEMORY, GPUStatsMonitor.TEMPERATURE}
 

@@ -18,7 +18,8 @@ from se_lib.data.datamodule import collate_mixtures
 from se_lib.data.naming import mixture_filename, parse_mixture_filename
 from se_lib.train.jobs import predict_args
 from se_lib.train.module import EnhancementModule
-from se_lib.train.prediction_writer import AudioPredictionWriter, ItemWriter, bare_trainer, predict_to_dir
+from se_lib.train.prediction_writer import AudioPredictionWriter, ItemWriter, predict_to_dir
+from se_lib.train.trainers import bare_trainer
 
 SR = 8000
 MICS = 3

@@ -24,8 +24,8 @@ from se_lib.train.cli import SECLI, arch_name, main
 from se_lib.train.jobs import train_args
 from se_lib.train.losses import get_loss, negative_si_sdr, sdr, si_sdr
 from se_lib.train.module import EnhancementModule
-from se_lib.train.prediction_writer import bare_trainer
 from se_lib.train.resume import config_digest
+from se_lib.train.trainers import bare_trainer
 
 REPO = Path(__file__).resolve().parent.parent
 ARCHS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")

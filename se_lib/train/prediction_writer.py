@@ -27,7 +27,7 @@ The ``se`` command always has one, configured in the ``prediction_writer:`` sect
 
 The workflow's rule ``predict`` runs ``se predict`` through :func:`se_lib.train.jobs.predict_job`.
 Without the command, :func:`predict_to_dir` runs a module over a data loader with the writer on a
-:func:`bare_trainer` (benchmarks, tests, notebooks).
+:func:`se_lib.train.trainers.bare_trainer` (benchmarks, tests, notebooks).
 :func:`export_references` (rule ``noisy_reference``) writes the noisy and target files of a split
 straight from the mixture DB (no model), with the same names and format: the workflow's noisy
 baseline is scored on them.
@@ -51,7 +51,7 @@ from se_lib.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AudioPredictionWriter", "ItemWriter", "bare_trainer", "export_references", "predict_to_dir"]
+__all__ = ["AudioPredictionWriter", "ItemWriter", "export_references", "predict_to_dir"]
 
 STATS_NAME = "predict_stats.json"
 
@@ -300,25 +300,6 @@ class AudioPredictionWriter(BasePredictionWriter):
             )
 
 
-def bare_trainer(**kwargs: Any) -> Any:
-    """A Lightning ``Trainer`` without the ``se`` command's extras, for in-process fits and predictions.
-
-    No logger, checkpoints, progress bar or model summary, on one CPU device; ``kwargs`` are further
-    ``Trainer`` arguments and override these (e.g. ``accelerator="auto"``, ``logger=...``).
-    """
-    import lightning.pytorch as pl
-
-    settings: dict[str, Any] = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-    }
-    return pl.Trainer(**{**settings, **kwargs})
-
-
 def predict_to_dir(
     module: Any,
     dataloader: Any,
@@ -328,9 +309,11 @@ def predict_to_dir(
     **writer_kwargs: Any,
 ) -> AudioPredictionWriter:
     """Predict ``module`` (an :class:`~se_lib.train.module.EnhancementModule`) over ``dataloader`` on a
-    :func:`bare_trainer` with an :class:`AudioPredictionWriter` into ``output_dir`` (``writer_kwargs``
-    go to the writer); returns the writer, whose ``stats`` hold the run's statistics."""
+    :func:`~se_lib.train.trainers.bare_trainer` with an :class:`AudioPredictionWriter` into
+    ``output_dir`` (``writer_kwargs`` go to the writer); returns the writer, whose ``stats`` hold the run's statistics."""
     writer = AudioPredictionWriter(output_dir=str(output_dir), **writer_kwargs)
+    from se_lib.train.trainers import bare_trainer
+
     bare_trainer(callbacks=[writer]).predict(module, dataloaders=dataloader, return_predictions=return_predictions)
     return writer
 
