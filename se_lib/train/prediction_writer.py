@@ -310,9 +310,11 @@ def predict_to_dir(
 ) -> AudioPredictionWriter:
     """Predict ``module`` (an :class:`~se_lib.train.module.EnhancementModule`) over ``dataloader`` on a
     :func:`~se_lib.train.trainers.bare_trainer` with an :class:`AudioPredictionWriter` into
-    ``output_dir`` (``writer_kwargs`` go to the writer); returns the writer, whose ``stats`` hold the run's statistics."""
-    writer = AudioPredictionWriter(output_dir=str(output_dir), **writer_kwargs)
+    ``output_dir`` (``writer_kwargs`` go to the writer); returns the writer, whose ``stats`` hold the
+    run's statistics."""
     from se_lib.train.trainers import bare_trainer
+
+    writer = AudioPredictionWriter(output_dir=str(output_dir), **writer_kwargs)
 
     bare_trainer(callbacks=[writer]).predict(module, dataloaders=dataloader, return_predictions=return_predictions)
     return writer
