@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PY_TARGETS = ["se_lib", "workflow_scripts", "bench", "tests", "main.py"]
+PY_TARGETS = ["se_lib", "workflow_scripts", "tests", "bench", "main.py"]
 SMK_TARGETS = ["Snakefile", "rules"]
 
 
