@@ -9,7 +9,7 @@ export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test env lint format report clean-results bench help sysdeps
+.PHONY: run test env lint format report clean-results bench help sysdeps dvc-yaml dvc-commit push pull
 
 # What a run leaves in the working directory (outputs, logs, Snakemake state, MLflow store + lock, the
 # report, Lightning's default log folder); `make clean-results` removes exactly these.
@@ -83,3 +83,19 @@ bench: .venv/.synced ## benchmarks in bench/ (ratios against reference implement
 
 clean-results: ## remove everything a run leaves (results, logs, .snakemake, MLflow store and lock, report)
 	rm -rf $(RUN_PRODUCTS)
+
+# DVC (see README "Reproduce or restore"): dvc.yaml is generated from the workflow; DVC_CONFIG names the
+# workflow config file(s) it is generated for and restored with (default config/config.yaml).
+DVC_CONFIG ?= config/config.yaml
+
+dvc-yaml: .venv/.synced ## regenerate dvc.yaml from the Snakemake workflow (DVC_CONFIG=config/config.yaml)
+	$(UV) run --frozen python -m se_lib.dvc_stages --configfile $(DVC_CONFIG) generate
+
+dvc-commit: .venv/.synced ## record the results of `make run` in dvc.lock and the DVC cache (dvc commit -f)
+	$(UV) run --frozen dvc commit --force
+
+push: .venv/.synced ## upload the DVC-tracked results to the default remote (dvc push)
+	$(UV) run --frozen dvc push
+
+pull: .venv/.synced ## fresh clone: dvc pull, then snakemake --touch on the pulled outputs (snakemake -n: nothing to do)
+	$(UV) run --frozen python -m se_lib.dvc_stages --configfile $(DVC_CONFIG) restore

@@ -16,6 +16,7 @@ REPORT_TARGETS = [f"{REPORT_DIR}/learning_curves.png", f"{REPORT_DIR}/hparams_pa
     for path in [
         f"{REPORT_DIR}/{split}/comparison.html",
         f"{REPORT_DIR}/{split}/comparison.tsv",
+        f"{REPORT_DIR}/{split}/metrics.json",
         f"{REPORT_DIR}/{split}/spectrograms",
     ]
     + [f"{REPORT_DIR}/{split}/snr/{m}.png" for m in METRICS]
@@ -47,6 +48,8 @@ rule report_table:
             subcategory="Table",
             labels={"split": "{split}", "format": "TSV"},
         ),
+        # the table's means per system as JSON: DVC metrics (`dvc metrics show`), see se_lib/dvc_stages.py
+        metrics=f"{REPORT_DIR}/{{split}}/metrics.json",
     log:
         "logs/report/table_{split}.log",
     conda:

@@ -1,7 +1,8 @@
-"""Snakemake glue for rule `report_table`: the comparison table (TSV + HTML) of one split."""
+"""Snakemake glue for rule `report_table`: the comparison table (TSV + HTML + DVC metrics JSON) of one split."""
 
 import mlflow
 
+from se_lib.dvc_stages import write_metrics
 from se_lib.report.tables import BASELINE, write_comparison
 from se_lib.workflow import rule_job
 
@@ -12,6 +13,7 @@ def main(smk) -> None:
         summaries = {BASELINE: smk.input.noisy, **dict(zip(models, smk.input.summaries, strict=True))}
         stats = {BASELINE: None, **dict(zip(models, smk.input.stats, strict=True))}
         table = write_comparison(summaries, stats, smk.output.tsv, smk.output.html, split=split)
+        write_metrics(table, smk.output.metrics)
         for path in (smk.output.tsv, smk.output.html):
             mlflow.log_artifact(path, artifact_path="report")
         log.info("comparison (%s):\n%s", split, table.to_string(index=False))
