@@ -89,7 +89,7 @@ clean-results: ## remove everything a run leaves (results, logs, .snakemake, MLf
 DVC_CONFIG ?= config/config.yaml
 
 dvc-yaml: .venv/.synced ## regenerate dvc.yaml from the Snakemake workflow (DVC_CONFIG=config/config.yaml)
-	$(UV) run --frozen python -m se_lib.dvc_stages --configfile $(DVC_CONFIG) generate
+	$(UV) run --frozen python -m se_lib.dvc_stages $(foreach f,$(DVC_CONFIG),--configfile $(f)) generate
 
 dvc-commit: .venv/.synced ## record the results of `make run` in dvc.lock and the DVC cache (dvc commit -f)
 	$(UV) run --frozen dvc commit --force
@@ -98,4 +98,4 @@ push: .venv/.synced ## upload the DVC-tracked results to the default remote (dvc
 	$(UV) run --frozen dvc push
 
 pull: .venv/.synced ## fresh clone: dvc pull, then snakemake --touch on the pulled outputs (snakemake -n: nothing to do)
-	$(UV) run --frozen python -m se_lib.dvc_stages --configfile $(DVC_CONFIG) restore
+	$(UV) run --frozen python -m se_lib.dvc_stages $(foreach f,$(DVC_CONFIG),--configfile $(f)) restore

@@ -325,12 +325,24 @@ def write_metrics(table, path: str | os.PathLike) -> dict:
     return record
 
 
-def lock_outputs(lock_file: str | os.PathLike = "dvc.lock") -> list[str]:
-    """Every output path recorded in ``dvc.lock`` (the files ``dvc pull`` restores)."""
+def locked_targets(config_files: Sequence[str], lock_file: str | os.PathLike = "dvc.lock") -> list[str]:
+    """Snakemake targets of the stages recorded in ``dvc.lock`` (``train@dprnn`` -> ``train`` with item dprnn)."""
+    from se_lib.config import deep_merge, validate_config
+
     with open(lock_file, encoding="utf-8") as fh:
         lock = yaml.safe_load(fh) or {}
-    paths = [o["path"] for st in lock.get("stages", {}).values() for o in st.get("outs", [])]
-    return list(dict.fromkeys(paths))
+    config: dict = {}
+    for path in config_files:
+        with open(path, encoding="utf-8") as fh:
+            config = deep_merge(config, yaml.safe_load(fh) or {})
+    targets = stage_targets(validate_config(config))
+    out = []
+    for name in lock.get("stages", {}):
+        stage, _, item = name.partition("@")
+        if stage not in targets:
+            raise SystemExit(f"{lock_file}: stage {name!r} is not a stage of the generated dvc.yaml")
+        out += [t.replace("${item}", item) for t in targets[stage]]
+    return list(dict.fromkeys(out))
 
 
 def _snakemake_args(config_files: Sequence[str]) -> list[str]:
@@ -347,17 +359,19 @@ def restore(
     """
     if pull:
         subprocess.run(["dvc", "pull", *dvc_args], check=True)
-    targets = [p for p in lock_outputs() if Path(p).exists()]
+    targets = locked_targets(config_files)
     if not targets:
-        raise SystemExit("dvc.lock records no outputs that exist after the pull: nothing to restore")
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--touch", *_snakemake_args(config_files), *targets]
+        raise SystemExit("dvc.lock records no stage: nothing to restore (run `make dvc-commit` and `make push` first)")
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--touch", *targets, *_snakemake_args(config_files)]
     subprocess.run(cmd, check=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m se_lib.dvc_stages", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--configfile", nargs="+", default=[DEFAULT_CONFIG], help="workflow config file(s), as for snakemake"
+        "--configfile",
+        action="append",
+        help=f"workflow config file, as for snakemake (repeatable; default {DEFAULT_CONFIG})",
     )
     sub = parser.add_subparsers(dest="command")
     gen = sub.add_parser("generate", help="write dvc.yaml (default command)")
@@ -366,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rest = sub.add_parser("restore", help="dvc pull, then snakemake --touch on the pulled outputs (make pull)")
     rest.add_argument("--no-pull", action="store_true", help="only touch (after a dvc pull of your own)")
     args = parser.parse_args(argv)
+    args.configfile = args.configfile or [DEFAULT_CONFIG]
     if args.command == "restore":
         restore(args.configfile, pull=not args.no_pull)
         return 0
