@@ -1,7 +1,7 @@
 """``dvc.yaml`` generated from the Snakemake workflow: DVC versions and restores what Snakemake produces.
 
 Each DVC stage stands for Snakemake targets and its ``cmd`` runs exactly those targets
-(``snakemake --cores all --resources gpu=1 <targets>``), so Snakemake keeps deciding what to (re)do and
+(``snakemake <targets> --cores all --resources gpu=1``), so Snakemake keeps deciding what to (re)do and
 how to parallelise; every output is ``persist: true`` so ``dvc repro`` never deletes finished work before
 Snakemake looks at it. Stages (one per Snakemake stage of the DAG):
 
@@ -47,7 +47,7 @@ from se_lib.code_deps import config_class_modules, import_closure, module_closur
 __all__ = ["DEFAULT_CONFIG", "generate", "metrics_record", "render", "restore", "stage_targets", "write_metrics"]
 
 DEFAULT_CONFIG = "config/config.yaml"
-SNAKEMAKE = "snakemake --cores all --resources gpu=1"
+SNAKEMAKE_OPTIONS = "--cores all --resources gpu=1"
 SCHEMA = "config/schema/config.schema.yaml"
 SHARED_MODEL_CONFIG = "config/models/_shared.yaml"
 BASELINE = "noisy"  # the unprocessed-input row (se_lib.report.names.BASELINE; not imported: stdlib + yaml only)
@@ -91,6 +91,11 @@ def _code(root: Path, scripts: Iterable[str], config_files: Sequence[str] = ()) 
     if config_files:
         files.update(module_closure(config_class_modules([root / f for f in config_files], root), root))
     return sorted(os.path.relpath(p, root) for p in files)
+
+
+def _effective(config_files: Sequence[str]) -> list[str]:
+    """The config files Snakemake reads: the Snakefile's ``configfile:`` (config/config.yaml), then ``--configfile``."""
+    return [DEFAULT_CONFIG, *[f for f in config_files if f != DEFAULT_CONFIG]]
 
 
 def _merged(config_files: Sequence[Path]) -> tuple[dict, list[dict]]:
@@ -175,18 +180,18 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
 
     root = Path(root)
     config_files = [str(f) for f in config_files]
-    config, raw = _merged([root / f for f in config_files])
+    read = _effective(config_files)
+    config, raw = _merged([root / f for f in read])
     models = list(config["models"])
     splits = list(config["predict"]["splits"])
     targets = stage_targets(config)
-    configfile_args = (
-        "" if config_files == [DEFAULT_CONFIG] else " --configfile " + " ".join(map(shlex.quote, config_files))
-    )
+    options = " ".join(shlex.quote(a) for a in _snakemake_args(config_files))
 
     def cmd(stage: str) -> str:
-        return f"{SNAKEMAKE}{configfile_args} " + " ".join(
-            shlex.quote(t) if "$" not in t else t for t in targets[stage]
-        )
+        # config values are quoted; `${item}` (a model name: [A-Za-z0-9_-]+) is left for DVC to fill in.
+        # Targets come first: --resources and --configfile take every following word as theirs.
+        words = [t if "${" in t else shlex.quote(t) for t in targets[stage]]
+        return " ".join(["snakemake", *words, SNAKEMAKE_OPTIONS, options]).rstrip()
 
     base = ["Snakefile", "rules/common.smk", SCHEMA]
     scripts = {f: _scripts(root, f"rules/{f}.smk") for f in ("data", "train", "predict", "score", "report")}
@@ -204,13 +209,13 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
     stages["corpus"] = {
         "cmd": cmd("corpus"),
         "deps": base + ["rules/data.smk"] + _code(root, [scripts["data"]["corpus"]]) + _corpus_deps(config),
-        "params": _params(["seed", "sample_rate", "corpus"], config_files, raw),
+        "params": _params(["seed", "sample_rate", "corpus"], read, raw),
         "outs": _persist(["results/corpus"]),
     }
     stages["rooms"] = {
         "cmd": cmd("rooms"),
         "deps": base + ["rules/data.smk"] + _code(root, [scripts["data"]["rooms"]]) + ["results/corpus"],
-        "params": _params(["seed", "sample_rate", "rooms"], config_files, raw),
+        "params": _params(["seed", "sample_rate", "rooms"], read, raw),
         "outs": _persist(["results/rooms"]),
     }
     stages["mixture_db"] = {
@@ -219,7 +224,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         + ["rules/data.smk"]
         + _code(root, [scripts["data"]["mixture_db"]])
         + ["results/corpus", "results/rooms"],
-        "params": _params(["seed", "mixtures", "db"], config_files, raw),
+        "params": _params(["seed", "mixtures", "db"], read, raw),
         "outs": _persist(db_outs),
     }
 
@@ -239,7 +244,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
             + item_files(overlay_dirs)
             + _code(root, [scripts["train"]["train"]], all_model_files)
             + ["results/db/digest.txt"],
-            "params": _params(["seed", "sample_rate", "experiment", "train", "db"], config_files, raw),
+            "params": _params(["seed", "sample_rate", "experiment", "train", "db"], read, raw),
             "outs": _persist([f"results/models/${{item}}/{f}" for f in ("best.ckpt", "last.ckpt", "run.json")]),
         },
     }
@@ -252,7 +257,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
             + item_files(overlay_dirs)
             + _code(root, [scripts["predict"]["predict"], scripts["score"]["score"]], all_model_files)
             + ["results/db/digest.txt", "results/models/${item}/best.ckpt", "results/models/${item}/run.json"],
-            "params": _params(["sample_rate", "predict", "db", "rooms"], config_files, raw),
+            "params": _params(["sample_rate", "predict", "db", "rooms"], read, raw),
             "outs": _persist(["results/predictions/${item}", "results/scores/${item}"]),
         },
     }
@@ -262,7 +267,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         + ["rules/predict.smk", "rules/score.smk"]
         + _code(root, [scripts["predict"]["noisy_reference"], scripts["score"]["score_noisy"]])
         + ["results/db/digest.txt"],
-        "params": _params(["sample_rate", "predict", "db", "rooms"], config_files, raw),
+        "params": _params(["sample_rate", "predict", "db", "rooms"], read, raw),
         "outs": _persist(["results/references", f"results/scores/{BASELINE}"]),
     }
     report_outs = ["results/report/learning_curves.png", "results/report/learning_curves.tsv"]
@@ -282,7 +287,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         + [f"results/predictions/{m}" for m in models]
         + ["results/references"]
         + [f"results/models/{m}/run.json" for m in models],
-        "params": _params(["report", "predict", "models", "sample_rate", "rooms"], config_files, raw),
+        "params": _params(["report", "predict", "models", "sample_rate", "rooms"], read, raw),
         "outs": _persist(report_outs),
         "metrics": metrics,
         "plots": plots,
@@ -327,15 +332,9 @@ def write_metrics(table, path: str | os.PathLike) -> dict:
 
 def locked_targets(config_files: Sequence[str], lock_file: str | os.PathLike = "dvc.lock") -> list[str]:
     """Snakemake targets of the stages recorded in ``dvc.lock`` (``train@dprnn`` -> ``train`` with item dprnn)."""
-    from se_lib.config import deep_merge, validate_config
-
     with open(lock_file, encoding="utf-8") as fh:
         lock = yaml.safe_load(fh) or {}
-    config: dict = {}
-    for path in config_files:
-        with open(path, encoding="utf-8") as fh:
-            config = deep_merge(config, yaml.safe_load(fh) or {})
-    targets = stage_targets(validate_config(config))
+    targets = stage_targets(_merged([Path(f) for f in _effective(config_files)])[0])
     out = []
     for name in lock.get("stages", {}):
         stage, _, item = name.partition("@")
