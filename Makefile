@@ -91,8 +91,8 @@ DVC_CONFIG ?= config/config.yaml
 dvc-yaml: .venv/.synced ## regenerate dvc.yaml from the Snakemake workflow (DVC_CONFIG=config/config.yaml)
 	$(UV) run --frozen python -m se_lib.dvc_stages $(foreach f,$(DVC_CONFIG),--configfile $(f)) generate
 
-dvc-commit: .venv/.synced ## record the results of `make run` in dvc.lock and the DVC cache (dvc commit -f)
-	$(UV) run --frozen dvc commit --force
+dvc-commit: .venv/.synced ## record `make run`'s results in dvc.lock + DVC cache (dvc commit -f, then snakemake --touch)
+	$(UV) run --frozen python -m se_lib.dvc_stages $(foreach f,$(DVC_CONFIG),--configfile $(f)) commit
 
 push: .venv/.synced ## upload the DVC-tracked results to the default remote (dvc push)
 	$(UV) run --frozen dvc push

@@ -19,10 +19,10 @@ they name; the outputs of upstream stages; a user corpus folder (``corpus.kind: 
 the config keys the stage's rules read, taken from each config file that sets them.
 
 Run ``uv run python -m se_lib.dvc_stages [--configfile FILE ...] [-o dvc.yaml]`` (``make dvc-yaml``);
-``--check`` exits 1 when the file on disk differs from a fresh generation. Records of results made
-without DVC (``make run``) go into dvc.lock with ``dvc commit`` (``make dvc-commit``); ``restore``
-(``make pull``) pulls them and touches the pulled Snakemake targets so that ``snakemake -n`` has
-nothing to do (DVC does not keep modification times).
+``--check`` exits 1 when the file on disk differs from a fresh generation. Results made without DVC
+(``make run``) go into dvc.lock with ``commit`` (``make dvc-commit``: ``dvc commit --force``); ``restore``
+(``make pull``) pulls them. Both then touch the Snakemake targets of the recorded stages so that
+``snakemake -n`` has nothing to do (DVC does not keep modification times).
 """
 
 from __future__ import annotations
@@ -44,7 +44,18 @@ import yaml
 
 from se_lib.code_deps import config_class_modules, import_closure, module_closure
 
-__all__ = ["DEFAULT_CONFIG", "generate", "metrics_record", "render", "restore", "stage_targets", "write_metrics"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "commit",
+    "generate",
+    "locked_targets",
+    "metrics_record",
+    "render",
+    "restore",
+    "stage_targets",
+    "touch_locked",
+    "write_metrics",
+]
 
 DEFAULT_CONFIG = "config/config.yaml"
 SNAKEMAKE_OPTIONS = "--cores all --resources gpu=1"
@@ -348,21 +359,32 @@ def _snakemake_args(config_files: Sequence[str]) -> list[str]:
     return [] if list(config_files) == [DEFAULT_CONFIG] else ["--configfile", *config_files]
 
 
-def restore(
-    config_files: Sequence[str] = (DEFAULT_CONFIG,), *, pull: bool = True, dvc_args: Sequence[str] = ()
-) -> None:
-    """``dvc pull`` (unless ``pull`` is False), then ``snakemake --touch`` on the restored outputs.
+def touch_locked(config_files: Sequence[str] = (DEFAULT_CONFIG,)) -> None:
+    """``snakemake --touch`` on the Snakemake targets of every stage in dvc.lock, in DAG order.
 
-    DVC restores contents, not modification times, so Snakemake would see inputs newer than outputs and
-    plan to redo them; ``--touch`` marks the whole DAG up to the pulled targets as done, in DAG order.
+    DVC writes outputs without their modification times (``dvc pull``, ``dvc checkout``) and copies them
+    again from its cache when it records them (``dvc commit``, the end of each ``dvc repro`` stage), so
+    Snakemake would see inputs newer than outputs and plan to redo finished jobs.
     """
-    if pull:
-        subprocess.run(["dvc", "pull", *dvc_args], check=True)
     targets = locked_targets(config_files)
     if not targets:
         raise SystemExit("dvc.lock records no stage: nothing to restore (run `make dvc-commit` and `make push` first)")
     cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--touch", *targets, *_snakemake_args(config_files)]
     subprocess.run(cmd, check=True)
+
+
+def restore(config_files: Sequence[str] = (DEFAULT_CONFIG,), *, pull: bool = True) -> None:
+    """``make pull``: ``dvc pull`` (unless ``pull`` is False), then :func:`touch_locked`."""
+    if pull:
+        subprocess.run(["dvc", "pull"], check=True)
+    touch_locked(config_files)
+
+
+def commit(config_files: Sequence[str] = (DEFAULT_CONFIG,)) -> None:
+    """``make dvc-commit``: record the outputs of a Snakemake run in dvc.lock and the DVC cache
+    (``dvc commit --force``), then :func:`touch_locked` (the commit rewrites the files)."""
+    subprocess.run(["dvc", "commit", "--force"], check=True)
+    touch_locked(config_files)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -378,10 +400,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen.add_argument("--check", action="store_true", help="exit 1 if the file differs from a fresh generation")
     rest = sub.add_parser("restore", help="dvc pull, then snakemake --touch on the pulled outputs (make pull)")
     rest.add_argument("--no-pull", action="store_true", help="only touch (after a dvc pull of your own)")
+    sub.add_parser(
+        "commit", help="dvc commit --force, then snakemake --touch (make dvc-commit)"
+    )
     args = parser.parse_args(argv)
     args.configfile = args.configfile or [DEFAULT_CONFIG]
     if args.command == "restore":
         restore(args.configfile, pull=not args.no_pull)
+        return 0
+    if args.command == "commit":
+        commit(args.configfile)
         return 0
     output = getattr(args, "output", "dvc.yaml")
     text = render(args.configfile)
