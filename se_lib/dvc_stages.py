@@ -400,9 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen.add_argument("--check", action="store_true", help="exit 1 if the file differs from a fresh generation")
     rest = sub.add_parser("restore", help="dvc pull, then snakemake --touch on the pulled outputs (make pull)")
     rest.add_argument("--no-pull", action="store_true", help="only touch (after a dvc pull of your own)")
-    sub.add_parser(
-        "commit", help="dvc commit --force, then snakemake --touch (make dvc-commit)"
-    )
+    sub.add_parser("commit", help="dvc commit --force, then snakemake --touch (make dvc-commit)")
     args = parser.parse_args(argv)
     args.configfile = args.configfile or [DEFAULT_CONFIG]
     if args.command == "restore":
