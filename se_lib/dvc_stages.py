@@ -359,6 +359,12 @@ def _snakemake_args(config_files: Sequence[str]) -> list[str]:
     return [] if list(config_files) == [DEFAULT_CONFIG] else ["--configfile", *config_files]
 
 
+def _dvc() -> str:
+    """The ``dvc`` of this environment (beside the interpreter), else the one on PATH."""
+    exe = Path(sys.executable).parent / "dvc"
+    return str(exe) if exe.is_file() else "dvc"
+
+
 def touch_locked(config_files: Sequence[str] = (DEFAULT_CONFIG,)) -> None:
     """``snakemake --touch`` on the Snakemake targets of every stage in dvc.lock, in DAG order.
 
@@ -376,14 +382,14 @@ def touch_locked(config_files: Sequence[str] = (DEFAULT_CONFIG,)) -> None:
 def restore(config_files: Sequence[str] = (DEFAULT_CONFIG,), *, pull: bool = True) -> None:
     """``make pull``: ``dvc pull`` (unless ``pull`` is False), then :func:`touch_locked`."""
     if pull:
-        subprocess.run(["dvc", "pull"], check=True)
+        subprocess.run([_dvc(), "pull"], check=True)
     touch_locked(config_files)
 
 
 def commit(config_files: Sequence[str] = (DEFAULT_CONFIG,)) -> None:
     """``make dvc-commit``: record the outputs of a Snakemake run in dvc.lock and the DVC cache
     (``dvc commit --force``), then :func:`touch_locked` (the commit rewrites the files)."""
-    subprocess.run(["dvc", "commit", "--force"], check=True)
+    subprocess.run([_dvc(), "commit", "--force"], check=True)
     touch_locked(config_files)
 
 
