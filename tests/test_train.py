@@ -331,6 +331,7 @@ def test_help_and_mistakes_read_well():
     out = _se(["--help"])
     assert out.returncode == 0 and "speech-enhancement" in out.stdout
     assert all(word in out.stdout for word in ("fit", "validate", "test", "predict", "conv_tasnet"))
+    assert "se runs" in out.stdout  # the runs table (tests/test_runs_table.py)
     out = _se(["fit", "--data.help", "MixtureDataModule"])
     assert out.returncode == 0 and "--data.db_url" in out.stdout and "--data.predict_split" in out.stdout
     out = _se(["fit", "--config", "config/models/convtasnet.yaml"])

@@ -28,8 +28,8 @@ from typing import Any
 from se_lib.config import db_url as default_db_url
 from se_lib.config import experiment_name, model_config_files, tracking_uri
 from se_lib.tracking.training import attach_log_files
-from se_lib.train.cli import SECLI
 from se_lib.train.resume import clear_checkpoint_dir
+from se_lib.train.secli import SECLI
 
 log = logging.getLogger(__name__)
 
