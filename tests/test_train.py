@@ -402,7 +402,9 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     cfg_path.write_text(yaml.safe_dump(tiny_fit_config(root, url, out)), encoding="utf-8")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SE_EXPERIMENT": "train_e2e"}
-    proc = _se(["fit", "--config", str(cfg_path), "--data.batch_size", "2"], cwd=tmp_path, env=env)
+    proc = _se(
+        ["fit", "--config", str(cfg_path), "--data.batch_size", "2", "--mlflow.register", "true"], cwd=tmp_path, env=env
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     client = MlflowClient(uri)
@@ -411,6 +413,12 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     assert len(runs) == 1
     run = runs[0]
     run_id = run.info.run_id
+    # the command ends by saying where everything went
+    summary = proc.stdout[proc.stdout.index("se fit finished: 2 epochs") :].splitlines()
+    assert summary[1].startswith(f"  checkpoints:   {(out / 'checkpoints').resolve()}/ (best best-epoch")
+    assert summary[2] == f"  MLflow run:    {run_id}, experiment 'train_e2e', store {uri}"
+    assert summary[3].endswith(f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run_id}")
+    assert summary[4] == "  model version: se-conv_tasnet/1 (registered)"
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["snakemake.rule"] == "cli" and tags["mlflow.runName"] == "cli"
@@ -512,3 +520,36 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     kinds = sorted(p.name.rsplit("_", 1)[-1] for p in written.glob("*.wav"))
     assert kinds == ["enhanced.wav"] * 3 + ["noisy.wav"] * 3 + ["target.wav"] * 3
     assert json.loads((written / "predict_stats.json").read_text())["n_files"] == 3
+
+
+def test_same_seed_and_config_give_identical_validation_metrics(train_world, tmp_path, capsys):
+    """Determinism on the CPU: two ad-hoc fits with the same seed and config log the same validation
+    curves, bit for bit. Ad-hoc fits register no model version unless asked (--mlflow.register true),
+    and each ends by saying where its checkpoints and MLflow run went."""
+    from mlflow import MlflowClient
+
+    root, _, url = train_world
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    histories, run_ids = [], []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        cfg_path = tmp_path / f"fit{i}.yaml"
+        cfg_path.write_text(yaml.safe_dump(tiny_fit_config(root, url, out, callbacks=[])), encoding="utf-8")
+        cli = SECLI(args=["fit", "--config", str(cfg_path), "--mlflow.tracking_uri", uri, "--mlflow.experiment", "det"])
+        client = MlflowClient(uri)
+        run_ids.append(cli.run_id)
+        histories.append(
+            {
+                key: [(m.step, m.value) for m in client.get_metric_history(cli.run_id, key)]
+                for key in ("val_loss", "val_si_sdr", "val_si_sdri", "train_loss_epoch")
+            }
+        )
+        summary = capsys.readouterr().out
+        assert f"  MLflow run:    {cli.run_id}, experiment 'det', store {uri}" in summary
+        assert "  model version: none (--mlflow.register true registers the best checkpoint as se-conv_tasnet)" in (
+            summary
+        )
+        assert f"  checkpoints:   {(out / 'checkpoints').resolve()}/ (best best-epoch" in summary
+    assert run_ids[0] != run_ids[1]
+    assert len(histories[0]["val_si_sdr"]) == 2 and histories[0] == histories[1]
+    assert MlflowClient(uri).search_registered_models() == []  # ad-hoc runs register nothing by default

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "KEY_METRICS", "main", "runs_table"]
+__all__ = ["COLUMNS", "KEY_METRICS", "format_table", "main", "runs_table", "workflow_config"]
 
 #: Metric columns: (column, metric key on the run). ``best_val_si_sdr`` is the maximum of the history.
 KEY_METRICS: tuple[tuple[str, str], ...] = (
@@ -154,28 +154,29 @@ def format_table(table: pd.DataFrame, digits: int = 2) -> str:
     return shown.to_string(index=False)
 
 
-def _workflow_config(paths: Sequence[str]) -> dict[str, Any] | None:
-    """The workflow config files merged in order (as ``snakemake --configfile``), unvalidated; None if
-    none exists."""
+DEFAULT_CONFIGFILE = "config/config.yaml"
+
+
+def workflow_config(configfiles: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The workflow config as Snakemake reads it, unvalidated: ``config/config.yaml`` (when present in
+    the working directory), then each of ``configfiles`` merged on top (``snakemake --configfile``).
+    None when there is none; a named file that does not exist is an error naming it."""
     import yaml
 
     from se_lib.config import deep_merge
 
     config: dict[str, Any] | None = None
-    for path in paths:
+    for path in [DEFAULT_CONFIGFILE, *configfiles]:
         p = Path(path)
         if not p.is_file():
-            if path != DEFAULT_CONFIGFILE:
-                raise SystemExit(f"error: config file {path} not found")
-            continue
+            if path == DEFAULT_CONFIGFILE:
+                continue
+            raise SystemExit(f"error: config file {path} not found")
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         config = deep_merge(config or {}, data)
     if config is not None and isinstance(config.get("tracking"), dict):
         config["tracking"].setdefault("uri", None)
     return config
-
-
-DEFAULT_CONFIGFILE = "config/config.yaml"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -198,7 +199,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--configfile",
         action="append",
-        help=f"workflow config file(s) giving the defaults, merged in order (default: {DEFAULT_CONFIGFILE})",
+        default=[],
+        help=f"workflow config file(s) merged on top of {DEFAULT_CONFIGFILE}, as snakemake --configfile",
     )
     p.add_argument("--csv", action="store_true", help="write CSV (all digits) instead of the text table")
     return p
@@ -209,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from se_lib.config import experiment_name, tracking_uri
 
     args = parser().parse_args(list(argv) if argv is not None else None)
-    config = _workflow_config(args.configfile or [DEFAULT_CONFIGFILE])
+    config = workflow_config(args.configfile)
     experiment = experiment_name(config, args.experiment)
     uri = args.tracking_uri or tracking_uri(config)
     try:

@@ -123,7 +123,8 @@ def train_args(
     config_files: Sequence[str] | None = None,
     db_url: str | None = None,
 ) -> list[str]:
-    """``se fit`` arguments for model ``model`` under the validated workflow ``config``."""
+    """``se fit`` arguments for model ``model`` under the validated workflow ``config`` (the job registers its
+    best checkpoint as a version of ``se-<model>``: ``--mlflow.register true``)."""
     train = config["train"]
     args = _se_args(
         "fit",
@@ -144,6 +145,8 @@ def train_args(
         tracking_uri(config),
         "--mlflow.model_name",
         model,
+        "--mlflow.register",
+        "true",
         "--resume",
         "true",
     ]

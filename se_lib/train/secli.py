@@ -22,7 +22,10 @@ the error and a one-line hint, not the usage. On top of Lightning's CLI this add
   else the workflow config's, else ``$SE_EXPERIMENT``, else the schema's default), tagged by
   :func:`se_lib.tracking.runs.standard_tags` (rule ``cli`` outside Snakemake); the resolved config is
   logged as ``config.yaml`` (Lightning's SaveConfigCallback is off: it does not work with MLflow
-  loggers), the best checkpoint under ``checkpoints/`` and registered as a version of ``se-<arch>``;
+  loggers), the best checkpoint under ``checkpoints/``, registered as a version of ``se-<arch>`` with
+  ``--mlflow.register true`` (the workflow's jobs do; ad-hoc runs do not by default);
+* ``se fit`` ends by printing where its checkpoints, MLflow run (id, experiment, store, UI address)
+  and model version went (:meth:`SECLI.fit_summary`);
 * ``--resume true``: if ``<checkpoint dir>/last.ckpt`` and the run id stored beside it
   (:mod:`se_lib.train.resume`) by an interrupted job with the same model/data/optimizer config
   exist, continue that MLflow run from ``last.ckpt`` (no duplicated or missing metric steps);
@@ -111,14 +114,16 @@ class TrackingOptions:
         model_name: architecture name; the registered model is ``se-<model_name>``. Default: the
             module name of the net's class (``se_lib.models.ic_conv_tasnet.ICConvTasNet`` ->
             ``ic_conv_tasnet``).
-        register: register the best checkpoint as a model version at the end of ``fit``.
+        register: register the best checkpoint as a new version of ``se-<model_name>`` at the end of
+            ``fit``. Off for ad-hoc runs (a smoke test must not become the latest version); the
+            workflow's training jobs pass ``--mlflow.register true``.
     """
 
     enabled: bool = True
     experiment: str | None = None
     tracking_uri: str | None = None
     model_name: str | None = None
-    register: bool = True
+    register: bool = False
 
 
 def arch_name(net_class_path: str | None) -> str | None:
@@ -415,3 +420,34 @@ class SECLI(LightningCLI):
             "registered_version": reg.version if reg else None,
             "resumed": self.resume_run_id is not None,
         }
+        if rank_zero_only.rank == 0:
+            print(self.fit_summary(), flush=True)
+
+    def fit_summary(self) -> str:
+        """Where the finished fit went: checkpoints, MLflow run (id, experiment, store, UI address), model
+        version -- or how to register one."""
+        from se_lib.tracking.ui import DEFAULT_PORT, run_url
+
+        res = self.fit_result or {}
+        cfg = self.sub_config()
+        score = res.get("best_val_loss")
+        lines = [
+            f"se fit finished: {res.get('epochs')} epochs, {res.get('global_step')} steps"
+            + (f", best val_loss {score:.4f}" if score is not None else "")
+        ]
+        folder = Path(self.checkpoint_dir).resolve() if self.checkpoint_dir else None
+        best, last = res.get("best_checkpoint"), res.get("last_checkpoint")
+        names = ", ".join(f"{k} {Path(v).name}" for k, v in (("best", best), ("last", last)) if v)
+        lines.append(f"  checkpoints:   {folder}/ ({names or 'none written'})")
+        if not self.run_id:
+            lines.append("  MLflow run:    none (--mlflow.enabled false, or a logger of your own)")
+            return "\n".join(lines)
+        lines.append(f"  MLflow run:    {self.run_id}, experiment {self.experiment(cfg)!r}, store {self.tracking_uri}")
+        base = f"http://127.0.0.1:{DEFAULT_PORT}"
+        lines.append(f"                make mlflow-ui, then {run_url(base, str(self.experiment_id), self.run_id)}")
+        name = self._model_name(cfg)
+        if res.get("registered_version"):
+            lines.append(f"  model version: {res['registered_model']}/{res['registered_version']} (registered)")
+        elif name:
+            lines.append(f"  model version: none (--mlflow.register true registers the best checkpoint as se-{name})")
+        return "\n".join(lines)
