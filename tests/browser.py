@@ -1,6 +1,7 @@
 """Open a Snakemake report in headless Chromium (Selenium + chromedriver) and return what the page shows.
 
-Test tooling only (``tests/test_report_browser.py``, ``tests/test_workflow_e2e.py``). The Snakemake
+Test tooling only (``tests/test_report_browser.py``, ``tests/test_workflow_e2e.py``; the MLflow UI check
+``tests/test_mlflow_ui.py`` uses :func:`chromium` and :func:`wait_for_script`). The Snakemake
 report is a React application whose data (results, categories, captions, embedded files) lives in
 ``<script>`` blocks; only a browser running the JavaScript shows whether the table and the figures
 really appear. :func:`check_report_html` drives the system Chromium through Selenium WebDriver and the
