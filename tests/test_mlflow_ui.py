@@ -123,8 +123,9 @@ def test_runs_table_and_training_run_page_in_chromium(ui, tmp_path):
 
     with chromium(tmp_path) as driver:
         driver.get(address)
-        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('matching runs') ? t : '';")
-        assert f"{len(runs)} matching runs" in text, text[-2000:]
+        expected = f"{len(runs)} matching runs"  # "0 matching runs" while the table loads
+        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('{expected}') ? t : '';", timeout=120)
+        assert expected in text, driver.execute_script(f"return {BODY};")[-2000:]
         assert "Run Name" in text and "Token Usage" not in text  # the runs table, not the GenAI overview
         for model in train.values():
             assert f"train[model={model}]" in text, text[-2000:]
@@ -132,7 +133,7 @@ def test_runs_table_and_training_run_page_in_chromium(ui, tmp_path):
         run_id, model = next(iter(sorted(train.items(), key=lambda t: t[1])))
         run = client.get_run(run_id)
         driver.get(run_url(base, exp.experiment_id, run_id))
-        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('Parameters (') ? t : '';")
+        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('Parameters (') ? t : '';", timeout=120)
         assert f"train[model={model}]" in text and run_id in text
         assert f"Parameters ({len(run.data.params)})" in text and f"Metrics ({len(run.data.metrics)})" in text
         assert "val_si_sdr" in text and "optimizer/class_path" in text

@@ -148,3 +148,26 @@ def test_se_runs_starts_without_lightning():
     assert out.returncode == 0, out.stderr
     assert "--invocation" in out.stdout and "LOADED []" in out.stdout
     assert elapsed < 15, elapsed
+
+
+@pytest.mark.timeout(1800)  # the first user of the session's tiny workflow run starts it
+def test_se_runs_on_the_tiny_workflow_run(workflow_run):
+    """The shared tiny run: one row per rule job, the training runs with their model version, commit and
+    test scores (logged by the scoring rule), all of the run's single invocation."""
+    import json
+
+    workdir, _ = workflow_run
+    table = runs_table("tiny_smoke", tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    client = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert len(table) == len(client.search_runs([client.get_experiment_by_name("tiny_smoke").experiment_id]))
+    assert table["invocation"].nunique() == 1 and table["status"].eq("FINISHED").all()
+    train = table[table["rule"] == "train"].set_index("model")
+    for run_json in (workdir / "results" / "models").glob("*/run.json"):
+        info = json.loads(run_json.read_text())
+        row = train.loc[info["model"]]
+        assert row["run_id"] == info["run_id"] and row["commit"].startswith(info["git_commit"][:8])
+        assert row["model_version"] == f"{info['registered_model']}/{info['registered_version']}"
+        assert pd.notna(row["best_val_si_sdr"]) and pd.notna(row["test_si_sdri"]) and pd.notna(row["test_stoi"])
+    assert set(
+        runs_table("tiny_smoke", tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}", rule="score")["model"]
+    ) == set(train.index)

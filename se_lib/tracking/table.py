@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -219,11 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LookupError as exc:
         sys.stderr.write(f"error: {exc.args[0]}\n")
         return 1
-    if args.csv:
-        table.to_csv(sys.stdout, index=False)
-    else:
-        print(f"experiment {experiment} ({uri}): {len(table)} runs")
-        print(format_table(table))
+    try:
+        if args.csv:
+            table.to_csv(sys.stdout, index=False)
+        else:
+            print(f"experiment {experiment} ({uri}): {len(table)} runs")
+            print(format_table(table))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `se runs | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
