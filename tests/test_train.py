@@ -259,6 +259,7 @@ def test_print_config_of_model_configs(arch, capsys):
     sched = cfg["lr_scheduler"]["init_args"]
     assert (sched["monitor"], sched["mode"], sched["patience"], sched["factor"]) == ("val_loss", "min", 5, 0.5)
     assert cfg["prediction_writer"]["output_dir"] is None and cfg["prediction_writer"]["subtype"] == "FLOAT"
+    assert cfg["mlflow"]["register"] is False  # registering a version is opt-in for ad-hoc runs
     demo_cfg = _print_config(["fit", "--config", str(paper), "--config", str(demo)], capsys)
     assert demo_cfg["model"]["init_args"]["net"]["class_path"] == cfg["model"]["init_args"]["net"]["class_path"]
     assert demo_cfg["optimizer"]["init_args"]["lr"] == 3e-3 and demo_cfg["trainer"]["max_epochs"] == 5
@@ -295,6 +296,7 @@ def test_workflow_args_parse(tmp_path, capsys):
     assert cfg["data"]["init_args"]["db_url"] == "sqlite:///results/db/mixtures.sqlite"
     assert cfg["seed_everything"] == config["seed"] and cfg["data"]["init_args"]["seed"] == config["seed"]
     assert cfg["mlflow"]["experiment"] == "baseline_verification" and cfg["resume"] is True
+    assert cfg["mlflow"]["register"] is True  # the workflow's jobs register; ad-hoc fits do not by default
     assert cfg["trainer"]["default_root_dir"] == str(tmp_path / "out")
     paper = train_args("dprnn", {**config, "train": {**config["train"], "overlay": "paper"}}, "x")
     assert "config/models/demo/dprnn.yaml" not in paper
