@@ -9,7 +9,7 @@ REPORT_DIR = "results/report"
 REPORT_EXAMPLES = int(config["report"]["spectrogram_examples"])
 REPORT_SNR_BINS = int(config["report"]["snr_bins"])
 REPORT_PROVENANCE = f"{REPORT_DIR}/provenance.json"
-CONFIGFILES = shown_paths(workflow.configfiles)
+CONFIGFILES = shown_paths(workflow.configfiles, overrides=workflow.overwrite_configfiles)
 # What report/workflow.rst shows about the config: this invocation's files and digest against the record of
 # the run that produced the results on disk (the template sees nothing but `config`; se_lib/report/provenance.py).
 config[CONTEXT_KEY] = report_context(config, CONFIGFILES, REPORT_PROVENANCE)

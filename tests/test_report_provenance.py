@@ -55,6 +55,9 @@ def test_digest_ignores_private_keys_and_sees_any_change(configs):
         "config/tiny.yaml",
         "/elsewhere/x.yaml",
     ]
+    # as Snakemake lists them (--configfile first) -> in the order they apply
+    listed = [str(REPO / "config" / "tiny.yaml"), "config/config.yaml"]
+    assert shown_paths(listed, REPO, overrides=listed[:1]) == ["config/config.yaml", "config/tiny.yaml"]
 
 
 def test_workflow_description_says_which_config_made_the_results(configs, tmp_path):

@@ -35,11 +35,17 @@ def config_digest(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def shown_paths(paths: Sequence[str | os.PathLike], root: str | os.PathLike = ".") -> list[str]:
-    """Config file paths as a reader knows them: relative to ``root`` (the working directory) when inside."""
-    out = []
+def shown_paths(
+    paths: Sequence[str | os.PathLike], root: str | os.PathLike = ".", overrides: Sequence[str | os.PathLike] = ()
+) -> list[str]:
+    """Config file paths as a reader knows them, in the order they apply: relative to ``root`` (the working
+    directory) when inside; the ``overrides`` among ``paths`` (Snakemake's ``--configfile`` files, which
+    ``workflow.configfiles`` lists first) after the others (the Snakefile's ``configfile:``)."""
     base = Path(root).resolve()
-    for p in paths:
+    later = {Path(p).resolve() for p in overrides}
+    ordered = [p for p in paths if Path(p).resolve() not in later] + [p for p in paths if Path(p).resolve() in later]
+    out = []
+    for p in ordered:
         full = Path(p).resolve()
         out.append(str(full.relative_to(base)) if full.is_relative_to(base) else str(p))
     return out
