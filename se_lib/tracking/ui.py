@@ -23,20 +23,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from se_lib.tracking.urls import DEFAULT_HOST, DEFAULT_PORT, run_url, runs_table_url
+
 __all__ = ["experiment_id", "main", "run_url", "runs_table_url", "server_command", "server_env"]
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5000
-
-
-def runs_table_url(base_url: str, experiment_id: str) -> str:
-    """Address of experiment ``experiment_id``'s runs table in the MLflow UI served at ``base_url``."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
-
-
-def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
-    """Address of run ``run_id``'s page (parameters, metrics, tags, artifacts) in the MLflow UI."""
-    return f"{runs_table_url(base_url, experiment_id)}/{run_id}"
 
 
 def _store_missing(tracking_uri: str) -> bool:

@@ -426,7 +426,7 @@ class SECLI(LightningCLI):
     def fit_summary(self) -> str:
         """Where the finished fit went: checkpoints, MLflow run (id, experiment, store, UI address), model
         version -- or how to register one."""
-        from se_lib.tracking.ui import DEFAULT_PORT, run_url
+        from se_lib.tracking.urls import DEFAULT_PORT, run_url
 
         res = self.fit_result or {}
         cfg = self.sub_config()
