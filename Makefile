@@ -8,8 +8,10 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
 export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
+MLFLOW_PORT ?= 5000
+MLFLOW_UI_ARGS ?=
 
-.PHONY: run test env lint format report clean-results bench help sysdeps dvc-yaml dvc-commit push pull
+.PHONY: run test env lint format report mlflow-ui clean-results bench help sysdeps dvc-yaml dvc-commit push pull
 
 # What a run leaves in the working directory (outputs, logs, Snakemake state, MLflow store + lock, the
 # report, Lightning's default log folder); `make clean-results` removes exactly these.
@@ -20,7 +22,8 @@ help: ## this list
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  make \1|\2/' | \
 		awk -F'|' '{printf "%-20s %s\n", $$1, $$2}'
 	@echo "  Variables: SNAKEMAKE_ARGS (run, report; e.g. SNAKEMAKE_ARGS='--configfile config/tiny.yaml'),"
-	@echo "             PYTEST_ARGS (test), PYTHON (interpreter for a private uv)"
+	@echo "             PYTEST_ARGS (test), PYTHON (interpreter for a private uv), MLFLOW_PORT and"
+	@echo "             MLFLOW_UI_ARGS (mlflow-ui; e.g. MLFLOW_UI_ARGS='--configfile config/tiny.yaml')"
 
 $(CURDIR)/.uv/bin/uv:
 	@echo "uv not found: installing it from PyPI into .uv/"
@@ -41,7 +44,7 @@ run: .venv/.synced ## whole workflow on the built-in demo data, then report.html
 	$(UV) run snakemake --cores all --resources gpu=1 $(SNAKEMAKE_ARGS)
 	$(UV) run snakemake --report report.html $(SNAKEMAKE_ARGS)
 	@echo "Report: $(CURDIR)/report.html (open it in a browser); tables: results/report/<split>/comparison.html"
-	@echo "MLflow: uv run mlflow ui (store sqlite:///mlflow.db)"
+	@echo "MLflow: make mlflow-ui (runs table in the browser); uv run se runs (the same table in the terminal)"
 
 # System packages some tests use for real (PostgreSQL server, headless Chromium driven by Selenium through
 # chromedriver). Installed with apt-get when running as root and missing; otherwise those tests
@@ -77,6 +80,9 @@ format: .venv/.synced ## apply ruff format (+ safe ruff fixes) and snakefmt
 
 report: .venv/.synced ## snakemake --report report.html after a run (honours SNAKEMAKE_ARGS like run)
 	$(UV) run snakemake --report report.html $(SNAKEMAKE_ARGS)
+
+mlflow-ui: .venv/.synced ## MLflow UI on 127.0.0.1 (port MLFLOW_PORT, 5000) over the project's store; prints the runs table's address
+	$(UV) run python -m se_lib.tracking.ui --port $(MLFLOW_PORT) $(MLFLOW_UI_ARGS)
 
 bench: .venv/.synced ## benchmarks in bench/ (ratios against reference implementations)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python $$b || exit 1; done

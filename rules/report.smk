@@ -3,14 +3,24 @@
 # is marked with report() for `snakemake --report report.html` (or report.zip); captions in report/.
 
 from se_lib.report.names import METRIC_LABELS, METRICS
+from se_lib.report.provenance import CONTEXT_KEY, config_digest, report_context, shown_paths
 
 REPORT_DIR = "results/report"
 REPORT_EXAMPLES = int(config["report"]["spectrogram_examples"])
 REPORT_SNR_BINS = int(config["report"]["snr_bins"])
+REPORT_PROVENANCE = f"{REPORT_DIR}/provenance.json"
+CONFIGFILES = shown_paths(workflow.configfiles, overrides=workflow.overwrite_configfiles)
+# What report/workflow.rst shows about the config: this invocation's files and digest against the record of
+# the run that produced the results on disk (the template sees nothing but `config`; se_lib/report/provenance.py).
+config[CONTEXT_KEY] = report_context(config, CONFIGFILES, REPORT_PROVENANCE)
 
 
 # Every report output, for the `all` target.
-REPORT_TARGETS = [f"{REPORT_DIR}/learning_curves.png", f"{REPORT_DIR}/hparams_parallel.png"] + [
+REPORT_TARGETS = [
+    f"{REPORT_DIR}/learning_curves.png",
+    f"{REPORT_DIR}/hparams_parallel.png",
+    REPORT_PROVENANCE,
+] + [
     path
     for split in PREDICT_SPLITS
     for path in [
@@ -198,3 +208,30 @@ rule report_hparams:
         max_axes=int(config["report"]["max_hparam_axes"]),
     script:
         REPORT_HPARAMS_SCRIPT.path
+
+
+REPORT_PROVENANCE_SCRIPT = workflow_script("report_provenance.py")
+
+
+rule report_provenance:
+    """The config files, experiment and config digest that produced the results, the mixture-DB digest and
+    each model's training run (commit, run id): what the report's description compares its config with."""
+    input:
+        runs=expand("results/models/{model}/run.json", model=MODELS),
+        db_digest=DB_FILE,
+        code=REPORT_PROVENANCE_SCRIPT.code,
+    output:
+        REPORT_PROVENANCE,
+    log:
+        "logs/report/provenance.log",
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+    params:
+        models=MODELS,
+        configfiles=CONFIGFILES,
+        config_digest=config_digest(config),
+    script:
+        REPORT_PROVENANCE_SCRIPT.path

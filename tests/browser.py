@@ -1,6 +1,7 @@
 """Open a Snakemake report in headless Chromium (Selenium + chromedriver) and return what the page shows.
 
-Test tooling only (``tests/test_report_browser.py``, ``tests/test_workflow_e2e.py``). The Snakemake
+Test tooling only (``tests/test_report_browser.py``, ``tests/test_workflow_e2e.py``; the MLflow UI check
+``tests/test_mlflow_ui.py`` uses :func:`chromium` and :func:`wait_for_script`). The Snakemake
 report is a React application whose data (results, categories, captions, embedded files) lives in
 ``<script>`` blocks; only a browser running the JavaScript shows whether the table and the figures
 really appear. :func:`check_report_html` drives the system Chromium through Selenium WebDriver and the
@@ -27,11 +28,12 @@ import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BrowserUnavailable", "check_report_html", "find_browser", "summarize"]
+__all__ = ["BrowserUnavailable", "check_report_html", "chromium", "find_browser", "summarize", "wait_for_script"]
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -78,6 +80,42 @@ def find_browser() -> tuple[str, str]:
     if missing:
         raise BrowserUnavailable("headless-browser check unavailable, missing: " + "; ".join(missing))
     return chromium, driver
+
+
+@contextmanager
+def chromium(workdir: str | os.PathLike, timeout: float = 90.0) -> Iterator[Any]:
+    """A headless Chromium WebDriver (:func:`find_browser`; fresh profile under ``workdir``, browser log
+    kept for :func:`_page_errors`), page-load and script timeouts ``timeout``; quit on exit."""
+    chromium_path, chromedriver = find_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    workdir = Path(workdir)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium_path
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # an explicit driver path: Selenium Manager is skipped (it would otherwise look for downloads)
+    service = Service(executable_path=chromedriver, log_output=str(workdir / "chromedriver.log"))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.set_page_load_timeout(timeout)
+        driver.set_script_timeout(timeout)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for_script(driver, script: str, *args: Any, timeout: float = 60.0, interval: float = 0.25) -> Any:
+    """Run ``script`` (a function body returning a value) until it returns something truthy; that value,
+    or the last (falsy) one after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(script, *args)
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 # JavaScript run in the report page (the W3C "execute script" command awaits the returned promise):
@@ -242,22 +280,8 @@ def check_report_html(
     with tempfile.TemporaryDirectory(prefix="se-report-check-") as tmp:
         tmpdir = Path(tmp)
         page = _report_file(report.resolve(), tmpdir / "unzipped")
-        chromium, chromedriver = find_browser()
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
-        options = webdriver.ChromeOptions()
-        options.binary_location = chromium
-        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmpdir / 'profile'}"):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        # an explicit driver path: Selenium Manager is skipped (it would otherwise look for downloads)
-        service = Service(executable_path=chromedriver, log_output=str(tmpdir / "chromedriver.log"))
-        driver = webdriver.Chrome(options=options, service=service)
         shots: list[str] = []
-        try:
-            driver.set_page_load_timeout(timeout)
-            driver.set_script_timeout(timeout)
+        with chromium(tmpdir, timeout) as driver:
             driver.get(page.as_uri())
             out = driver.execute_script(_WALK_JS)
 
@@ -286,8 +310,6 @@ def check_report_html(
                 time.sleep(0.3)
                 shoot("overview.png")
             errors = _page_errors(driver)
-        finally:
-            driver.quit()
     out["errors"] = errors
     out["screenshots"] = shots
     out["images"] = [r["name"] for r in out.get("results", []) if r.get("image_size") and min(r["image_size"]) > 0]

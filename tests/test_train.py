@@ -259,6 +259,7 @@ def test_print_config_of_model_configs(arch, capsys):
     sched = cfg["lr_scheduler"]["init_args"]
     assert (sched["monitor"], sched["mode"], sched["patience"], sched["factor"]) == ("val_loss", "min", 5, 0.5)
     assert cfg["prediction_writer"]["output_dir"] is None and cfg["prediction_writer"]["subtype"] == "FLOAT"
+    assert cfg["mlflow"]["register"] is False  # registering a version is opt-in for ad-hoc runs
     demo_cfg = _print_config(["fit", "--config", str(paper), "--config", str(demo)], capsys)
     assert demo_cfg["model"]["init_args"]["net"]["class_path"] == cfg["model"]["init_args"]["net"]["class_path"]
     assert demo_cfg["optimizer"]["init_args"]["lr"] == 3e-3 and demo_cfg["trainer"]["max_epochs"] == 5
@@ -295,6 +296,7 @@ def test_workflow_args_parse(tmp_path, capsys):
     assert cfg["data"]["init_args"]["db_url"] == "sqlite:///results/db/mixtures.sqlite"
     assert cfg["seed_everything"] == config["seed"] and cfg["data"]["init_args"]["seed"] == config["seed"]
     assert cfg["mlflow"]["experiment"] == "baseline_verification" and cfg["resume"] is True
+    assert cfg["mlflow"]["register"] is True  # the workflow's jobs register; ad-hoc fits do not by default
     assert cfg["trainer"]["default_root_dir"] == str(tmp_path / "out")
     paper = train_args("dprnn", {**config, "train": {**config["train"], "overlay": "paper"}}, "x")
     assert "config/models/demo/dprnn.yaml" not in paper
@@ -331,6 +333,7 @@ def test_help_and_mistakes_read_well():
     out = _se(["--help"])
     assert out.returncode == 0 and "speech-enhancement" in out.stdout
     assert all(word in out.stdout for word in ("fit", "validate", "test", "predict", "conv_tasnet"))
+    assert "se runs" in out.stdout  # the runs table (tests/test_runs_table.py)
     out = _se(["fit", "--data.help", "MixtureDataModule"])
     assert out.returncode == 0 and "--data.db_url" in out.stdout and "--data.predict_split" in out.stdout
     out = _se(["fit", "--config", "config/models/convtasnet.yaml"])
@@ -401,7 +404,9 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     cfg_path.write_text(yaml.safe_dump(tiny_fit_config(root, url, out)), encoding="utf-8")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SE_EXPERIMENT": "train_e2e"}
-    proc = _se(["fit", "--config", str(cfg_path), "--data.batch_size", "2"], cwd=tmp_path, env=env)
+    proc = _se(
+        ["fit", "--config", str(cfg_path), "--data.batch_size", "2", "--mlflow.register", "true"], cwd=tmp_path, env=env
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     client = MlflowClient(uri)
@@ -410,6 +415,12 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     assert len(runs) == 1
     run = runs[0]
     run_id = run.info.run_id
+    # the command ends by saying where everything went
+    summary = proc.stdout[proc.stdout.index("se fit finished: 2 epochs") :].splitlines()
+    assert summary[1].startswith(f"  checkpoints:   {(out / 'checkpoints').resolve()}/ (best best-epoch")
+    assert summary[2] == f"  MLflow run:    {run_id}, experiment 'train_e2e', store {uri}"
+    assert summary[3].endswith(f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run_id}")
+    assert summary[4] == "  model version: se-conv_tasnet/1 (registered)"
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["snakemake.rule"] == "cli" and tags["mlflow.runName"] == "cli"
@@ -511,3 +522,36 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     kinds = sorted(p.name.rsplit("_", 1)[-1] for p in written.glob("*.wav"))
     assert kinds == ["enhanced.wav"] * 3 + ["noisy.wav"] * 3 + ["target.wav"] * 3
     assert json.loads((written / "predict_stats.json").read_text())["n_files"] == 3
+
+
+def test_same_seed_and_config_give_identical_validation_metrics(train_world, tmp_path, capsys):
+    """Determinism on the CPU: two ad-hoc fits with the same seed and config log the same validation
+    curves, bit for bit. Ad-hoc fits register no model version unless asked (--mlflow.register true),
+    and each ends by saying where its checkpoints and MLflow run went."""
+    from mlflow import MlflowClient
+
+    root, _, url = train_world
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    histories, run_ids = [], []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        cfg_path = tmp_path / f"fit{i}.yaml"
+        cfg_path.write_text(yaml.safe_dump(tiny_fit_config(root, url, out, callbacks=[])), encoding="utf-8")
+        cli = SECLI(args=["fit", "--config", str(cfg_path), "--mlflow.tracking_uri", uri, "--mlflow.experiment", "det"])
+        client = MlflowClient(uri)
+        run_ids.append(cli.run_id)
+        histories.append(
+            {
+                key: [(m.step, m.value) for m in client.get_metric_history(cli.run_id, key)]
+                for key in ("val_loss", "val_si_sdr", "val_si_sdri", "train_loss_epoch")
+            }
+        )
+        summary = capsys.readouterr().out
+        assert f"  MLflow run:    {cli.run_id}, experiment 'det', store {uri}" in summary
+        assert "  model version: none (--mlflow.register true registers the best checkpoint as se-conv_tasnet)" in (
+            summary
+        )
+        assert f"  checkpoints:   {(out / 'checkpoints').resolve()}/ (best best-epoch" in summary
+    assert run_ids[0] != run_ids[1]
+    assert len(histories[0]["val_si_sdr"]) == 2 and histories[0] == histories[1]
+    assert MlflowClient(uri).search_registered_models() == []  # ad-hoc runs register nothing by default

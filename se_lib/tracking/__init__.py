@@ -6,5 +6,7 @@
 * :mod:`se_lib.tracking.training` - the training job's side: resumable Lightning ``MLFlowLogger``,
   checkpoint registry, run lookup, kill and log attachment (imports Lightning);
 * :mod:`se_lib.tracking.history` - finished training runs read back for the report (``run.json``,
-  learning curves, the experiment's runs and parameters).
+  learning curves, the experiment's runs and parameters);
+* :mod:`se_lib.tracking.table` - the runs table of an experiment (``se runs``);
+* :mod:`se_lib.tracking.ui` - the MLflow UI over the project's store at the runs table (``make mlflow-ui``).
 """

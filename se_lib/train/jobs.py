@@ -28,8 +28,8 @@ from typing import Any
 from se_lib.config import db_url as default_db_url
 from se_lib.config import experiment_name, model_config_files, tracking_uri
 from se_lib.tracking.training import attach_log_files
-from se_lib.train.cli import SECLI
 from se_lib.train.resume import clear_checkpoint_dir
+from se_lib.train.secli import SECLI
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ def train_args(
     config_files: Sequence[str] | None = None,
     db_url: str | None = None,
 ) -> list[str]:
-    """``se fit`` arguments for model ``model`` under the validated workflow ``config``."""
+    """``se fit`` arguments for model ``model`` under the validated workflow ``config`` (the job registers its
+    best checkpoint as a version of ``se-<model>``: ``--mlflow.register true``)."""
     train = config["train"]
     args = _se_args(
         "fit",
@@ -144,6 +145,8 @@ def train_args(
         tracking_uri(config),
         "--mlflow.model_name",
         model,
+        "--mlflow.register",
+        "true",
         "--resume",
         "true",
     ]

@@ -1,0 +1,123 @@
+"""The MLflow UI over the project's store, opened at the experiment's runs table (``make mlflow-ui``).
+
+MLflow 3's UI lands on a GenAI "Overview" page (traces, token usage) when opened at its root or at
+``#/experiments/<id>``; the classic runs table of an experiment (run name, dataset, duration,
+metrics, parameters as columns) is at ``#/experiments/<id>/runs`` and a run's page (parameters,
+metrics, tags; artifacts with an audio player for wavs) at ``#/experiments/<id>/runs/<run_id>``
+(:func:`runs_table_url`, :func:`run_url`; checked in headless Chromium by tests/test_mlflow_ui.py).
+
+:func:`main` (``python -m se_lib.tracking.ui``): resolves the experiment of the workflow config
+(:func:`se_lib.config.experiment_name`, store :func:`se_lib.config.tracking_uri`; ``--configfile``
+adds config files on top of ``config/config.yaml`` as Snakemake does), prints the runs table's
+address, then runs ``mlflow server`` on ``127.0.0.1`` (``--port``, default 5000) in the foreground.
+The server's background job runner (GenAI jobs: a handful of worker processes) is switched off
+(``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``) unless the environment sets it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from se_lib.tracking.urls import DEFAULT_HOST, DEFAULT_PORT, run_url, runs_table_url
+
+__all__ = ["experiment_id", "main", "run_url", "runs_table_url", "server_command", "server_env"]
+
+
+def _store_missing(tracking_uri: str) -> bool:
+    return tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///") :]).is_file()
+
+
+def experiment_id(experiment: str, tracking_uri: str) -> str:
+    """Id of ``experiment`` in the store; ``LookupError`` naming the store's experiments if absent
+    (or naming the path of a sqlite store that does not exist: it is not created)."""
+    if _store_missing(tracking_uri):
+        raise LookupError(f"no MLflow store at {tracking_uri} (run the workflow first: make run)")
+    from mlflow.entities import ViewType
+
+    from se_lib.tracking.runs import client_for
+
+    client = client_for(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY))
+        raise LookupError(f"experiment {experiment!r} not in {tracking_uri} (experiments: {', '.join(names)})")
+    return exp.experiment_id
+
+
+def server_command(tracking_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
+    """``mlflow server`` over the store ``tracking_uri`` on ``host:port`` (one worker)."""
+    exe = Path(sys.executable).with_name("mlflow")
+    mlflow = str(exe) if exe.exists() else (shutil.which("mlflow") or "mlflow")
+    return [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default ``os.environ``) with the server's job runner off unless set there."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m se_lib.tracking.ui [--port N] [--configfile F] [--experiment E] [--tracking-uri U]``."""
+    from se_lib.config import experiment_name, tracking_uri
+    from se_lib.tracking.table import workflow_config
+
+    p = argparse.ArgumentParser(
+        prog="python -m se_lib.tracking.ui",
+        description="Serve the MLflow UI over the project's store on 127.0.0.1 and print the address of "
+        "the experiment's runs table.",
+    )
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"interface (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--experiment", help="experiment name (default: the workflow config's `experiment`)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default: config tracking.uri, $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    p.add_argument(
+        "--configfile",
+        action="append",
+        default=[],
+        help="workflow config files on top of config/config.yaml, as snakemake --configfile",
+    )
+    p.add_argument("--print-only", action="store_true", help="print the address and the command, do not serve")
+    args = p.parse_args(list(argv) if argv is not None else None)
+    config = workflow_config(args.configfile)
+    experiment = experiment_name(config, args.experiment)
+    uri = args.tracking_uri or tracking_uri(config)
+    base = f"http://{args.host}:{args.port}"
+    try:
+        url = runs_table_url(base, experiment_id(experiment, uri))
+        print(f"MLflow UI, runs table of experiment {experiment}: {url}", flush=True)
+    except LookupError as exc:
+        if _store_missing(uri):
+            sys.stderr.write(f"error: {exc.args[0]}\n")
+            return 1
+        print(f"note: {exc.args[0]}; the UI lists the experiments at {base}", flush=True)
+    cmd = server_command(uri, args.host, args.port)
+    print(f"store {uri}; serving with: {' '.join(cmd)} (Ctrl-C stops it)", flush=True)
+    if args.print_only:
+        return 0
+    os.execve(cmd[0], cmd, server_env())
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""Addresses in the MLflow UI (MLflow 3.x), kept free of imports: the ``se fit`` summary prints them and
+:mod:`se_lib.tracking.ui` (``make mlflow-ui``) serves them.
+
+MLflow 3's UI lands on a GenAI "Overview" page at its root or at ``#/experiments/<id>``; the classic runs
+table of an experiment is at ``#/experiments/<id>/runs``, a run's page at ``.../runs/<run_id>``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "run_url", "runs_table_url"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+
+
+def runs_table_url(base_url: str, experiment_id: str) -> str:
+    """Address of experiment ``experiment_id``'s runs table in the MLflow UI served at ``base_url``."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+
+
+def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
+    """Address of run ``run_id``'s page (parameters, metrics, tags, artifacts) in the MLflow UI."""
+    return f"{runs_table_url(base_url, experiment_id)}/{run_id}"

@@ -1,0 +1,145 @@
+"""``make mlflow-ui`` (se_lib/tracking/ui.py) over the tiny workflow run's store, checked in headless Chromium.
+
+The shared tiny run (fixture ``workflow_run``) leaves ``mlflow.db`` in its work directory. The test
+resolves the runs table's address as ``make mlflow-ui`` prints it, starts ``mlflow server`` on a free
+127.0.0.1 port over that store (the command :func:`se_lib.tracking.ui.server_command` runs), and drives
+the UI as a user would:
+
+* the printed address shows the classic runs table (not MLflow 3's GenAI overview) listing every run
+  of the experiment, the training runs by name;
+* a training run's page shows its parameters and metrics (with their counts);
+* its artifact ``audio_samples/sample_0/enhanced.wav`` opens in the UI's audio player (a decoded
+  waveform canvas and an ``<audio>`` element).
+
+The Dataset column is not checked here: the dataset inputs of the training runs come with another
+change (issue 8, "dataset inputs").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from browser import BrowserUnavailable, chromium, find_browser, wait_for_script
+from se_lib.tracking.ui import run_url, runs_table_url, server_command, server_env
+
+pytestmark = pytest.mark.timeout(1800)
+
+REPO = Path(__file__).resolve().parent.parent
+BODY = "(document.body ? document.body.innerText : '')"
+# wavesurfer.js (MLflow's audio artifact view) draws into a shadow root: its canvas and <audio> element.
+AUDIO_PLAYER_JS = r"""
+for (const host of document.querySelectorAll('*')) {
+  if (!host.shadowRoot) continue;
+  const audio = host.shadowRoot.querySelector('audio');
+  const canvas = host.shadowRoot.querySelector('canvas');
+  if (audio && canvas && canvas.width > 0 && audio.duration > 0)
+    return {duration: audio.duration, canvas: [canvas.width, canvas.height]};
+}
+return null;
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(workflow_run, tmp_path_factory):
+    """``(base_url, workdir, printed address)``: the MLflow server over the tiny run's store."""
+    try:
+        find_browser()
+    except BrowserUnavailable as exc:
+        pytest.skip(str(exc))
+    workdir, _ = workflow_run
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SE_"))}
+    printed = subprocess.run(
+        [sys.executable, "-m", "se_lib.tracking.ui", "--configfile", "config/tiny.yaml", "--port", str(port)]
+        + ["--print-only"],
+        cwd=workdir,
+        env={**env, "PYTHONPATH": str(workdir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert printed.returncode == 0, printed.stderr
+    log = (tmp_path_factory.mktemp("mlflow_ui") / "server.log").open("w")
+    proc = subprocess.Popen(
+        server_command("sqlite:///mlflow.db", port=port),
+        cwd=workdir,
+        env=server_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server did not answer in 180 s"
+            time.sleep(1)
+        yield base, workdir, printed.stdout
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(20)
+        log.close()
+
+
+def test_runs_table_and_training_run_page_in_chromium(ui, tmp_path):
+    base, workdir, printed = ui
+    client = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny_smoke")
+    runs = client.search_runs([exp.experiment_id])
+    address = runs_table_url(base, exp.experiment_id)
+    assert f"MLflow UI, runs table of experiment tiny_smoke: {address}" in printed
+    train = {
+        json.loads(p.read_text())["run_id"]: p.parent.name for p in (workdir / "results" / "models").glob("*/run.json")
+    }
+    assert len(train) >= 2 and len(runs) > len(train)
+
+    with chromium(tmp_path) as driver:
+        driver.get(address)
+        expected = f"{len(runs)} matching runs"  # "0 matching runs" while the table loads
+        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('{expected}') ? t : '';", timeout=120)
+        assert expected in text, driver.execute_script(f"return {BODY};")[-2000:]
+        assert "Run Name" in text and "Token Usage" not in text  # the runs table, not the GenAI overview
+        for model in train.values():
+            assert f"train[model={model}]" in text, text[-2000:]
+
+        run_id, model = next(iter(sorted(train.items(), key=lambda t: t[1])))
+        run = client.get_run(run_id)
+        driver.get(run_url(base, exp.experiment_id, run_id))
+        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('Parameters (') ? t : '';", timeout=120)
+        assert f"train[model={model}]" in text and run_id in text
+        assert f"Parameters ({len(run.data.params)})" in text and f"Metrics ({len(run.data.metrics)})" in text
+        assert "val_si_sdr" in text and "optimizer/class_path" in text
+
+        wav = "audio_samples/sample_0/enhanced.wav"
+        assert wav in {a.path for a in client.list_artifacts(run_id, "audio_samples/sample_0")}
+        driver.get(f"{run_url(base, exp.experiment_id, run_id)}/artifacts/{wav}")
+        player = wait_for_script(driver, AUDIO_PLAYER_JS, timeout=90)
+        assert player and player["duration"] > 0.1, driver.execute_script(f"return {BODY};")[-2000:]
