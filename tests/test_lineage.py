@@ -122,7 +122,7 @@ def edited_clone(workflow_run, git_cmd, tmp_path_factory):
 def test_require_clean_git_refuses_a_dirty_tree_before_any_job(edited_clone, run_snakemake):
     corpus, runs = edited_clone / "results/corpus", len(_runs(edited_clone))
     before = corpus.stat().st_mtime_ns if corpus.exists() else None
-    args = ("--config", "require_clean_git=true", "--forcerun", "corpus", "--", "results/corpus")
+    args = ("--config", "require_clean_git=True", "--forcerun", "corpus", "--", "results/corpus")
     out = run_snakemake(edited_clone, *args, check=False)
     text = out.stdout + out.stderr
     assert out.returncode != 0, text[-3000:]
