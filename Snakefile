@@ -38,15 +38,21 @@ rule all:
 
 
 onstart:
-    # Create the MLflow store and experiment once before parallel jobs open it (a fresh sqlite store
-    # opened by several processes at once races in MLflow's schema migration).
+    # Refuse a dirty tree if `require_clean_git`; create the MLflow store and experiment once before
+    # parallel jobs open it (a fresh sqlite store opened by several processes at once races in MLflow's
+    # schema migration), and the invocation's parent run every rule's run is nested under.
     prepare_tracking()
 
 
 onsuccess:
+    finish_tracking(success=True)
     print(
         f"Workflow finished (invocation {INVOCATION_ID}).\n"
         f"  Results: results/  (comparison table: results/report/<split>/comparison.html)\n"
         f"  Report:  uv run snakemake --report report.html\n"
         f"  MLflow:  {tracking_uri(config)}  (uv run mlflow ui)"
     )
+
+
+onerror:
+    finish_tracking(success=False)

@@ -122,6 +122,30 @@ def all_targets():
 
 
 def prepare_tracking():
-    from se_lib.tracking.runs import setup_tracking
+    """`onstart` (a run, not a dry run): refuse a dirty git tree when `require_clean_git` is set (naming
+    the dirty files), create the MLflow store and experiment once before parallel jobs open them, and the
+    parent run of this invocation that every rule's run is nested under."""
+    if workflow.touch:  # --touch runs no job: nothing to track
+        return
+    from se_lib.tracking.runs import start_invocation_run
 
-    setup_tracking(config)
+    if config["require_clean_git"]:
+        from se_lib.tracking.git import require_clean
+
+        require_clean(workflow.basedir)
+    dag = workflow.dag
+    targets = sorted(map(str, dag.targetfiles or [])) + sorted(map(str, dag.targetrules or []))
+    start_invocation_run(config, configfiles=[str(f) for f in workflow.configfiles], targets=targets)
+
+
+def finish_tracking(success):
+    """`onsuccess`/`onerror`: end the invocation's parent run FINISHED or FAILED (a failure to do so is
+    reported, never raised: the workflow's outcome stands)."""
+    if workflow.touch:
+        return
+    from se_lib.tracking.runs import end_invocation_run
+
+    try:
+        end_invocation_run(config, success)
+    except Exception as exc:
+        print(f"warning: could not end the MLflow parent run of invocation {INVOCATION_ID}: {exc}")

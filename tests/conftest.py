@@ -1,7 +1,8 @@
 """Fixtures shared by the test modules.
 
-The tiny workflow (config/tiny.yaml) runs once per session from a copy of the source tree
-(``workflow_run``), shared by the end-to-end and code-input tests.
+The tiny workflow (config/tiny.yaml) runs once per session from a copy of the source tree committed
+to a fresh git repository, as in a fresh clone (``workflow_run``), shared by the end-to-end,
+code-input and lineage tests.
 
 Mixture worlds (see tests/worlds.py): a synthetic corpus, simulated rooms and a mixture DB under a
 temporary root, built once per session on first use and shared by every module that asks for one.
@@ -32,7 +33,17 @@ from worlds import World, build_world, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a checkout needs to run the workflow (the same files a user's `make run` reads).
-WORKFLOW_SOURCES = ("Snakefile", "rules", "se_lib", "workflow_scripts", "config", "report", "envs", "profiles")
+WORKFLOW_SOURCES = (
+    "Snakefile",
+    "rules",
+    "se_lib",
+    "workflow_scripts",
+    "config",
+    "report",
+    "envs",
+    "profiles",
+    ".gitignore",
+)
 
 
 def copy_workflow_source(dest: Path) -> Path:
@@ -45,6 +56,24 @@ def copy_workflow_source(dest: Path) -> Path:
         else:
             shutil.copy2(src, dest / name)
     return dest
+
+
+def git(workdir: Path, *args: str) -> str:
+    """``git <args>`` in ``workdir`` (a test identity, no signing); returns stdout, fails loudly."""
+    cmd = ["git", "-c", "user.name=se-tests", "-c", "user.email=se-tests@example.invalid", "-c", "commit.gpgsign=false"]
+    out = subprocess.run([*cmd, *args], cwd=workdir, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} in {workdir} failed:\n{out.stdout}{out.stderr}")
+    return out.stdout
+
+
+def commit_workflow_source(workdir: Path) -> str:
+    """Make ``workdir`` a git repository holding its files in one commit, like a fresh clone; return the
+    commit."""
+    git(workdir, "init", "-q", "-b", "main")
+    git(workdir, "add", "-A")
+    git(workdir, "commit", "-q", "-m", "workflow source under test")
+    return git(workdir, "rev-parse", "HEAD").strip()
 
 
 def snakemake_env(workdir: Path) -> dict[str, str]:
@@ -95,9 +124,17 @@ def snakemake_env_fixture():
 @pytest.fixture(scope="session")
 def workflow_run(tmp_path_factory):
     """The whole workflow on the tiny config (config/tiny.yaml), run once per session in a copy of the
-    source tree: ``(workdir, CompletedProcess)``, results under ``workdir/results``."""
+    source tree committed to a fresh git repository (:func:`commit_workflow_source`; tests that edit
+    its files restore them): ``(workdir, CompletedProcess)``, results under ``workdir/results``."""
     workdir = copy_workflow_source(tmp_path_factory.mktemp("wf"))
+    commit_workflow_source(workdir)
     return workdir, snakemake(workdir)
+
+
+@pytest.fixture(scope="session")
+def git_cmd():
+    """:func:`git`, for tests that inspect or change the git repository of ``workflow_run``."""
+    return git
 
 
 def _build(

@@ -170,3 +170,118 @@ def test_training_logger_params_resume_and_run_helpers(store, tmp_path, caplog):
     mark_run_killed(store, run_id)
     assert client.get_run(run_id).info.status == "KILLED"
     mark_run_killed(store, "0" * 32)  # gone: no error
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lineage: clean/dirty checks, the invocation's parent run, dataset inputs, registry tags.
+
+
+def _git(repo, *args):
+    cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false", *args]
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def test_require_clean_names_the_dirty_files(tmp_path):
+    from se_lib.tracking.git import DirtyTreeError, require_clean
+
+    repo, plain = tmp_path / "repo", tmp_path / "plain"
+    repo.mkdir()
+    plain.mkdir()
+    _git(repo, "init", "-q")
+    (repo / ".gitignore").write_text("results/\n")
+    (repo / "a.py").write_text("x = 1\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "init")
+    (repo / "results").mkdir()
+    (repo / "results" / "out.txt").write_text("ignored\n")
+    info = require_clean(repo)
+    assert not info.dirty and info.files == () and info.commit == _git(repo, "rev-parse", "HEAD").strip()
+    (repo / "a.py").write_text("x = 2\n")
+    (repo / "new.txt").write_text("untracked\n")
+    with pytest.raises(DirtyTreeError, match=r"require_clean_git: true.*not clean") as err:
+        require_clean(repo)
+    assert " M a.py" in str(err.value) and "?? new.txt" in str(err.value)
+    info = git_info(repo)
+    assert "+x = 2" in info.diff and "#   new.txt" in info.diff
+    with pytest.raises(DirtyTreeError, match="is not a git checkout"):
+        require_clean(plain)
+
+
+def test_invocation_parent_run_nests_rule_runs(store):
+    from se_lib.tracking.runs import end_invocation_run, invocation_parent, start_invocation_run
+
+    cfg = {"experiment": "exp-parent", "seed": 1, "models": ["a"]}
+    with rule_run("early", {}, cfg):  # no parent run yet: no nesting tag
+        pass
+    parent = start_invocation_run(cfg, configfiles=["config/tiny.yaml"], targets=["all"])
+    assert start_invocation_run(cfg) == parent == invocation_parent(cfg)  # once per invocation
+    with rule_run("score", {"model": "a"}, cfg) as run:
+        pass
+    client = mlflow.MlflowClient(store)
+    assert client.get_run(run.info.run_id).data.tags["mlflow.parentRunId"] == parent
+    got = client.get_run(parent)
+    assert got.data.tags["se.run_kind"] == "invocation" and got.data.tags["se.invocation_id"] == "inv-123"
+    assert got.data.tags["se.configfiles"] == "config/tiny.yaml" and got.data.params["models"] == '["a"]'
+    assert got.info.status == "RUNNING" and got.info.run_name == "snakemake inv-123"
+    early = client.search_runs([got.info.experiment_id], "tags.`snakemake.rule` = 'early'")[0]
+    assert "mlflow.parentRunId" not in early.data.tags
+    assert end_invocation_run(cfg, success=False) == parent
+    assert client.get_run(parent).info.status == "FAILED"
+    assert invocation_parent(cfg, "another-invocation") is None
+
+
+def test_resumed_training_run_keeps_its_parent_and_invocation(store):
+    from se_lib.tracking.training import build_logger
+
+    first = {"mlflow.runName": "train[model=m]", "mlflow.parentRunId": "p1", "se.invocation_id": "inv-1", "x": "1"}
+    run_id = build_logger("resume_parent", store, first).run_id
+    again = {**first, "mlflow.parentRunId": "p2", "se.invocation_id": "inv-2", "x": "2"}
+    build_logger("resume_parent", store, again, run_id=run_id)
+    tags = mlflow.MlflowClient(store).get_run(run_id).data.tags
+    assert (tags["mlflow.parentRunId"], tags["se.invocation_id"], tags["x"]) == ("p1", "inv-1", "2")
+    assert tags["se.resumed_in_invocation"] == "inv-2"
+
+
+def test_dataset_inputs_name_split_digest_and_source(store):
+    from se_lib.tracking.training import DATASET_DIGEST_CHARS, dataset_source, log_dataset_inputs
+
+    digest = "ab" * 32
+    url = "sqlite:///results/db/mixtures.sqlite"
+    client = mlflow.MlflowClient(store)
+    exp = client.create_experiment("datasets")
+    run_id = client.create_run(exp).info.run_id
+    log_dataset_inputs(store, run_id, url, digest, {"train": 16, "val": 4, "test": 3})
+    log_dataset_inputs(store, run_id, url, digest, {"train": 16, "val": 4, "test": 3})  # resumed: no duplicate
+    inputs = client.get_run(run_id).inputs.dataset_inputs
+    got = {
+        i.dataset.name: (i.dataset.digest, {t.key: t.value for t in i.tags}, i.dataset.source, i.dataset.profile)
+        for i in inputs
+    }
+    assert len(inputs) == 3 and set(got) == {"mixtures-train", "mixtures-val", "mixtures-test"}
+    d, tags, source, profile = got["mixtures-val"]
+    assert DATASET_DIGEST_CHARS == 36 and d == digest[:36]
+    assert tags == {"mlflow.data.context": "val", "se.db_digest": digest}
+    assert source == '{"uri": "sqlite:///results/db/mixtures.sqlite"}' and profile == '{"num_rows": 4}'
+    kind, shown = dataset_source("postgresql+psycopg://se:secret@db.example:5432/mix")
+    assert kind == "external" and "secret" not in shown and "db.example:5432/mix" in shown
+
+
+def test_registered_version_carries_lineage_and_scores(store):
+    from se_lib.tracking.runs import tag_model_version
+    from se_lib.tracking.training import register_checkpoint
+
+    client = mlflow.MlflowClient(store)
+    exp = client.create_experiment("registry")
+    tags = {"mlflow.source.git.commit": "c0ffee", "se.git.dirty": "false", "se.db_digest": "d1", "se.experiment": "e"}
+    run_id = client.create_run(exp, tags=tags).info.run_id
+    version = register_checkpoint(client, run_id, "se-lineage", tags={"best_score": "0.5"})
+    tag_model_version("se-lineage", version, {"test_si_sdr": 3.25}, tracking_uri=store)
+    got = client.get_model_version("se-lineage", version).tags
+    assert got == {
+        "git_commit": "c0ffee",
+        "git_dirty": "false",
+        "db_digest": "d1",
+        "experiment": "e",
+        "best_score": "0.5",
+        "test_si_sdr": "3.25",
+    }

@@ -1,7 +1,8 @@
 """Snakemake glue for rules `score` and `score_noisy`: score a folder of wavs, log the summary to MLflow.
 
 For a model, the summary also goes onto the model's training run as `<split>_<metric>` metrics (and the
-inference real-time factor as `<split>_real_time_factor`), so MLflow's runs table compares models.
+inference real-time factor as `<split>_real_time_factor`), so MLflow's runs table compares models; the
+test split's go onto the model's registered version as tags too, so the registry says how good it is.
 """
 
 import mlflow
@@ -11,7 +12,7 @@ from se_lib.io import read_json_object
 from se_lib.metrics.scorer import score_directory
 from se_lib.report.tables import read_summary
 from se_lib.tracking.history import read_run_json
-from se_lib.tracking.runs import log_split_metrics, summary_metrics
+from se_lib.tracking.runs import log_split_metrics, summary_metrics, tag_model_version
 from se_lib.workflow import rule_job
 
 
@@ -54,6 +55,10 @@ def main(smk) -> None:
                 extra={f"{split}_real_time_factor": stats["real_time_factor"]},
             )
             mlflow.set_tag("se.train_run_id", train_run["run_id"])
+            if split == "test" and train_run.get("registered_version"):
+                name, version = train_run["registered_model"], train_run["registered_version"]
+                tag_model_version(name, version, logged, tracking_uri=tracking_uri(smk.config))
+                log.info("tagged %s version %s with the %s scores", name, version, split)
             log.info("logged %d metrics on training run %s", len(logged), train_run["run_id"])
         log.info("%s/%s summary:\n%s", system, split, summary.to_string())
 

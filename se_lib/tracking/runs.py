@@ -6,6 +6,12 @@ environment (uv.lock digest, Python, torch, CUDA, device), the mixture-DB digest
 invocation id (``SE_INVOCATION_ID``, set once per ``snakemake`` invocation by the Snakefile and inherited
 by every job, locally or on a cluster).
 
+Each ``snakemake`` invocation that runs jobs has a parent run (:func:`start_invocation_run` at
+``onstart``, :func:`end_invocation_run` at ``onsuccess``/``onerror``; tag ``se.run_kind = invocation``);
+every rule's run started under that invocation carries ``mlflow.parentRunId`` = its id, so the MLflow
+UI nests them. A job finds its parent in the store by the invocation id (:func:`invocation_parent`), so
+nothing but ``SE_INVOCATION_ID`` has to reach a job, wherever it runs.
+
 Beside the rule's own run: :func:`client_for` (a client for a given store) and
 :func:`log_split_metrics` (a split's test scores written onto the model's *training* run, so MLflow's
 runs table compares models).
@@ -20,7 +26,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +43,9 @@ log = logging.getLogger(__name__)
 
 DB_DIGEST_FILE = Path("results/db/digest.txt")
 INVOCATION_ENV = "SE_INVOCATION_ID"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's nesting tag (what mlflow.start_run(nested=True) sets)
+RUN_KIND_TAG = "se.run_kind"  # "invocation" on the parent run of a snakemake invocation
+INVOCATION_KIND = "invocation"
 
 
 def run_name(rule: str, wildcards: Mapping[str, Any] | None) -> str:
@@ -53,27 +63,105 @@ def db_digest(path: str | os.PathLike = DB_DIGEST_FILE) -> str:
         return "none"
 
 
-def standard_tags(
-    rule: str, wildcards: Mapping[str, Any] | None = None, config: Mapping | None = None
-) -> dict[str, str]:
-    """Tags every run of this workflow carries (see module docstring)."""
-    wildcards = dict(wildcards or {})
+def provenance_tags(config: Mapping | None = None) -> dict[str, str]:
+    """Git, environment, invocation, experiment and seed tags (every run of this workflow, parents too)."""
     tags: dict[str, str] = {}
     tags.update(git_info().tags())
     tags.update(environment_tags())
-    tags["mlflow.runName"] = run_name(rule, wildcards)
     tags["mlflow.source.type"] = "JOB"
-    tags["mlflow.source.name"] = "Snakefile" if rule != "cli" else "se"
-    tags["snakemake.rule"] = rule
-    for key, value in wildcards.items():
-        tags[f"snakemake.wildcards.{key}"] = str(value)
-    tags["se.db_digest"] = db_digest()
     tags["se.invocation_id"] = os.environ.get(INVOCATION_ENV, "interactive")
     if config is not None:
         tags["se.experiment"] = experiment_name(config)
         if "seed" in config:  # a validated workflow config always has one
             tags["se.seed"] = str(config["seed"])
     return tags
+
+
+def standard_tags(
+    rule: str, wildcards: Mapping[str, Any] | None = None, config: Mapping | None = None
+) -> dict[str, str]:
+    """Tags every rule's run carries (see module docstring); ``mlflow.parentRunId`` when the invocation
+    has a parent run in the store of ``config``."""
+    wildcards = dict(wildcards or {})
+    tags = provenance_tags(config)
+    tags["mlflow.runName"] = run_name(rule, wildcards)
+    tags["mlflow.source.name"] = "Snakefile" if rule != "cli" else "se"
+    tags["snakemake.rule"] = rule
+    for key, value in wildcards.items():
+        tags[f"snakemake.wildcards.{key}"] = str(value)
+    tags["se.db_digest"] = db_digest()
+    parent = invocation_parent(config)
+    if parent:
+        tags[PARENT_TAG] = parent
+    return tags
+
+
+def _store_exists(uri: str) -> bool:
+    """False for a sqlite store whose file does not exist yet (opening it would create it unlocked)."""
+    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists()
+
+
+def invocation_parent(config: Mapping | None = None, invocation: str | None = None) -> str | None:
+    """Id of the parent run of invocation ``invocation`` (default ``$SE_INVOCATION_ID``) in the store and
+    experiment of ``config``; ``None`` outside an invocation or when it has no parent run."""
+    invocation = invocation or os.environ.get(INVOCATION_ENV)
+    uri = tracking_uri(config)
+    if not invocation or not _store_exists(uri):
+        return None
+    client = client_for(uri)
+    exp = client.get_experiment_by_name(experiment_name(config))
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{RUN_KIND_TAG}` = '{INVOCATION_KIND}' and tags.`se.invocation_id` = '{invocation}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def start_invocation_run(config: Mapping, configfiles: Sequence[str] = (), targets: Sequence[str] = ()) -> str:
+    """Create the parent run of this ``snakemake`` invocation (``$SE_INVOCATION_ID``) once; return its id.
+
+    Called by the Snakefile's ``onstart`` (the main process, before any job starts): run name
+    ``snakemake <invocation id[:8]>``, the provenance tags, tag ``se.run_kind = invocation``, the config
+    files and targets as tags, the workflow config as parameters, and the git diff when dirty. Calling
+    it again in the same invocation returns the existing run.
+    """
+    exp_id = setup_tracking(config)
+    invocation = os.environ.setdefault(INVOCATION_ENV, uuid.uuid4().hex)
+    existing = invocation_parent(config, invocation)
+    if existing:
+        return existing
+    tags = provenance_tags(config)
+    tags["mlflow.source.name"] = "Snakefile"
+    tags[RUN_KIND_TAG] = INVOCATION_KIND
+    if configfiles:
+        tags["se.configfiles"] = ",".join(str(f) for f in configfiles)
+    if targets:
+        tags["se.targets"] = " ".join(str(t) for t in targets)[:5000]
+    client = client_for(tracking_uri(config))
+    run = client.create_run(exp_id, run_name=f"snakemake {invocation[:8]}", tags=tags)
+    run_id = run.info.run_id
+    params = flatten(dict(config))
+    items = list(params.items())
+    from mlflow.entities import Param
+
+    for i in range(0, len(items), 100):  # MLflow's batch limit
+        client.log_batch(run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
+    log_git_diff_if_dirty(run_id, client)
+    return run_id
+
+
+def end_invocation_run(config: Mapping, success: bool) -> str | None:
+    """Mark this invocation's parent run FINISHED (``success``) or FAILED, with the final DB digest."""
+    parent = invocation_parent(config)
+    if parent is None:
+        return None
+    client = client_for(tracking_uri(config))
+    client.set_tag(parent, "se.db_digest", db_digest())
+    client.set_terminated(parent, status="FINISHED" if success else "FAILED")
+    return parent
 
 
 @contextmanager
@@ -117,14 +205,12 @@ def setup_tracking(config: Mapping | None = None, experiment: str | None = None)
     return exp_id
 
 
-def log_git_diff_if_dirty(run_id: str) -> None:
+def log_git_diff_if_dirty(run_id: str, client: Any = None) -> None:
     """Attach ``git diff HEAD`` (plus untracked names) to the run as ``git/diff.patch`` when dirty."""
-    import mlflow
-
     info = git_info()
     if not info.dirty:
         return
-    client = mlflow.MlflowClient()
+    client = client or client_for()
     with tempfile.TemporaryDirectory() as tmp:
         patch = Path(tmp) / "diff.patch"
         patch.write_text(info.diff, encoding="utf-8")
@@ -225,3 +311,12 @@ def log_split_metrics(
     if values:
         client_for(tracking_uri).log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()])
     return values
+
+
+def tag_model_version(
+    name: str, version: str | int, values: Mapping[str, Any], *, tracking_uri: str | None = None
+) -> None:
+    """Set ``values`` as tags of registered model version ``name``/``version`` (e.g. its test scores)."""
+    client = client_for(tracking_uri)
+    for key, value in values.items():
+        client.set_model_version_tag(name, str(version), key, str(value))

@@ -8,7 +8,11 @@
 * :func:`mlflow_logger` finds that logger on a trainer (for the callbacks that log artifacts).
 * :func:`log_checkpoint` logs the best checkpoint (+ its metadata and config) as run artifacts;
   :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
-  run's ``checkpoints`` artifact folder (MLflow 3 registry; works on the sqlite store).
+  run's ``checkpoints`` artifact folder (MLflow 3 registry; works on the sqlite store), tagged with
+  the run's commit and DB digest.
+* :func:`log_dataset_inputs` records the mixture DB's train/val/test splits as the run's MLflow
+  dataset inputs (digest = DB digest, source = DB URL); :func:`lineage_version_tags` are the commit
+  and DB digest a registered version carries.
 * :func:`run_is_active`, :func:`mark_run_killed` and :func:`attach_log_files` look up, supersede and
   annotate a training run by id (resuming an interrupted job, attaching the job's log).
 
@@ -39,6 +43,9 @@ log = logging.getLogger(__name__)
 _METRIC_NAME = re.compile(r"[^a-zA-Z0-9_/. -]+")
 # LightningCLI bookkeeping stored in hparams, not a hyper-parameter of the experiment.
 INTERNAL_PARAMS = ("_instantiator", "_class_path")
+# Tags a resumed run keeps from its first job: its name, and the invocation (and parent run) that
+# started it; the resuming invocation is recorded as ``se.resumed_in_invocation``.
+KEPT_ON_RESUME = ("mlflow.runName", "mlflow.parentRunId", "se.invocation_id")
 
 
 def flatten_hparams(params: Mapping[str, Any] | Namespace | None, parent: str = "") -> dict[str, Any]:
@@ -147,7 +154,8 @@ def build_logger(
     tags: Mapping[str, str],
     run_id: str | None = None,
 ) -> ResumableMLFlowLogger:
-    """Logger for one training job: a new run carrying ``tags``, or the interrupted run ``run_id``."""
+    """Logger for one training job: a new run carrying ``tags``, or the interrupted run ``run_id``
+    (its tags updated, except :data:`KEPT_ON_RESUME`)."""
     if run_id:
         logger = ResumableMLFlowLogger(
             experiment_name=experiment, tracking_uri=tracking_uri, run_id=run_id, resume=True
@@ -155,8 +163,10 @@ def build_logger(
         client = logger.experiment
         client.update_run(run_id, status="RUNNING")
         for key, value in tags.items():
-            if key != "mlflow.runName":
+            if key not in KEPT_ON_RESUME:
                 client.set_tag(run_id, key, value)
+        if tags.get("se.invocation_id"):
+            client.set_tag(run_id, "se.resumed_in_invocation", tags["se.invocation_id"])
         return logger
     run_name = tags.get("mlflow.runName")
     return ResumableMLFlowLogger(
@@ -193,12 +203,26 @@ def log_checkpoint(
         client.log_artifacts(run_id, tmp, artifact_path=artifact_path)
 
 
+def lineage_version_tags(run_tags: Mapping[str, str]) -> dict[str, str]:
+    """Model-version tags naming the code and data of a training run (from the run's tags):
+    ``git_commit``, ``git_dirty``, ``db_digest``, ``experiment``, ``invocation_id``."""
+    keys = {
+        "git_commit": "mlflow.source.git.commit",
+        "git_dirty": "se.git.dirty",
+        "db_digest": "se.db_digest",
+        "experiment": "se.experiment",
+        "invocation_id": "se.invocation_id",
+    }
+    return {name: run_tags[key] for name, key in keys.items() if run_tags.get(key)}
+
+
 def register_checkpoint(
     client: Any, run_id: str, name: str, artifact_path: str = "checkpoints", tags: Mapping[str, str] | None = None
 ) -> str:
     """Register ``runs:/<run_id>/<artifact_path>`` as a new version of model ``name``; return the version.
 
-    The run is tagged ``se.registered_model = <name>/<version>``.
+    The version carries ``tags`` and the run's :func:`lineage_version_tags` (commit, dirty flag, DB
+    digest); the run is tagged ``se.registered_model = <name>/<version>``.
     """
     from mlflow.exceptions import MlflowException
 
@@ -209,13 +233,66 @@ def register_checkpoint(
     except MlflowException as exc:  # already registered (possibly by a concurrent job)
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
             raise
+    version_tags = {**lineage_version_tags(client.get_run(run_id).data.tags), **dict(tags or {})}
     version = str(
         client.create_model_version(
-            name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=dict(tags or {})
+            name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id, tags=version_tags
         ).version
     )
     client.set_tag(run_id, "se.registered_model", f"{name}/{version}")
     return version
+
+
+# MLflow's limit on a dataset digest (mlflow.utils.validation.MAX_DATASET_DIGEST_SIZE); the full DB
+# digest goes into the input tag ``se.db_digest``.
+DATASET_DIGEST_CHARS = 36
+
+
+def dataset_source(db_url: str) -> tuple[str, str]:
+    """MLflow ``(source_type, source)`` of the mixture DB at ``db_url``, password hidden: a SQLite file
+    is ``local`` ``{"uri": url}``, a server ``external`` ``{"url": url}`` (what the UI shows)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(db_url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL (a bare path): shown as given
+        shown = str(db_url)
+    if shown.startswith("sqlite") or "://" not in shown:
+        return "local", json.dumps({"uri": shown})
+    return "external", json.dumps({"url": shown})
+
+
+def dataset_inputs(db_url: str, digest: str, counts: Mapping[str, int] | None = None) -> list[Any]:
+    """One MLflow ``DatasetInput`` per split of the mixture DB: name ``mixtures-<split>``, the DB digest
+    (first :data:`DATASET_DIGEST_CHARS` characters) as digest, the DB URL as source, context = split
+    (input tag ``mlflow.data.context``), the full digest as input tag ``se.db_digest`` and, when
+    ``counts`` gives it, the split's mixture count as profile ``{"num_rows": n}``."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from se_lib.data.splits import SPLITS
+
+    source_type, source = dataset_source(db_url)
+    inputs = []
+    for split in SPLITS:
+        profile = json.dumps({"num_rows": int(counts[split])}) if counts and split in counts else None
+        dataset = Dataset(
+            name=f"mixtures-{split}",
+            digest=digest[:DATASET_DIGEST_CHARS],
+            source_type=source_type,
+            source=source,
+            profile=profile,
+        )
+        tags = [InputTag("mlflow.data.context", split), InputTag("se.db_digest", digest)]
+        inputs.append(DatasetInput(dataset, tags))
+    return inputs
+
+
+def log_dataset_inputs(
+    tracking_uri: str, run_id: str, db_url: str, digest: str, counts: Mapping[str, int] | None = None
+) -> None:
+    """Record the train/val/test splits of the mixture DB as dataset inputs of run ``run_id``
+    (:func:`dataset_inputs`; logging the same inputs again, e.g. from a resumed job, adds nothing)."""
+    client_for(tracking_uri).log_inputs(run_id, datasets=dataset_inputs(db_url, digest, counts))
 
 
 def run_is_active(tracking_uri: str, run_id: str) -> bool:

@@ -2,7 +2,8 @@
 run in-process, and what each job leaves behind.
 
 * :func:`train_job` (rule ``train``): ``se fit`` with :func:`train_args`, resumable; writes
-  ``best.ckpt``, ``last.ckpt`` and ``run.json``.
+  ``best.ckpt``, ``last.ckpt`` and ``run.json``, and records the DB's splits as the run's MLflow
+  dataset inputs.
 * :func:`predict_job` (rule ``predict``): ``se predict`` with :func:`predict_args` on the best
   checkpoint; the command's :class:`~se_lib.train.prediction_writer.AudioPredictionWriter` writes the
   wavs and the statistics file.
@@ -27,7 +28,7 @@ from typing import Any
 
 from se_lib.config import db_url as default_db_url
 from se_lib.config import experiment_name, model_config_files, tracking_uri
-from se_lib.tracking.training import attach_log_files
+from se_lib.tracking.training import attach_log_files, log_dataset_inputs
 from se_lib.train.resume import clear_checkpoint_dir
 from se_lib.train.secli import SECLI
 
@@ -216,7 +217,21 @@ def train_job(
     finally:
         started: SECLI | None = holder.get("cli")
         if started is not None and started.run_id and started.tracking_uri:
+            _log_training_data(started.tracking_uri, started.run_id, db_url or default_db_url(config))
             attach_log_files(started.tracking_uri, started.run_id, log_files)
+
+
+def _log_training_data(tracking_uri: str, run_id: str, url: str) -> None:
+    """The mixture DB's splits as the training run's dataset inputs (digest from the ``mixture_db``
+    rule's digest file, an input of the job); a failure is logged, never raised."""
+    from se_lib.data.db import summary_table
+    from se_lib.tracking.runs import db_digest
+
+    try:
+        totals = summary_table(url).set_index("snr_bin").loc["all"]
+        log_dataset_inputs(tracking_uri, run_id, url, db_digest(), {k: int(v) for k, v in totals.items()})
+    except Exception as exc:
+        log.warning("could not record the dataset inputs of run %s: %s", run_id, exc)
 
 
 # ---------------------------------------------------------------------------------------- predict
