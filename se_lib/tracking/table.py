@@ -66,7 +66,8 @@ def _row(client: Any, run: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "start_time": _start_time(run.info.start_time),
         "run_name": tags.get("mlflow.runName", run.info.run_name or ""),
-        "rule": tags.get("snakemake.rule", ""),
+        # the parent run of a `snakemake` invocation has no rule: it groups the rule runs under it
+        "rule": tags.get("snakemake.rule") or ("(invocation)" if tags.get("se.run_kind") == "invocation" else ""),
         "model": tags.get("se.model") or tags.get("snakemake.wildcards.model", ""),
         "status": run.info.status,
         "commit": _short_commit(tags),
