@@ -50,7 +50,7 @@ onsuccess:
         f"Workflow finished (invocation {INVOCATION_ID}).\n"
         f"  Results: results/  (comparison table: results/report/<split>/comparison.html)\n"
         f"  Report:  uv run snakemake --report report.html\n"
-        f"  MLflow:  {tracking_uri(config)}  (uv run mlflow ui)"
+        f"  MLflow:  {tracking_uri(config)}  (make mlflow-ui; `uv run se runs` prints the runs table)"
     )
 
 
