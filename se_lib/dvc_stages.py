@@ -141,7 +141,7 @@ def _corpus_deps(config: Mapping[str, Any]) -> list[str]:
     """Folders of a user corpus (``corpus.kind: files``): the fixed part of each glob (before any wildcard)."""
     if config["corpus"]["kind"] != "files":
         return []
-    files = config["corpus"].get("files", {})
+    files = config["corpus"]["files"]
     out = []
     for key in ("speech_glob", "noise_glob", "rir_glob"):
         pattern = files.get(key)
@@ -175,7 +175,11 @@ def stage_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
 def _report_targets(config: Mapping[str, Any]) -> list[str]:
     from se_lib.report.names import METRICS
 
-    out = ["results/report/learning_curves.png", "results/report/hparams_parallel.png"]
+    out = [
+        "results/report/learning_curves.png",
+        "results/report/hparams_parallel.png",
+        "results/report/provenance.json",
+    ]
     for s in config["predict"]["splits"]:
         out += [
             f"results/report/{s}/{n}" for n in ("comparison.html", "comparison.tsv", "metrics.json", "spectrograms")
@@ -283,6 +287,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
     }
     report_outs = ["results/report/learning_curves.png", "results/report/learning_curves.tsv"]
     report_outs += ["results/report/hparams_parallel.png", "results/report/hparams_runs.tsv"]
+    report_outs.append("results/report/provenance.json")  # rule report_provenance: config + DB + commits behind it
     metrics, plots = [], []
     for s in splits:
         report_outs += [f"results/report/{s}/{n}" for n in ("comparison.html", "comparison.tsv", "spectrograms")]
@@ -297,7 +302,8 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         + [f"results/scores/{m}" for m in [*models, BASELINE]]
         + [f"results/predictions/{m}" for m in models]
         + ["results/references"]
-        + [f"results/models/{m}/run.json" for m in models],
+        + [f"results/models/{m}/run.json" for m in models]
+        + ["results/db/digest.txt"],
         "params": _params(["report", "predict", "models", "sample_rate", "rooms"], read, raw),
         "outs": _persist(report_outs),
         "metrics": metrics,

@@ -87,7 +87,7 @@ def report_context(config: Mapping[str, Any], configfiles: Sequence[str], path: 
     digest = config_digest(config)
     return {
         "configfiles": list(configfiles),
-        "experiment": str(config.get("experiment", "")),
+        "experiment": str(config["experiment"]),
         "config_digest": digest,
         "on_disk": on_disk,
         "matches": None if on_disk is None else on_disk.get("config_digest") == digest,
