@@ -71,7 +71,20 @@ def test_every_snakemake_final_target_is_a_dvc_output_and_stages_are_persistent(
 
     config = load_config(ROOT / DEFAULT_CONFIG)
     targets = [t.replace("${item}", m) for ts in stage_targets(config).values() for t in ts for m in config["models"]]
-    for target in set(targets):
+    # ... and, independently of the generator, the inputs of Snakemake's own `all` rule (its final targets)
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = dry.stdout.splitlines()
+    start = lines.index("rule all:")
+    all_inputs = next(ln for ln in lines[start:] if ln.strip().startswith("input:")).split(":", 1)[1]
+    final = [t.strip() for t in all_inputs.split(",") if t.strip()]
+    assert len(final) > 10, dry.stdout[-2000:]
+    for target in set(targets) | set(final):
         assert any(target == o or target.startswith(o + "/") for o in outs), f"{target} is no DVC output"
 
 
