@@ -25,7 +25,16 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "KEY_METRICS", "format_table", "main", "runs_table", "workflow_config"]
+__all__ = [
+    "COLUMNS",
+    "KEY_METRICS",
+    "add_store_options",
+    "format_table",
+    "main",
+    "runs_table",
+    "store_from_args",
+    "workflow_config",
+]
 
 #: Metric columns: (column, metric key on the run). ``best_val_si_sdr`` is the maximum of the history.
 KEY_METRICS: tuple[tuple[str, str], ...] = (
@@ -181,6 +190,31 @@ def workflow_config(configfiles: Sequence[str] = ()) -> dict[str, Any] | None:
     return config
 
 
+def add_store_options(p: argparse.ArgumentParser) -> None:
+    """``--experiment``, ``--tracking-uri`` and ``--configfile``: which store and experiment a command reads
+    (``se runs``, ``make mlflow-ui``); :func:`store_from_args` resolves them."""
+    p.add_argument("--experiment", help="experiment name (default: the workflow config's `experiment`)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default: config tracking.uri, $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    p.add_argument(
+        "--configfile",
+        action="append",
+        default=[],
+        help=f"workflow config file(s) merged on top of {DEFAULT_CONFIGFILE}, as snakemake --configfile",
+    )
+
+
+def store_from_args(args: argparse.Namespace) -> tuple[str, str]:
+    """``(experiment, tracking URI)`` of :func:`add_store_options`' arguments: the options, else the workflow
+    config's (:func:`se_lib.config.experiment_name`, :func:`se_lib.config.tracking_uri`)."""
+    from se_lib.config import experiment_name, tracking_uri
+
+    config = workflow_config(args.configfile)
+    return experiment_name(config, args.experiment), args.tracking_uri or tracking_uri(config)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="se runs",
@@ -193,29 +227,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="only runs of this model (tag se.model or wildcard model)")
     p.add_argument("--rule", help="only runs of this Snakemake rule (cli: ad-hoc `se` commands)")
     p.add_argument("--invocation", help="only runs of this workflow invocation id (or a prefix of it)")
-    p.add_argument("--experiment", help="experiment name (default: the workflow config's `experiment`)")
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow store (default: config tracking.uri, $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
-    )
-    p.add_argument(
-        "--configfile",
-        action="append",
-        default=[],
-        help=f"workflow config file(s) merged on top of {DEFAULT_CONFIGFILE}, as snakemake --configfile",
-    )
+    add_store_options(p)
     p.add_argument("--csv", action="store_true", help="write CSV (all digits) instead of the text table")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``se runs [options]``; returns the exit status."""
-    from se_lib.config import experiment_name, tracking_uri
-
     args = parser().parse_args(list(argv) if argv is not None else None)
-    config = workflow_config(args.configfile)
-    experiment = experiment_name(config, args.experiment)
-    uri = args.tracking_uri or tracking_uri(config)
+    experiment, uri = store_from_args(args)
     try:
         table = runs_table(experiment, tracking_uri=uri, model=args.model, rule=args.rule, invocation=args.invocation)
     except LookupError as exc:

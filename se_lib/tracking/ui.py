@@ -76,8 +76,7 @@ def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m se_lib.tracking.ui [--port N] [--configfile F] [--experiment E] [--tracking-uri U]``."""
-    from se_lib.config import experiment_name, tracking_uri
-    from se_lib.tracking.table import workflow_config
+    from se_lib.tracking.table import add_store_options, store_from_args
 
     p = argparse.ArgumentParser(
         prog="python -m se_lib.tracking.ui",
@@ -86,22 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"interface (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--experiment", help="experiment name (default: the workflow config's `experiment`)")
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow store (default: config tracking.uri, $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
-    )
-    p.add_argument(
-        "--configfile",
-        action="append",
-        default=[],
-        help="workflow config files on top of config/config.yaml, as snakemake --configfile",
-    )
+    add_store_options(p)
     p.add_argument("--print-only", action="store_true", help="print the address and the command, do not serve")
     args = p.parse_args(list(argv) if argv is not None else None)
-    config = workflow_config(args.configfile)
-    experiment = experiment_name(config, args.experiment)
-    uri = args.tracking_uri or tracking_uri(config)
+    experiment, uri = store_from_args(args)
     base = f"http://{args.host}:{args.port}"
     try:
         url = runs_table_url(base, experiment_id(experiment, uri))
