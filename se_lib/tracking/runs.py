@@ -143,12 +143,10 @@ def start_invocation_run(config: Mapping, configfiles: Sequence[str] = (), targe
     client = client_for(tracking_uri(config))
     run = client.create_run(exp_id, run_name=f"snakemake {invocation[:8]}", tags=tags)
     run_id = run.info.run_id
-    params = flatten(dict(config))
-    items = list(params.items())
     from mlflow.entities import Param
 
-    for i in range(0, len(items), 100):  # MLflow's batch limit
-        client.log_batch(run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
+    # MlflowClient.log_batch splits the params into batches of MLflow's limit (100) itself
+    client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(dict(config)).items()])
     log_git_diff_if_dirty(run_id, client)
     return run_id
 
