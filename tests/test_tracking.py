@@ -3,6 +3,7 @@
 import multiprocessing as mp
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -207,6 +208,27 @@ def test_require_clean_names_the_dirty_files(tmp_path):
         require_clean(plain)
 
 
+def test_dvc_lock_rewritten_by_dvc_does_not_make_the_tree_dirty(tmp_path):
+    """`dvc repro` rewrites the tracked dvc.lock after each stage: that is recorded, not counted as dirty."""
+    from se_lib.tracking.git import git_info
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "dvc.lock").write_text("schema: '2.0'\n")
+    (repo / "a.py").write_text("x = 1\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "init")
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    info = git_info(repo)
+    assert not info.dirty and info.files == () and info.diff == ""
+    assert info.tags()["se.git.dvc_lock_modified"] == "true" and info.tool_files == (" M dvc.lock",)
+    (repo / "a.py").write_text("x = 2\n")
+    info = git_info(repo)
+    assert info.dirty and info.files == (" M a.py",)
+    assert "+x = 2" in info.diff and "dvc.lock" not in info.diff
+
+
 def test_invocation_parent_run_nests_rule_runs(store):
     from se_lib.tracking.runs import end_invocation_run, invocation_parent, start_invocation_run
 
@@ -228,6 +250,47 @@ def test_invocation_parent_run_nests_rule_runs(store):
     assert end_invocation_run(cfg, success=False) == parent
     assert client.get_run(parent).info.status == "FAILED"
     assert invocation_parent(cfg, "another-invocation") is None
+
+
+_START_PARENT = """
+import os, sys, time
+from se_lib.tracking.runs import start_invocation_run
+os.environ["SE_INVOCATION_ID"] = sys.argv[1]
+print(start_invocation_run({"experiment": "exp-killed", "seed": 1}), flush=True)
+time.sleep(600)  # a snakemake that hangs until it is killed
+"""
+
+
+def test_a_killed_invocations_parent_run_is_closed_by_the_next_one(store, tmp_path):
+    """SIGKILL leaves no onerror: the next invocation on this host marks the orphan parent KILLED, and
+    leaves the parent of a still-running invocation alone."""
+    import signal
+
+    from se_lib.tracking.runs import start_invocation_run
+
+    script = tmp_path / "start_parent.py"
+    script.write_text(_START_PARENT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = {}
+    for name in ("killed", "alive"):
+        procs[name] = subprocess.Popen(
+            [sys.executable, str(script), f"inv-{name}"], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+        )
+    try:
+        parents = {name: p.stdout.readline().strip() for name, p in procs.items()}
+        procs["killed"].send_signal(signal.SIGKILL)
+        procs["killed"].wait(30)
+        client = mlflow.MlflowClient(store)
+        assert client.get_run(parents["killed"]).info.status == "RUNNING"
+        os.environ["SE_INVOCATION_ID"] = "inv-next"  # monkeypatched by `store`, restored after the test
+        start_invocation_run({"experiment": "exp-killed", "seed": 1})
+        killed = client.get_run(parents["killed"])
+        assert killed.info.status == "KILLED" and "abandoned" in killed.data.tags["se.invocation.end"]
+        assert client.get_run(parents["alive"]).info.status == "RUNNING"
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait(30)
 
 
 def test_resumed_training_run_keeps_its_parent_and_invocation(store):

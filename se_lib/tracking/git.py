@@ -4,6 +4,12 @@
 tracked nor ignored. Everything the workflow writes (results/, logs/, the MLflow store and its lock and
 journal files, .snakemake/, ...) is ignored by ``.gitignore``, so a run from a clean checkout stays
 clean (tests/test_lineage.py).
+
+One tracked file is written by the tools themselves and is left out of the flag: ``dvc.lock``
+(:data:`TOOL_WRITTEN`). ``dvc repro`` rewrites it after every stage it runs, so counting it would tag
+every later stage of the same ``dvc repro`` dirty although no code, config or data description changed;
+it records output hashes, which the runs carry anyway (DB digest, checkpoints). Its state is still
+visible: :attr:`GitInfo.tool_files` lists it and runs get the tag ``se.git.dvc_lock_modified``.
 """
 
 from __future__ import annotations
@@ -22,13 +28,25 @@ class GitInfo:
     dirty: bool
     diff: str
     files: tuple[str, ...] = ()  # what makes the tree dirty: ``git status --porcelain`` lines
+    tool_files: tuple[str, ...] = ()  # changed files the tools write (TOOL_WRITTEN), not counted as dirty
 
     def tags(self) -> dict[str, str]:
         return {
             "mlflow.source.git.commit": self.commit,
             "mlflow.source.git.branch": self.branch,
             "se.git.dirty": str(self.dirty).lower(),
+            "se.git.dvc_lock_modified": str(bool(self.tool_files)).lower(),
         }
+
+
+# Tracked files that the tools rewrite during a run (see the module docstring); never make the tree dirty.
+TOOL_WRITTEN = frozenset({"dvc.lock"})
+
+
+def _status_path(line: str) -> str:
+    """The path of one ``git status --porcelain`` line (the new name of a rename)."""
+    path = line[3:]
+    return path.split(" -> ")[-1].strip('"')
 
 
 class DirtyTreeError(RuntimeError):
@@ -58,14 +76,17 @@ def git_info(repo: str | Path = REPO_ROOT) -> GitInfo:
     except RuntimeError:
         branch = "unknown"
     status = _git(["status", "--porcelain", "--untracked-files=normal"], repo)
-    files = tuple(line for line in status.splitlines() if line.strip())
+    lines = [line for line in status.splitlines() if line.strip()]
+    tool_files = tuple(line for line in lines if _status_path(line) in TOOL_WRITTEN)
+    files = tuple(line for line in lines if _status_path(line) not in TOOL_WRITTEN)
     diff = ""
     if files:
-        diff = _git(["diff", "HEAD", "--no-color"], repo)
+        excluded = [f":(exclude){p}" for p in sorted(TOOL_WRITTEN)]
+        diff = _git(["diff", "HEAD", "--no-color", "--", ".", *excluded], repo)
         untracked = [line[3:] for line in files if line.startswith("??")]
         if untracked:
             diff += "\n# untracked files:\n" + "\n".join(f"#   {p}" for p in untracked) + "\n"
-    return GitInfo(commit, branch, bool(files), diff, files)
+    return GitInfo(commit, branch, bool(files), diff, files, tool_files)
 
 
 def require_clean(repo: str | Path = REPO_ROOT, what: str = "require_clean_git: true") -> GitInfo:

@@ -9,8 +9,11 @@ by every job, locally or on a cluster).
 Each ``snakemake`` invocation that runs jobs has a parent run (:func:`start_invocation_run` at
 ``onstart``, :func:`end_invocation_run` at ``onsuccess``/``onerror``; tag ``se.run_kind = invocation``);
 every rule's run started under that invocation carries ``mlflow.parentRunId`` = its id, so the MLflow
-UI nests them. A job finds its parent in the store by the invocation id (:func:`invocation_parent`), so
-nothing but ``SE_INVOCATION_ID`` has to reach a job, wherever it runs.
+UI nests them. A ``snakemake`` killed outright (SIGKILL, a lost node, a closed laptop) runs no
+``onerror``, so its parent run would stay RUNNING for ever: the parent records the snakemake process
+(``se.invocation.host``/``.pid``), and the next invocation on that host marks parents whose process is
+gone KILLED (:func:`close_abandoned_invocations`). A job finds its parent in the store by the
+invocation id (:func:`invocation_parent`), so nothing but ``SE_INVOCATION_ID`` has to reach a job, wherever it runs.
 
 Beside the rule's own run: :func:`client_for` (a client for a given store) and
 :func:`log_split_metrics` (a split's test scores written onto the model's *training* run, so MLflow's
@@ -24,6 +27,7 @@ import json
 import logging
 import math
 import os
+import socket
 import tempfile
 import time
 import uuid
@@ -120,27 +124,75 @@ def invocation_parent(config: Mapping | None = None, invocation: str | None = No
     return runs[0].info.run_id if runs else None
 
 
+HOST_TAG = "se.invocation.host"
+PID_TAG = "se.invocation.pid"
+END_TAG = "se.invocation.end"
+
+
+def _process_alive(pid: int, since_ms: int) -> bool:
+    """Whether process ``pid`` exists and is the one that was running at ``since_ms`` (not a reused pid)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time() * 1000 <= since_ms + 1000
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def close_abandoned_invocations(client: Any, experiment_id: str, host: str | None = None) -> list[str]:
+    """Mark KILLED the RUNNING parent runs of experiment ``experiment_id`` started on ``host`` (default:
+    this machine) whose snakemake process is gone; return their ids. Parents from other hosts are left
+    alone (their process cannot be checked from here)."""
+    host = host or socket.gethostname()
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_KIND_TAG}` = '{INVOCATION_KIND}' and attributes.status = 'RUNNING' "
+        f"and tags.`{HOST_TAG}` = '{host}'",
+        max_results=1000,
+    )
+    closed = []
+    for run in runs:
+        pid = run.data.tags.get(PID_TAG, "")
+        if not pid.isdigit() or _process_alive(int(pid), run.info.start_time):
+            continue
+        client.set_tag(
+            run.info.run_id, END_TAG, f"abandoned: snakemake process {pid} on {host} ended without onsuccess/onerror"
+        )
+        client.set_terminated(run.info.run_id, status="KILLED")
+        log.warning(
+            "parent run %s of an earlier invocation was left RUNNING (process %s gone): marked KILLED",
+            run.info.run_id,
+            pid,
+        )
+        closed.append(run.info.run_id)
+    return closed
+
+
 def start_invocation_run(config: Mapping, configfiles: Sequence[str] = (), targets: Sequence[str] = ()) -> str:
     """Create the parent run of this ``snakemake`` invocation (``$SE_INVOCATION_ID``) once; return its id.
 
     Called by the Snakefile's ``onstart`` (the main process, before any job starts): run name
     ``snakemake <invocation id[:8]>``, the provenance tags, tag ``se.run_kind = invocation``, the config
     files and targets as tags, the workflow config as parameters, and the git diff when dirty. Calling
-    it again in the same invocation returns the existing run.
+    it again in the same invocation returns the existing run. Parent runs of earlier invocations on this
+    host whose snakemake process died without ending them are marked KILLED first.
     """
     exp_id = setup_tracking(config)
     invocation = os.environ.setdefault(INVOCATION_ENV, uuid.uuid4().hex)
     existing = invocation_parent(config, invocation)
     if existing:
         return existing
+    client = client_for(tracking_uri(config))
+    close_abandoned_invocations(client, exp_id)
     tags = provenance_tags(config)
     tags["mlflow.source.name"] = "Snakefile"
     tags[RUN_KIND_TAG] = INVOCATION_KIND
+    tags[HOST_TAG] = socket.gethostname()
+    tags[PID_TAG] = str(os.getpid())  # onstart runs in the snakemake process itself
     if configfiles:
         tags["se.configfiles"] = ",".join(str(f) for f in configfiles)
     if targets:
         tags["se.targets"] = " ".join(str(t) for t in targets)[:5000]
-    client = client_for(tracking_uri(config))
     run = client.create_run(exp_id, run_name=f"snakemake {invocation[:8]}", tags=tags)
     run_id = run.info.run_id
     from mlflow.entities import Param
@@ -158,6 +210,7 @@ def end_invocation_run(config: Mapping, success: bool) -> str | None:
         return None
     client = client_for(tracking_uri(config))
     client.set_tag(parent, "se.db_digest", db_digest())
+    client.set_tag(parent, END_TAG, "success" if success else "error")
     client.set_terminated(parent, status="FINISHED" if success else "FAILED")
     return parent
 
