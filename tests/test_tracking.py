@@ -329,8 +329,10 @@ def test_dataset_inputs_name_split_digest_and_source(store):
     assert kind == "external" and "secret" not in shown and "db.example:5432/mix" in shown
 
 
-def test_registered_version_carries_lineage_and_scores(store):
-    from se_lib.tracking.runs import tag_model_version
+def test_registered_version_carries_lineage_and_scores(store, caplog):
+    import pandas as pd
+
+    from se_lib.tracking.runs import record_scores_on_training_run
     from se_lib.tracking.training import register_checkpoint
 
     client = mlflow.MlflowClient(store)
@@ -338,7 +340,10 @@ def test_registered_version_carries_lineage_and_scores(store):
     tags = {"mlflow.source.git.commit": "c0ffee", "se.git.dirty": "false", "se.db_digest": "d1", "se.experiment": "e"}
     run_id = client.create_run(exp, tags=tags).info.run_id
     version = register_checkpoint(client, run_id, "se-lineage", tags={"best_score": "0.5"})
-    tag_model_version("se-lineage", version, {"test_si_sdr": 3.25}, tracking_uri=store)
+    summary = pd.DataFrame({"mean": [3.25]}, index=pd.Index(["si_sdr"], name="metric"))
+    train_run = {"run_id": run_id, "registered_model": "se-lineage", "registered_version": version}
+    logged = record_scores_on_training_run(train_run, summary, "test", tracking_uri=store)
+    assert logged == {"test_si_sdr": 3.25} and client.get_run(run_id).data.metrics["test_si_sdr"] == 3.25
     got = client.get_model_version("se-lineage", version).tags
     assert got == {
         "git_commit": "c0ffee",
@@ -348,3 +353,7 @@ def test_registered_version_carries_lineage_and_scores(store):
         "best_score": "0.5",
         "test_si_sdr": "3.25",
     }
+    # results restored by `make pull` into a clone without the original store, then re-scored
+    gone = {**train_run, "run_id": "0" * 32}
+    assert record_scores_on_training_run(gone, summary, "test", tracking_uri=store) == {}
+    assert f"training run {'0' * 32} is not in the tracking store" in caplog.text

@@ -12,7 +12,7 @@ from se_lib.io import read_json_object
 from se_lib.metrics.scorer import score_directory
 from se_lib.report.tables import read_summary
 from se_lib.tracking.history import read_run_json
-from se_lib.tracking.runs import log_split_metrics, summary_metrics, tag_model_version
+from se_lib.tracking.runs import record_scores_on_training_run, summary_metrics
 from se_lib.workflow import rule_job
 
 
@@ -47,19 +47,14 @@ def main(smk) -> None:
         if mode == "enhanced":
             train_run = read_run_json(smk.input.run)
             stats = read_json_object(smk.input.stats, "prediction statistics")
-            logged = log_split_metrics(
-                train_run["run_id"],
+            mlflow.set_tag("se.train_run_id", train_run["run_id"])
+            record_scores_on_training_run(
+                train_run,
                 summary,
                 split,
                 tracking_uri=tracking_uri(smk.config),
                 extra={f"{split}_real_time_factor": stats["real_time_factor"]},
             )
-            mlflow.set_tag("se.train_run_id", train_run["run_id"])
-            if split == "test" and train_run.get("registered_version"):
-                name, version = train_run["registered_model"], train_run["registered_version"]
-                tag_model_version(name, version, logged, tracking_uri=tracking_uri(smk.config))
-                log.info("tagged %s version %s with the %s scores", name, version, split)
-            log.info("logged %d metrics on training run %s", len(logged), train_run["run_id"])
         log.info("%s/%s summary:\n%s", system, split, summary.to_string())
 
 

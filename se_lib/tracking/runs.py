@@ -371,3 +371,43 @@ def tag_model_version(
     client = client_for(tracking_uri)
     for key, value in values.items():
         client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def record_scores_on_training_run(
+    train_run: Mapping[str, Any],
+    summary: pd.DataFrame,
+    split: str,
+    *,
+    tracking_uri: str | None = None,
+    extra: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Write a model's ``split`` scores onto its training run (:func:`log_split_metrics`) and, for the
+    test split, onto its registered model version as tags (:func:`tag_model_version`).
+
+    ``train_run`` is the model's ``run.json``. When that run is not in this store -- results restored
+    with ``make pull`` into a clone without the original MLflow store, then re-scored -- nothing is
+    written there (the score rule's own run still holds the scores) and a warning says why; returns
+    ``{}`` then, else what was logged.
+    """
+    from mlflow.exceptions import MlflowException
+
+    run_id = train_run["run_id"]
+    client = client_for(tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        log.warning(
+            "training run %s is not in the tracking store %s (results restored without their MLflow store?): "
+            "the %s scores stay on this score run only",
+            run_id,
+            tracking_uri,
+            split,
+        )
+        return {}
+    logged = log_split_metrics(run_id, summary, split, tracking_uri=tracking_uri, extra=extra)
+    if split == "test" and train_run.get("registered_version"):
+        name, version = train_run["registered_model"], train_run["registered_version"]
+        tag_model_version(name, version, logged, tracking_uri=tracking_uri)
+        log.info("tagged %s version %s with the %s scores", name, version, split)
+    log.info("logged %d metrics on training run %s", len(logged), run_id)
+    return logged
