@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,15 +103,29 @@ def _check_semantics(config: dict) -> None:
 
 def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict | None = None) -> dict:
     """Read a YAML config (``yaml.safe_load``), deep-merge ``overrides``, validate, fill defaults."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = yaml.safe_load(fh) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
+    config, _ = read_config_files([path])
     if overrides:
         config = deep_merge(config, overrides)
     return validate_config(config)
+
+
+def read_config_files(paths: Sequence[str | os.PathLike]) -> tuple[dict, list[dict]]:
+    """Read YAML config files (``yaml.safe_load``) and merge them in order, later files overriding earlier
+    ones key by key, as ``snakemake --configfile a.yaml b.yaml`` does; returns ``(merged, raw per file)``.
+    Unvalidated: :func:`validate_config` fills defaults. A missing file is a :class:`ConfigError` naming it."""
+    raw: list[dict] = []
+    merged: dict = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of keys, got {type(data).__name__}")
+        raw.append(data)
+        merged = deep_merge(merged, data)
+    return merged, raw
 
 
 def deep_merge(base: dict, update: dict) -> dict:

@@ -99,15 +99,9 @@ def _effective(config_files: Sequence[str]) -> list[str]:
 
 def _merged(config_files: Sequence[Path]) -> tuple[dict, list[dict]]:
     """The validated config (later files override earlier ones, like Snakemake's --configfile) and the raw files."""
-    from se_lib.config import deep_merge, validate_config
+    from se_lib.config import read_config_files, validate_config
 
-    raw = []
-    for path in config_files:
-        with open(path, encoding="utf-8") as fh:
-            raw.append(yaml.safe_load(fh) or {})
-    merged: dict = {}
-    for r in raw:
-        merged = deep_merge(merged, r)
+    merged, raw = read_config_files(config_files)
     return validate_config(merged), raw
 
 

@@ -172,20 +172,16 @@ def workflow_config(configfiles: Sequence[str] = ()) -> dict[str, Any] | None:
     """The workflow config as Snakemake reads it, unvalidated: ``config/config.yaml`` (when present in
     the working directory), then each of ``configfiles`` merged on top (``snakemake --configfile``).
     None when there is none; a named file that does not exist is an error naming it."""
-    import yaml
+    from se_lib.config import ConfigError, read_config_files
 
-    from se_lib.config import deep_merge
-
-    config: dict[str, Any] | None = None
-    for path in [DEFAULT_CONFIGFILE, *configfiles]:
-        p = Path(path)
-        if not p.is_file():
-            if path == DEFAULT_CONFIGFILE:
-                continue
-            raise SystemExit(f"error: config file {path} not found")
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        config = deep_merge(config or {}, data)
-    if config is not None and isinstance(config.get("tracking"), dict):
+    paths = [p for p in [DEFAULT_CONFIGFILE, *configfiles] if p != DEFAULT_CONFIGFILE or Path(p).is_file()]
+    if not paths:
+        return None
+    try:
+        config, _ = read_config_files(paths)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    if isinstance(config.get("tracking"), dict):
         config["tracking"].setdefault("uri", None)
     return config
 
