@@ -11,8 +11,8 @@ the UI as a user would:
 * its artifact ``audio_samples/sample_0/enhanced.wav`` opens in the UI's audio player (a decoded
   waveform canvas and an ``<audio>`` element).
 
-The Dataset column is not checked here: the dataset inputs of the training runs come with another
-change (issue 8, "dataset inputs").
+* the printed training-runs address (a search filter), with the invocation's row unfolded, shows each
+  training run's Dataset column: ``mixtures-train|val|test (<DB digest>)`` with the split as context.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import pytest
 
 from browser import BrowserUnavailable, chromium, find_browser, wait_for_script
 from se_lib.tracking.ui import run_url, runs_table_url, server_command, server_env
+from se_lib.tracking.urls import TRAINING_RUNS
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -47,6 +48,14 @@ for (const host of document.querySelectorAll('*')) {
     return {duration: audio.duration, canvas: [canvas.width, canvas.height]};
 }
 return null;
+"""
+# Unfold a parent run's row in the runs table: the icon button in the cell of the run-name link.
+UNFOLD_JS = r"""
+const link = Array.from(document.querySelectorAll('a')).find(a => a.innerText.trim() === arguments[0]);
+const button = link && link.closest('[role=gridcell]') && link.closest('[role=gridcell]').querySelector('button');
+if (!button) return false;
+button.click();
+return true;
 """
 
 
@@ -131,6 +140,21 @@ def test_runs_table_and_training_run_page_in_chromium(ui, tmp_path):
         parents = [r for r in runs if r.data.tags.get("se.run_kind") == "invocation"]
         assert len(parents) == 1 and parents[0].info.run_name in text, text[-2000:]
         assert all(r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id for r in runs if r not in parents)
+
+        # the training runs' Dataset column: the invocation's row unfolded, one line per split and run
+        training = runs_table_url(base, exp.experiment_id, TRAINING_RUNS)
+        assert f"training runs and their datasets: {training}" in printed
+        driver.get(training)
+        wait_for_script(driver, f"const t = {BODY}; return t.includes('{len(train)} matching runs');", timeout=120)
+        assert wait_for_script(driver, UNFOLD_JS, parents[0].info.run_name, timeout=60)
+        want = [f"train[model={m}]" for m in train.values()]
+        text = wait_for_script(
+            driver, f"const t = {BODY}; return {json.dumps(want)}.every(w => t.includes(w)) ? t : '';", timeout=60
+        )
+        digest = (workdir / "results" / "db" / "digest.txt").read_text().strip()[:36]
+        for split in ("train", "val", "test"):  # name (digest), then the split as the input's context
+            shown = f"mixtures-{split} ({digest})\n{split.capitalize()}"
+            assert text.count(shown) == len(train), (shown, text[-2000:])
 
         run_id, model = next(iter(sorted(train.items(), key=lambda t: t[1])))
         run = client.get_run(run_id)

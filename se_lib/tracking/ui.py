@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from se_lib.tracking.urls import DEFAULT_HOST, DEFAULT_PORT, run_url, runs_table_url
+from se_lib.tracking.urls import DEFAULT_HOST, DEFAULT_PORT, TRAINING_RUNS, run_url, runs_table_url
 
 __all__ = ["experiment_id", "main", "run_url", "runs_table_url", "server_command", "server_env"]
 
@@ -91,8 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment, uri = store_from_args(args)
     base = f"http://{args.host}:{args.port}"
     try:
-        url = runs_table_url(base, experiment_id(experiment, uri))
-        print(f"MLflow UI, runs table of experiment {experiment}: {url}", flush=True)
+        exp_id = experiment_id(experiment, uri)
+        print(f"MLflow UI, runs table of experiment {experiment}: {runs_table_url(base, exp_id)}", flush=True)
+        print(
+            f"  training runs and their datasets: {runs_table_url(base, exp_id, TRAINING_RUNS)}\n"
+            "  (each snakemake invocation is one row; its + button unfolds the rule runs)",
+            flush=True,
+        )
     except LookupError as exc:
         if _store_missing(uri):
             sys.stderr.write(f"error: {exc.args[0]}\n")

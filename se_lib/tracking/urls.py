@@ -7,17 +7,23 @@ table of an experiment is at ``#/experiments/<id>/runs``, a run's page at ``.../
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "run_url", "runs_table_url"]
+from urllib.parse import quote
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "TRAINING_RUNS", "run_url", "runs_table_url"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
+# MLflow search filter for the workflow's training runs (their Dataset column names the data they used)
+TRAINING_RUNS = "tags.`snakemake.rule` = 'train'"
 
 
-def runs_table_url(base_url: str, experiment_id: str) -> str:
-    """Address of experiment ``experiment_id``'s runs table in the MLflow UI served at ``base_url``."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+def runs_table_url(base_url: str, experiment_id: str, search: str | None = None) -> str:
+    """Address of experiment ``experiment_id``'s runs table in the MLflow UI served at ``base_url``,
+    filtered by the MLflow search expression ``search`` when given (e.g. :data:`TRAINING_RUNS`)."""
+    url = f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return f"{url}?searchFilter={quote(search, safe='')}" if search else url
 
 
 def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
     """Address of run ``run_id``'s page (parameters, metrics, tags, artifacts) in the MLflow UI."""
-    return f"{runs_table_url(base_url, experiment_id)}/{run_id}"
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
