@@ -96,12 +96,10 @@ def delete_runs(
     return table
 
 
-def _backend_store(tracking_uri: str, backend_store_uri: str | None, home: str | None) -> tuple[str, str | None]:
-    """``(backend store URI, server URL or None)`` that ``mlflow gc`` works on."""
-    if not tracking_uri.startswith(("http://", "https://")):
-        return backend_store_uri or tracking_uri, None
-    if backend_store_uri:
-        return backend_store_uri, tracking_uri
+def _backend_store(tracking_uri: str, backend_store_uri: str | None, home: str | None) -> str:
+    """The backend store URI ``mlflow gc`` works on (see the module docstring)."""
+    if backend_store_uri or not tracking_uri.startswith(("http://", "https://")):
+        return backend_store_uri or tracking_uri
     from se_lib.tracking.service import default_home, server_state
 
     state = server_state(home or default_home())
@@ -115,7 +113,7 @@ def _backend_store(tracking_uri: str, backend_store_uri: str | None, home: str |
             f"the service in {state.settings.home} serves {state.settings.url}, not {tracking_uri}: "
             "pass --backend-store-uri or --home"
         )
-    return state.settings.backend_store_uri, tracking_uri
+    return state.settings.backend_store_uri
 
 
 def collect_garbage(
@@ -131,14 +129,12 @@ def collect_garbage(
     table = runs_table(experiment, tracking_uri=tracking_uri, deleted=True)
     if dry_run or table.empty:
         return table
-    backend, server = _backend_store(tracking_uri, backend_store_uri, home)
+    backend = _backend_store(tracking_uri, backend_store_uri, home)
     exe = Path(sys.executable).with_name("mlflow")
-    cmd = [str(exe) if exe.exists() else "mlflow", "gc", "--backend-store-uri", backend]
+    cmd = [str(exe) if exe.exists() else "mlflow", "gc", "--backend-store-uri", backend, "--tracking-uri", tracking_uri]
     cmd += ["--run-ids", ",".join(table["run_id"])]
-    env = dict(os.environ)
-    if server:
-        cmd += ["--tracking-uri", server]
-        env["MLFLOW_TRACKING_URI"] = server  # artifacts served by the server are deleted through it
+    # artifacts a server serves (mlflow-artifacts:/...) are deleted through it, with the environment's credentials
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"mlflow gc failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
