@@ -99,7 +99,7 @@ mlflow-stop: .venv/.synced ## stop the server through its pid file (SIGTERM, SIG
 	$(UV) run --frozen se mlflow stop
 
 mlflow-status: .venv/.synced ## is the server running, where, since when, does it answer
-	$(UV) run --frozen se mlflow status
+	@$(UV) run --frozen se mlflow status || [ $$? = 3 ]  # 3: not running (said so); 1: running, not answering
 
 mlflow-gc: .venv/.synced ## remove runs marked deleted (se runs delete) and their artifacts for good (MLFLOW_GC_ARGS=--dry-run)
 	$(UV) run --frozen se runs gc $(MLFLOW_GC_ARGS)

@@ -93,7 +93,7 @@ class ServiceSettings:
     artifacts_destination: str = ""  # "" -> <home>/artifacts
     auth: bool = False
     allow_remote: bool = False
-    allowed_hosts: str = ""  # "" -> MLflow's default (localhost and private networks)
+    allowed_hosts: str = ""  # "" -> MLflow's default (localhost and private networks); else + 127.0.0.1/localhost
     workers: int = 1
 
     def resolved(self) -> ServiceSettings:
@@ -157,8 +157,10 @@ def server_command(s: ServiceSettings) -> list[str]:
         "--workers",
         str(s.workers),
     ]
-    if s.allowed_hosts:
-        cmd += ["--allowed-hosts", s.allowed_hosts]
+    if s.allowed_hosts:  # plus this machine's own names, so status, gc and local jobs keep working
+        hosts = [h.strip() for h in s.allowed_hosts.split(",") if h.strip()]
+        hosts += [h for h in (f"127.0.0.1:{s.port}", f"localhost:{s.port}") if h not in hosts]
+        cmd += ["--allowed-hosts", ",".join(hosts)]
     if s.auth:
         cmd += ["--app-name", "basic-auth"]
     return cmd
