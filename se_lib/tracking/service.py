@@ -135,28 +135,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _mlflow_exe() -> str:
-    exe = Path(sys.executable).with_name("mlflow")
-    return str(exe) if exe.exists() else "mlflow"
-
-
 def server_command(s: ServiceSettings) -> list[str]:
-    """``mlflow server`` for resolved settings ``s`` (artifacts proxied; basic-auth app with ``s.auth``)."""
-    cmd = [
-        _mlflow_exe(),
-        "server",
-        "--backend-store-uri",
-        s.backend_store_uri,
-        "--serve-artifacts",
-        "--artifacts-destination",
-        s.artifacts_destination,
-        "--host",
-        s.host,
-        "--port",
-        str(s.port),
-        "--workers",
-        str(s.workers),
-    ]
+    """``mlflow server`` for resolved settings ``s``: the UI's command (:func:`se_lib.tracking.ui.server_command`)
+    with artifacts proxied, and the basic-auth app with ``s.auth``."""
+    from se_lib.tracking.ui import server_command as base_command
+
+    cmd = base_command(s.backend_store_uri, s.host, s.port, s.workers)
+    cmd += ["--serve-artifacts", "--artifacts-destination", s.artifacts_destination]
     if s.allowed_hosts:  # plus this machine's own names, so status, gc and local jobs keep working
         hosts = [h.strip() for h in s.allowed_hosts.split(",") if h.strip()]
         hosts += [h for h in (f"127.0.0.1:{s.port}", f"localhost:{s.port}") if h not in hosts]
@@ -212,7 +197,8 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -223,6 +209,14 @@ def _port_free(host: str, port: int) -> bool:
                 return False
             raise
     return True
+
+
+def busy_port_message(host: str, port: int, target: str) -> str:
+    """What to say when ``host:port`` is taken (``target``: the make target that was run)."""
+    return (
+        f"port {port} on {host} is already in use (another server or program); pick another with "
+        f"make {target} MLFLOW_PORT=<port> (or --port <port>), e.g. MLFLOW_PORT={port + 1}"
+    )
 
 
 def health(url: str, timeout: float = 3.0) -> bool:
@@ -332,15 +326,13 @@ def start(s: ServiceSettings, *, admin_password_file: str | None = None, timeout
                 file=sys.stderr,
                 flush=True,
             )
-    if not _port_free(s.host, s.port):
-        raise ServiceError(
-            f"port {s.port} on {s.host} is already in use (another server or program); pick another with "
-            f"make mlflow-start MLFLOW_PORT=<port> (or --port <port>), e.g. MLFLOW_PORT={s.port + 1}"
-        )
+    if not port_free(s.host, s.port):
+        raise ServiceError(busy_port_message(s.host, s.port, "mlflow-start"))
     if s.artifacts_destination.startswith("/") or "://" not in s.artifacts_destination:
         Path(s.artifacts_destination).mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no GenAI job workers
+    from se_lib.tracking.ui import server_env
+
+    env = server_env()  # the environment without the server's GenAI job workers
     if s.auth:
         env.update(_auth_env(s, admin_password_file))
     cmd = server_command(s)
