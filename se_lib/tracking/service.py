@@ -309,7 +309,7 @@ def start(s: ServiceSettings, *, admin_password_file: str | None = None, timeout
     """
     s = s.resolved()
     p = _paths(s.home)
-    Path(s.home).mkdir(parents=True, exist_ok=True)
+    Path(s.home).mkdir(mode=0o700, parents=True, exist_ok=True)  # it may hold the secret key and user DB
     state = server_state(s.home)
     if state.running:
         raise ServiceError(f"already running (pid {state.pid}, {state.settings.url}); make mlflow-stop first")
