@@ -219,11 +219,19 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
 
 def store_from_args(args: argparse.Namespace) -> tuple[str, str]:
     """``(experiment, tracking URI)`` of :func:`add_store_options`' arguments: the options, else the workflow
-    config's (:func:`se_lib.config.experiment_name`, :func:`se_lib.config.tracking_uri`)."""
+    config's (:func:`se_lib.config.experiment_name`, :func:`se_lib.config.tracking_uri`). A tracking server
+    that does not answer or refuses the environment's credentials is an error saying so
+    (:func:`se_lib.tracking.service.check_server_access`), not a traceback."""
     from se_lib.config import experiment_name, tracking_uri
+    from se_lib.tracking.service import ServiceError, check_server_access
 
     config = workflow_config(args.configfile)
-    return experiment_name(config, args.experiment), args.tracking_uri or tracking_uri(config)
+    uri = args.tracking_uri or tracking_uri(config)
+    try:
+        check_server_access(uri)
+    except ServiceError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return experiment_name(config, args.experiment), uri
 
 
 def parser() -> argparse.ArgumentParser:
