@@ -204,6 +204,16 @@ def test_delete_then_gc_removes_exactly_that_run(pg_workflow, server, client):
         assert out.returncode == 0, out.stdout + out.stderr
         return out
 
+    bad = subprocess.run(
+        [se, "runs", "delete", "--rule", "score", *store],
+        capture_output=True,
+        text=True,
+        env={**env, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"},
+        timeout=600,
+    )
+    assert bad.returncode == 1 and "refused user 'admin' (HTTP 401)" in bad.stderr and "Traceback" not in bad.stderr
+    assert client.get_run(score_id).info.lifecycle_stage == "active"
+
     assert "marked deleted 1 runs" in run("delete", "--rule", "score").stdout
     assert client.get_run(score_id).info.lifecycle_stage == "deleted"
     dry = run("gc", "--home", str(home), "--dry-run").stdout
