@@ -96,6 +96,24 @@ def test_stale_pid_file_is_detected_and_removed(home):
     assert stop.returncode == 0 and "not running" in stop.stdout
 
 
+def test_stop_kills_what_ignores_sigterm_after_the_timeout(home):
+    """A server stuck in shutdown: SIGTERM to its process group, SIGKILL after --timeout."""
+    home.mkdir()
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True)"
+    code += "; time.sleep(600)"
+    stuck = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert stuck.stdout.readline().strip() == "ready"  # SIGTERM is ignored from here on
+    (home / "server.pid").write_text(f"{stuck.pid}\n")
+    settings = {"home": str(home), "port": free_port()}
+    tick = service._proc_start_tick(stuck.pid)
+    (home / "server.json").write_text(json.dumps({"settings": settings, "started": "x", "start_tick": tick}))
+    out = se("mlflow", "--home", str(home), "stop", "--timeout", "2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "still running 2 s after SIGTERM: SIGKILL" in out.stderr and f"stopped (pid {stuck.pid})" in out.stdout
+    assert stuck.wait(timeout=30) == -9
+    assert not (home / "server.pid").exists()
+
+
 def test_busy_port_names_the_port_and_how_to_pick_another(home):
     with socket.socket() as blocker:
         blocker.bind(("0.0.0.0", 0))
