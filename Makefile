@@ -9,21 +9,28 @@ export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 MLFLOW_PORT ?= 5000
+MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_UI_ARGS ?=
+MLFLOW_SERVICE_ARGS ?=
+MLFLOW_GC_ARGS ?=
+CLEAN_MLFLOW ?=
 
-.PHONY: run test env lint format report mlflow-ui clean-results bench help sysdeps dvc-yaml dvc-commit push pull
+.PHONY: run test env lint format report mlflow-ui mlflow-start mlflow-stop mlflow-status mlflow-gc clean-results bench help sysdeps dvc-yaml dvc-commit push pull
 
-# What a run leaves in the working directory (outputs, logs, Snakemake state, MLflow store + lock, the
-# report, Lightning's default log folder); `make clean-results` removes exactly these.
-RUN_PRODUCTS := results logs .snakemake mlflow.db mlflow.db.lock mlruns mlartifacts report.html report.zip \
-	lightning_logs
+# What a run leaves in the working directory (outputs, logs, Snakemake state, the report, Lightning's default
+# log folder); `make clean-results` removes exactly these. The local MLflow store (MLFLOW_LOCAL_STORE) is
+# history: kept unless CLEAN_MLFLOW=1; a tracking server's store (make mlflow-start) is never touched.
+RUN_PRODUCTS := results logs .snakemake report.html report.zip lightning_logs
+MLFLOW_LOCAL_STORE := mlflow.db mlflow.db.lock mlruns mlartifacts
 
 help: ## this list
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  make \1|\2/' | \
 		awk -F'|' '{printf "%-20s %s\n", $$1, $$2}'
 	@echo "  Variables: SNAKEMAKE_ARGS (run, report; e.g. SNAKEMAKE_ARGS='--configfile config/tiny.yaml'),"
 	@echo "             PYTEST_ARGS (test), PYTHON (interpreter for a private uv), MLFLOW_PORT and"
-	@echo "             MLFLOW_UI_ARGS (mlflow-ui; e.g. MLFLOW_UI_ARGS='--configfile config/tiny.yaml')"
+	@echo "             MLFLOW_UI_ARGS (mlflow-ui; e.g. MLFLOW_UI_ARGS='--configfile config/tiny.yaml'),"
+	@echo "             MLFLOW_HOST, MLFLOW_SERVICE_ARGS (mlflow-start; e.g. MLFLOW_SERVICE_ARGS='--auth'),"
+	@echo "             MLFLOW_GC_ARGS (mlflow-gc; e.g. MLFLOW_GC_ARGS=--dry-run), CLEAN_MLFLOW=1 (clean-results)"
 
 $(CURDIR)/.uv/bin/uv:
 	@echo "uv not found: installing it from PyPI into .uv/"
@@ -84,11 +91,31 @@ report: .venv/.synced ## snakemake --report report.html after a run (honours SNA
 mlflow-ui: .venv/.synced ## MLflow UI on 127.0.0.1 (port MLFLOW_PORT, 5000) over the project's store; prints the runs table's address
 	$(UV) run python -m se_lib.tracking.ui --port $(MLFLOW_PORT) $(MLFLOW_UI_ARGS)
 
+# The tracking server as a background service (se_lib/tracking/service.py; README "Tracking service").
+mlflow-start: .venv/.synced ## MLflow server in the background on MLFLOW_HOST:MLFLOW_PORT (pid file, log in mlflow-service/)
+	$(UV) run --frozen se mlflow start --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) $(MLFLOW_SERVICE_ARGS)
+
+mlflow-stop: .venv/.synced ## stop the server through its pid file (SIGTERM, SIGKILL after a timeout)
+	$(UV) run --frozen se mlflow stop
+
+mlflow-status: .venv/.synced ## is the server running, where, since when, does it answer
+	@$(UV) run --frozen se mlflow status || [ $$? = 3 ]  # 3: not running (said so); 1: running, not answering
+
+mlflow-gc: .venv/.synced ## remove runs marked deleted (se runs delete) and their artifacts for good (MLFLOW_GC_ARGS=--dry-run)
+	$(UV) run --frozen se runs gc $(MLFLOW_GC_ARGS)
+
 bench: .venv/.synced ## benchmarks in bench/ (ratios against reference implementations)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) run python $$b || exit 1; done
 
-clean-results: ## remove everything a run leaves (results, logs, .snakemake, MLflow store and lock, report)
+clean-results: ## remove what a run leaves (results, logs, .snakemake, report); the MLflow store only with CLEAN_MLFLOW=1
 	rm -rf $(RUN_PRODUCTS)
+	@if [ "$(CLEAN_MLFLOW)" = 1 ]; then \
+		echo "CLEAN_MLFLOW=1: removing the local MLflow store ($(MLFLOW_LOCAL_STORE)): its run history is gone for good"; \
+		rm -rf $(MLFLOW_LOCAL_STORE); \
+	else \
+		for f in $(MLFLOW_LOCAL_STORE); do [ -e $$f ] && kept="$$kept $$f"; done; \
+		if [ -n "$$kept" ]; then echo "kept the MLflow history:$$kept (CLEAN_MLFLOW=1 removes it; se runs delete + make mlflow-gc removes single runs)"; fi; \
+	fi; true
 
 # DVC (see README "Reproduce or restore"): dvc.yaml is generated from the workflow; DVC_CONFIG names the
 # workflow config file(s) it is generated for and restored with (default config/config.yaml).

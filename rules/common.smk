@@ -122,12 +122,19 @@ def all_targets():
 
 
 def prepare_tracking():
-    """`onstart` (a run, not a dry run): refuse a dirty git tree when `require_clean_git` is set (naming
-    the dirty files), create the MLflow store and experiment once before parallel jobs open them, and the
+    """`onstart` (a run, not a dry run): refuse an MLflow tracking server that does not answer or refuses the
+    credentials of the environment (se_lib/tracking/service.py), refuse a dirty git tree when
+    `require_clean_git` is set (naming the dirty files), create the MLflow store and experiment once before parallel jobs open them, and the
     parent run of this invocation that every rule's run is nested under."""
     if workflow.touch:  # --touch runs no job: nothing to track
         return
     from se_lib.tracking.runs import start_invocation_run
+    from se_lib.tracking.service import ServiceError, check_server_access
+
+    try:  # a tracking server must answer and accept $MLFLOW_TRACKING_USERNAME/PASSWORD before any job starts
+        check_server_access(tracking_uri(config))
+    except ServiceError as exc:
+        raise WorkflowError(str(exc)) from None
 
     if config["require_clean_git"]:
         from se_lib.tracking.git import require_clean

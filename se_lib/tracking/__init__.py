@@ -11,5 +11,9 @@
 * :mod:`se_lib.tracking.history` - finished training runs read back for the report (``run.json``,
   learning curves, the experiment's runs and parameters);
 * :mod:`se_lib.tracking.table` - the runs table of an experiment (``se runs``);
-* :mod:`se_lib.tracking.ui` - the MLflow UI over the project's store at the runs table (``make mlflow-ui``).
+* :mod:`se_lib.tracking.ui` - the MLflow UI over the project's store at the runs table (``make mlflow-ui``);
+* :mod:`se_lib.tracking.service` - the tracking server as a background service of the team (``se mlflow
+  start|stop|status``: pid file, log, health, basic auth) and the workflow's check of its credentials;
+* :mod:`se_lib.tracking.cleanup` - ``se runs delete`` (mark runs deleted) and ``se runs gc`` (remove
+  them and their artifacts for good, ``mlflow gc``).
 """

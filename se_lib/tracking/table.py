@@ -7,7 +7,9 @@ commit (``*`` when the tree was dirty), the invocation id, the registered model 
 scoring rules logged onto it (:data:`KEY_METRICS`), and the run id.
 
 :func:`runs_table` returns it as a DataFrame (filters: model, rule, invocation id or its prefix);
-:func:`main` is the command line (``se runs --help``), kept free of Lightning so it starts quickly.
+:func:`main` is the command line (``se runs --help``), kept free of Lightning so it starts quickly;
+``se runs delete`` / ``se runs gc`` (marking runs deleted, removing them for good) are in
+:mod:`se_lib.tracking.cleanup`.
 Defaults come from the workflow config (``--configfile``, as Snakemake takes it):
 :func:`se_lib.config.experiment_name` and :func:`se_lib.config.tracking_uri`.
 """
@@ -103,14 +105,18 @@ def runs_table(
     model: str | None = None,
     rule: str | None = None,
     invocation: str | None = None,
+    run_ids: Sequence[str] = (),
+    started_before: datetime | None = None,
+    deleted: bool = False,
     max_runs: int = 5000,
 ) -> pd.DataFrame:
     """The runs of ``experiment`` in the store ``tracking_uri``, newest first, columns :data:`COLUMNS`.
 
     ``model`` / ``rule`` keep runs whose model / rule equals it; ``invocation`` keeps runs whose
-    invocation id starts with it. Raises ``LookupError`` naming the experiments of the store when
-    ``experiment`` is not one of them, or naming the path of a sqlite store that does not exist
-    (it is not created).
+    invocation id starts with it; ``run_ids`` keeps those runs; ``started_before`` keeps runs started
+    before it. ``deleted``: the runs marked deleted (``se runs delete``) instead of the active ones.
+    Raises ``LookupError`` naming the experiments of the store when ``experiment`` is not one of them,
+    or naming the path of a sqlite store that does not exist (it is not created).
     """
     from mlflow.entities import ViewType
 
@@ -130,12 +136,17 @@ def runs_table(
     if rule:
         quoted = rule.replace("'", "\\'")
         filters.append(f"tags.`snakemake.rule` = '{quoted}'")
+    if run_ids:
+        filters.append("attributes.run_id IN (" + ", ".join(f"'{r}'" for r in run_ids) + ")")
+    if started_before is not None:
+        filters.append(f"attributes.start_time < {int(started_before.timestamp() * 1000)}")
     runs, token = [], None
     while len(runs) < max_runs:
         page = client.search_runs(
             [exp.experiment_id],
             filter_string=" and ".join(filters),
             order_by=["attributes.start_time DESC"],
+            run_view_type=ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY,
             max_results=min(1000, max_runs - len(runs)),
             page_token=token,
         )
@@ -204,11 +215,19 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
 
 def store_from_args(args: argparse.Namespace) -> tuple[str, str]:
     """``(experiment, tracking URI)`` of :func:`add_store_options`' arguments: the options, else the workflow
-    config's (:func:`se_lib.config.experiment_name`, :func:`se_lib.config.tracking_uri`)."""
+    config's (:func:`se_lib.config.experiment_name`, :func:`se_lib.config.tracking_uri`). A tracking server
+    that does not answer or refuses the environment's credentials is an error saying so
+    (:func:`se_lib.tracking.service.check_server_access`), not a traceback."""
     from se_lib.config import experiment_name, tracking_uri
+    from se_lib.tracking.service import ServiceError, check_server_access
 
     config = workflow_config(args.configfile)
-    return experiment_name(config, args.experiment), args.tracking_uri or tracking_uri(config)
+    uri = args.tracking_uri or tracking_uri(config)
+    try:
+        check_server_access(uri)
+    except ServiceError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return experiment_name(config, args.experiment), uri
 
 
 def parser() -> argparse.ArgumentParser:

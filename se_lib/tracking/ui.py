@@ -49,8 +49,11 @@ def experiment_id(experiment: str, tracking_uri: str) -> str:
     return exp.experiment_id
 
 
-def server_command(tracking_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
-    """``mlflow server`` over the store ``tracking_uri`` on ``host:port`` (one worker)."""
+def server_command(
+    tracking_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1
+) -> list[str]:
+    """``mlflow server`` over the store ``tracking_uri`` on ``host:port`` (one worker unless ``workers``);
+    the background service (:mod:`se_lib.tracking.service`) adds its options to it."""
     exe = Path(sys.executable).with_name("mlflow")
     mlflow = str(exe) if exe.exists() else (shutil.which("mlflow") or "mlflow")
     return [
@@ -63,7 +66,7 @@ def server_command(tracking_uri: str, host: str = DEFAULT_HOST, port: int = DEFA
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
 
 
@@ -103,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"error: {exc.args[0]}\n")
             return 1
         print(f"note: {exc.args[0]}; the UI lists the experiments at {base}", flush=True)
+    from se_lib.tracking.service import busy_port_message, port_free
+
+    if not port_free(args.host, args.port):
+        sys.stderr.write(f"error: {busy_port_message(args.host, args.port, 'mlflow-ui')}\n")
+        return 1
     cmd = server_command(uri, args.host, args.port)
     print(f"store {uri}; serving with: {' '.join(cmd)} (Ctrl-C stops it)", flush=True)
     if args.print_only:
