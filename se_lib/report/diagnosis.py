@@ -163,7 +163,8 @@ code {{ font-size: 0.85em; }}
 <body>
 <table id="diagnosis">
 <caption>{html.escape(caption)}</caption>
-<thead><tr><th>model</th><th>diagnosis</th><th>usual action</th><th>why</th><th>epochs</th><th>MLflow run</th></tr></thead>
+<thead><tr><th>model</th><th>diagnosis</th><th>usual action</th><th>why</th><th>epochs</th>
+<th>MLflow run</th></tr></thead>
 <tbody>
 {rows}
 </tbody>

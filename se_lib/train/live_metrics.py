@@ -1,6 +1,7 @@
 """Speech metrics during training: PESQ-WB, STOI and DNSMOS OVRL on a fixed subset of validation mixtures.
 
-:class:`SpeechMetricsMonitor` (a Lightning callback, configured in config/models/_shared.yaml) keeps the
+:class:`SpeechMetricsMonitor` (a Lightning callback; the ``se`` command always adds it,
+section ``live_metrics:`` of config/models/_shared.yaml) keeps the
 first ``num_mixtures`` validation items (the validation loader is neither shuffled nor randomly cropped,
 so the subset is the same every epoch: its mixture ids are logged once as the run's param
 ``live_metrics/mids``) together with the enhanced signals ``EnhancementModule.validation_step`` returns,

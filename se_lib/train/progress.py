@@ -1,6 +1,7 @@
 """Training progress a person can follow in the rule's log: one line per epoch and why training stopped.
 
-:class:`TrainingProgress` (a Lightning callback, configured in config/models/_shared.yaml) writes, on the
+:class:`TrainingProgress` (a Lightning callback; the ``se`` command always adds it,
+section ``live_metrics:`` of config/models/_shared.yaml) writes, on the
 global-zero process only, after every training epoch (validation included)::
 
     [progress] epoch 3/20  train_loss -4.8120  val_loss -5.3010  val_si_sdr 5.30 dB  [val_pesq 1.312 ...]
