@@ -118,6 +118,16 @@ def test_progress_lines_and_live_metrics(capsys):
     assert 0 < monitor.history[-1]["share"] < 1 and monitor.history[-1]["seconds"] > 0
 
 
+def test_epochs_without_validation_show_no_stale_values():
+    data = batches(1)
+    progress = TrainingProgress()
+    trainer = bare_trainer(max_epochs=2, callbacks=[progress], num_sanity_val_steps=0, check_val_every_n_epoch=2)
+    trainer.fit(SGDModule(), train_dataloaders=loader(data), val_dataloaders=loader(data))
+    first, second = progress.lines[:2]
+    assert "val_loss -  val_si_sdr -  lr" in first and "train_loss -" not in first, first
+    assert "val_loss -" not in second and " dB" in second, second
+
+
 def test_early_stopping_is_named_with_its_epoch():
     data = batches(1)
     # lr 0 freezes the net: val_loss never improves, so patience 1 stops after epoch 2 (counted from 1)

@@ -142,10 +142,14 @@ class TrainingProgress(Callback):
         # callback_metrics keeps a key's last value when an epoch does not log it (e.g. metrics computed
         # every k epochs): remember this epoch's starting objects so that only fresh extras are shown
         metrics = trainer.callback_metrics
-        self._stale = {k: metrics.get(k) for k in self.extra_metrics if k in metrics}
+        self._stale = {k: metrics.get(k) for k in self._watched() if k in metrics}
+
+    def _watched(self) -> list[str]:
+        return [self.train_metric, self.val_metric, self.sdr_metric, *self.extra_metrics]
 
     def epoch_line(self, trainer: pl.Trainer) -> str:
-        metrics = dict(trainer.callback_metrics)
+        # only values logged this epoch (no validation this epoch: its values show as "-")
+        metrics = {k: v for k, v in trainer.callback_metrics.items() if k not in self._stale or v is not self._stale[k]}
         epoch = int(trainer.current_epoch) + 1
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
         now = self.clock()
@@ -161,8 +165,9 @@ class TrainingProgress(Callback):
             f"val_loss {_fmt(_value(metrics, self.val_metric), '.4f')}",
             f"val_si_sdr {_fmt(sdr, '.2f', ' dB')}",
         ]
-        fresh = [k for k in self.extra_metrics if k in metrics and metrics[k] is not self._stale.get(k)]
-        parts += [f"{k} {_fmt(_value(metrics, k), '.3f')}" for k in fresh if _value(metrics, k) is not None]
+        parts += [
+            f"{k} {_fmt(_value(metrics, k), '.3f')}" for k in self.extra_metrics if _value(metrics, k) is not None
+        ]
         parts += [f"lr {_fmt(lr, '.2e')}", f"elapsed {format_duration(elapsed)}", f"eta {format_duration(eta)}"]
         return "  ".join(parts)
 
