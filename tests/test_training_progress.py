@@ -125,7 +125,7 @@ def test_epochs_without_validation_show_no_stale_values():
     trainer.fit(SGDModule(), train_dataloaders=loader(data), val_dataloaders=loader(data))
     first, second = progress.lines[:2]
     assert "val_loss -  val_si_sdr -  lr" in first and "train_loss -  " not in first, first
-    assert "val_loss -" not in second and " dB" in second, second
+    assert "val_loss -  " not in second and " dB" in second, second
 
 
 def test_early_stopping_is_named_with_its_epoch():
