@@ -233,7 +233,12 @@ def plot_learning_curves(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(metrics) :]:
         ax.set_visible(False)
+    xs = table["x"].to_numpy(float)
+    xs = xs[np.isfinite(xs)]
+    lo, hi = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5
     for ax, metric in zip(axes, metrics, strict=False):
+        ax.set_xlim(lo - pad, hi + pad)  # one x range for every panel (metrics scored every k epochs line up)
         sub = table[table["metric"] == metric]
         for name in models:
             c = sub[sub["model"] == name]
