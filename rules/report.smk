@@ -1,6 +1,7 @@
 # Report stage: comparison table, metric-versus-input-SNR plots, spectrogram examples (per prediction
-# split), learning curves and a hyper-parameter parallel-coordinates plot read from MLflow. Every file
-# is marked with report() for `snakemake --report report.html` (or report.zip); captions in report/.
+# split), learning curves (+ their diagnosis) and a hyper-parameter parallel-coordinates plot read from
+# MLflow. Every figure is a PNG with its data beside it as CSV (se_lib.report.figures.save_figure). Files
+# shown are marked with report() for `snakemake --report report.html` (or report.zip); captions in report/.
 
 from se_lib.report.names import METRIC_LABELS, METRICS
 from se_lib.report.provenance import CONTEXT_KEY, config_digest, report_context, shown_paths
@@ -18,6 +19,7 @@ config[CONTEXT_KEY] = report_context(config, CONFIGFILES, REPORT_PROVENANCE)
 # Every report output, for the `all` target.
 REPORT_TARGETS = [
     f"{REPORT_DIR}/learning_curves.png",
+    f"{REPORT_DIR}/diagnosis.html",
     f"{REPORT_DIR}/hparams_parallel.png",
     REPORT_PROVENANCE,
 ] + [
@@ -93,6 +95,7 @@ rule report_snr:
             )
             for m in METRICS
         ],
+        data=[f"{REPORT_DIR}/{{split}}/snr/{m}.csv" for m in METRICS],
         bins=f"{REPORT_DIR}/{{split}}/snr_bins.tsv",
     log:
         "logs/report/snr_{split}.log",
@@ -150,7 +153,8 @@ REPORT_LEARNING_CURVES_SCRIPT = workflow_script("report_learning_curves.py")
 
 
 rule report_learning_curves:
-    """Learning curves of every model's training run, read from MLflow."""
+    """Learning curves of every model's training run, read from MLflow, and their diagnosis (also set as
+    the runs' tag `se.diagnosis`)."""
     input:
         runs=expand("results/models/{model}/run.json", model=MODELS),
         code=REPORT_LEARNING_CURVES_SCRIPT.code,
@@ -162,7 +166,15 @@ rule report_learning_curves:
             subcategory="Learning curves",
             labels={"figure": "learning curves"},
         ),
-        tsv=f"{REPORT_DIR}/learning_curves.tsv",
+        csv=f"{REPORT_DIR}/learning_curves.csv",
+        diagnosis_html=report(
+            f"{REPORT_DIR}/diagnosis.html",
+            caption="../report/diagnosis.rst",
+            category="Training",
+            subcategory="Diagnosis",
+            labels={"table": "learning-curve diagnosis"},
+        ),
+        diagnosis_tsv=f"{REPORT_DIR}/diagnosis.tsv",
     log:
         "logs/report/learning_curves.log",
     conda:
@@ -172,6 +184,7 @@ rule report_learning_curves:
         mem_mb=1000,
     params:
         models=MODELS,
+        curves=config["report"]["curves"],
     script:
         REPORT_LEARNING_CURVES_SCRIPT.path
 
@@ -193,6 +206,7 @@ rule report_hparams:
             subcategory="Hyper-parameters",
             labels={"figure": "parallel coordinates"},
         ),
+        csv=f"{REPORT_DIR}/hparams_parallel.csv",
         tsv=f"{REPORT_DIR}/hparams_runs.tsv",
     log:
         "logs/report/hparams.log",

@@ -264,13 +264,16 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         "params": _params(["sample_rate", "predict", "db", "rooms"], read, raw),
         "outs": _persist(["results/references", f"results/scores/{BASELINE}"]),
     }
-    report_outs = ["results/report/learning_curves.png", "results/report/learning_curves.tsv"]
-    report_outs += ["results/report/hparams_parallel.png", "results/report/hparams_runs.tsv"]
+    report_outs = ["results/report/learning_curves.png", "results/report/learning_curves.csv"]
+    report_outs += ["results/report/diagnosis.html", "results/report/diagnosis.tsv"]
+    report_outs += ["results/report/hparams_parallel.png", "results/report/hparams_parallel.csv"]
+    report_outs.append("results/report/hparams_runs.tsv")
     report_outs.append("results/report/provenance.json")  # rule report_provenance: config + DB + commits behind it
     metrics, plots = [], []
     for s in splits:
         report_outs += [f"results/report/{s}/{n}" for n in ("comparison.html", "comparison.tsv", "spectrograms")]
         report_outs.append(f"results/report/{s}/snr_bins.tsv")
+        report_outs += [f"results/report/{s}/{SNR_METRICS_FIGURES}/{m}.csv" for m in METRICS]
         metrics.append({f"results/report/{s}/metrics.json": {"persist": True}})
         plots += [{f"results/report/{s}/{SNR_METRICS_FIGURES}/{m}.png": {"persist": True}} for m in METRICS]
     stages["report"] = {

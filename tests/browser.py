@@ -33,7 +33,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BrowserUnavailable", "check_report_html", "chromium", "find_browser", "summarize", "wait_for_script"]
+__all__ = [
+    "BrowserUnavailable",
+    "check_layout",
+    "check_report_html",
+    "chromium",
+    "find_browser",
+    "summarize",
+    "wait_for_script",
+]
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -320,3 +328,90 @@ def check_report_html(
 def summarize(found: dict[str, Any], keys: Sequence[str] = ("app_rendered", "images", "tables", "errors")) -> str:
     """Short human-readable text of :func:`check_report_html`'s result (for logs and test failures)."""
     return json.dumps({k: found.get(k) for k in keys}, indent=1, default=str)[:4000]
+
+
+# The landing view (workflow description + rule graph) and where its title sits in the viewport.
+_LANDING_JS = r"""
+return (async () => {
+  const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+  for (let i = 0; i < 200 && !(typeof app !== 'undefined' && document.querySelector('#app nav')); i++) await sleep(50);
+  app.setView({content: 'rulegraph', navbarMode: 'menu'});
+  let title = null;
+  for (let i = 0; i < 100 && !title; i++) {
+    await sleep(30);
+    title = document.querySelector('#app .prose h1, #app .prose .title');
+  }
+  if (!title) return {found: false};
+  const r = title.getBoundingClientRect();
+  const hit = document.elementFromPoint(Math.min(Math.max(r.left + 5, 0), innerWidth - 1),
+                                        Math.min(Math.max(r.top + r.height / 2, 0), innerHeight - 1));
+  return {found: true, text: title.textContent.trim(), top: r.top, bottom: r.bottom, left: r.left, right: r.right,
+          viewport: [innerWidth, innerHeight], on_top: !!hit && (hit === title || title.contains(hit))};
+})();
+"""
+
+# Inside the iframe: widths of its tables against the frame's own width.
+_TABLE_FIT_JS = r"""
+const doc = document.documentElement;
+return {frame_width: doc.clientWidth, scroll_width: doc.scrollWidth,
+        tables: [...document.querySelectorAll('table')].map(t => ({id: t.id || null,
+                 width: t.getBoundingClientRect().width, right: t.getBoundingClientRect().right}))};
+"""
+
+
+def check_layout(
+    path: str | os.PathLike,
+    width: int = 1280,
+    height: int = 800,
+    *,
+    screenshot_dir: str | os.PathLike | None = None,
+    timeout: float = 90.0,
+) -> dict[str, Any]:
+    """Load a Snakemake report in a ``width`` x ``height`` viewport and measure what a reader sees.
+
+    Returns ``{"landing": {...}, "tables": {result name: {...}}}``: ``landing`` holds the workflow
+    description's title (``found``, ``text``, its box ``top/bottom/left/right`` in viewport pixels,
+    ``viewport`` and ``on_top``: the title is the element drawn at its own position); each HTML result's
+    entry holds the iframe's box (``frame_left/frame_right``) and, inside it, ``frame_width`` and
+    ``scroll_width`` (wider means a horizontal scroll bar) and every table's ``width``/``right``.
+    """
+    report = Path(path)
+    if not report.is_file():
+        raise FileNotFoundError(f"report {report} not found")
+    with tempfile.TemporaryDirectory(prefix="se-report-layout-") as tmp:
+        tmpdir = Path(tmp)
+        page = _report_file(report.resolve(), tmpdir / "unzipped")
+        with chromium(tmpdir, timeout) as driver:
+            metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+            driver.get(page.as_uri())
+            landing = driver.execute_script(_LANDING_JS)
+            if screenshot_dir is not None:
+                Path(screenshot_dir).mkdir(parents=True, exist_ok=True)
+                driver.save_screenshot(str(Path(screenshot_dir) / f"landing_{width}x{height}.png"))
+            names = driver.execute_script(
+                "return Object.entries(results).filter(([p, r]) => r.mime_type === 'text/html')"
+                ".map(([p, r]) => [p, r.name]);"
+            )
+            tables: dict[str, Any] = {}
+            for result_path, name in names:
+                uri = driver.execute_script(_SHOW_HTML_JS, result_path)
+                if not uri:
+                    tables[name] = {"displayed": False}
+                    continue
+                box = driver.execute_script(
+                    "const r = document.querySelector('#app iframe').getBoundingClientRect();"
+                    "return {frame_left: r.left, frame_right: r.right};"
+                )
+                _frame_tables(driver, uri, timeout=min(20.0, timeout))  # waits for the frame's document
+                from selenium.webdriver.common.by import By
+
+                driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "#app iframe"))
+                try:
+                    fit = driver.execute_script(_TABLE_FIT_JS)
+                finally:
+                    driver.switch_to.default_content()
+                tables[name] = {"displayed": True, **box, **fit}
+                if screenshot_dir is not None:
+                    driver.save_screenshot(str(Path(screenshot_dir) / f"{Path(name).stem}_{width}x{height}.png"))
+    return {"landing": landing, "tables": tables}

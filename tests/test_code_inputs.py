@@ -386,7 +386,9 @@ def test_expected_plan_is_not_trivial(code_plan):
     # the model's class (named by class_path in its config; `se` also registers every model by name)
     assert "se_lib/models/dprnn.py" in runs[("train", "model=dprnn")]
     assert "se_lib/data/naming.py" in by_rule["mixture_db"]  # via data/db.py
-    assert "se_lib/metrics/stoi.py" in by_rule["score"] and "se_lib/metrics/stoi.py" not in by_rule["train"]
+    # training scores live metrics (se_lib.train.live_metrics: stoi, pesq_wb, dnsmos) but never runs the scorer
+    assert "se_lib/metrics/stoi.py" in by_rule["score"] and "se_lib/metrics/stoi.py" in by_rule["train"]
+    assert "se_lib/metrics/scorer.py" in by_rule["score"] and "se_lib/metrics/scorer.py" not in by_rule["train"]
     assert len(_downstream({("corpus", "")}, consumers)) == len(runs)  # every job depends on the corpus
 
 

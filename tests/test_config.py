@@ -17,6 +17,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     assert cfg["experiment"] == "baseline_verification"
     assert cfg["rooms"]["mic_array"]["reference_mic"] == 0  # filled from the schema
     assert cfg["corpus"]["files"]["speaker_pattern"]  # nested default inside a defaulted object
+    assert cfg["report"]["curves"] == {"smoothing": 0.0, "log_scale": False, "x_axis": "epoch"}
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,9 @@ def test_default_config_is_valid_and_defaults_are_filled():
         ({"sample_rate": 12345}, "sample_rate"),
         ({"corpus": {"kind": "files", "files": {"noise_glob": "x/*.wav"}}}, "corpus.files.speech_glob"),
         ({"models": ["bad name"]}, "models.0"),
+        ({"report": {"curves": {"x_axis": "wallclock"}}}, "report.curves.x_axis"),
+        ({"report": {"curves": {"smoothing": 1.0}}}, "report.curves.smoothing"),
+        ({"report": {"curves": {"log_scale": "yes"}}}, "report.curves.log_scale"),
     ],
 )
 def test_invalid_values_name_the_key(override, key):

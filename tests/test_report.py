@@ -15,6 +15,7 @@ from se_lib.data.audio import write_wav_atomic
 from se_lib.data.naming import mixture_filename
 from se_lib.report.examples import write_spectrogram_examples
 from se_lib.report.plots import (
+    ema_smooth,
     hparam_axes,
     plot_learning_curves,
     plot_metric_vs_snr,
@@ -23,8 +24,8 @@ from se_lib.report.plots import (
     snr_bins,
 )
 from se_lib.report.spectrogram import plot_spectrograms, spectrogram_db, spectrogram_figure
-from se_lib.report.tables import comparison_table, mean_ci95, read_summary, table_html, write_comparison
-from se_lib.tracking.history import experiment_runs, learning_curves, read_run_json
+from se_lib.report.tables import best_models, comparison_table, mean_ci95, read_summary, table_html, write_comparison
+from se_lib.tracking.history import experiment_runs, learning_curves, read_run_json, set_run_tags
 from se_lib.tracking.runs import log_split_metrics, summary_metrics
 
 SR = 16000
@@ -75,9 +76,26 @@ def test_comparison_table_tsv_and_html(tmp_path):
     assert pd.isna(back.loc[back["system"] == "noisy", "parameters"].item())
     html = (tmp_path / "out.html").read_text()
     assert "<caption>Model comparison on the test split</caption>" in html
-    assert '<td class="best">9.50 ± 0.96</td>' in html  # best SI-SDR: conv_tasnet
-    assert '<td class="best">2.40 ± 0.25</td>' in html  # best PESQ: dprnn
+    assert '<td class="best">9.50 <span class="ci">± 0.96</span></td>' in html  # best SI-SDR: conv_tasnet
+    assert '<td class="best">2.40 <span class="ci">± 0.25</span></td>' in html  # best PESQ: dprnn
     assert "4.92 M" in html and "2.6 k" in html and "SI-SDRi [dB]" in html
+
+
+def test_best_is_bold_only_where_it_beats_the_noisy_input(tmp_path):
+    """A tiny run's "best" SI-SDRi of -1.03 dB (worse than doing nothing) must not be bold."""
+    summaries = {
+        "noisy": summary_tsv(tmp_path / "n.tsv", {"si_sdr": 2.0, "si_sdri": 0.0, "pesq_wb": 1.4, "stoi": 0.80}),
+        "a": summary_tsv(tmp_path / "a.tsv", {"si_sdr": 0.97, "si_sdri": -1.03, "pesq_wb": 1.5, "stoi": 0.79}),
+        "b": summary_tsv(tmp_path / "b.tsv", {"si_sdr": 0.5, "si_sdri": -1.5, "pesq_wb": 1.45, "stoi": 0.80}),
+    }
+    df = write_comparison(summaries, dict.fromkeys(summaries), tmp_path / "o.tsv", tmp_path / "o.html")
+    best = best_models(df, ["si_sdr", "si_sdri", "pesq_wb", "stoi"])
+    assert np.isnan(best["si_sdr"]) and np.isnan(best["si_sdri"]) and np.isnan(best["stoi"])  # a tie is no gain
+    assert best["pesq_wb"] == 1.5
+    html = (tmp_path / "o.html").read_text()
+    assert html.count('class="best"') == 1 and '<td class="best">1.50 <span class="ci">' in html
+    # without a noisy row, SI-SDRi is compared with 0 dB (the input's improvement over itself)
+    assert np.isnan(best_models(df[df["system"] != "noisy"], ["si_sdri"])["si_sdri"])
 
 
 def test_bad_summary_is_named(tmp_path):
@@ -139,6 +157,22 @@ def test_learning_curves_and_parallel_coordinates(tmp_path):
     )
     plot_learning_curves(curves, tmp_path / "lc.png")  # val_loss_epoch missing: an empty, labelled panel
     assert mpimg.imread(tmp_path / "lc.png").shape[1] > 1000
+    data = pd.read_csv(tmp_path / "lc.csv")  # the figure's data beside it
+    assert len(data) == len(curves) and {"model", "metric", "x", "value", "smoothed"} <= set(data.columns)
+    np.testing.assert_allclose(data["smoothed"], data["value"])  # smoothing 0: the raw values
+    # options: EMA smoothing (TensorBoard's bias-corrected form), x by step or time, log scale
+    curves["step"] = curves["epoch"] * 7 + 6
+    curves["time_s"] = curves["epoch"] * 90.0
+    table = plot_learning_curves(curves, tmp_path / "s.png", smoothing=0.5, x_axis="time", log_scale=True)
+    one = table[(table["model"] == "a") & (table["metric"] == "val_si_sdr")]
+    assert list(one["x"]) == [0.0, 1.5, 3.0, 4.5]  # minutes
+    assert list(one["smoothed"]) == pytest.approx([3.0, 3.0 + 0.1 * 2 / 3, 3.0 + 0.1 * 10 / 7, 3.0 + 0.1 * 34 / 15])
+    assert list(plot_learning_curves(curves, tmp_path / "st.png", x_axis="step")["x"])[:4] == [6, 13, 20, 27]
+    assert list(ema_smooth([1.0, np.nan, 3.0], 0.5)[[0, 2]]) == pytest.approx([1.0, 7 / 3])
+    with pytest.raises(ValueError, match="x_axis"):
+        plot_learning_curves(curves, tmp_path / "x.png", x_axis="wall")
+    with pytest.raises(ValueError, match="smoothing"):
+        ema_smooth([1.0], 1.0)
     runs = pd.DataFrame(
         {
             "run_name": ["r1", "r2", "r3"],
@@ -203,11 +237,13 @@ def test_write_spectrogram_examples(tmp_path):
         "sid_s0_nids_n1_n2_rid_r1_snr_-5dB.png",
         "sid_s2_nids_n1_n2_rid_r1_snr_7.5dB.png",
     ]
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in written] + ["examples.csv"])
+    data = pd.read_csv(out / "examples.csv")  # the figures' data: which mixtures, at which SNR
+    assert list(data["snr_db"]) == [-5.0, 7.5] and list(data["mixture"]) == [p.stem for p in written]
     (pred / mixture_filename(rows[0], "enhanced")).unlink()
     with pytest.raises(Exception, match="snr_-5dB_enhanced.wav"):
         write_spectrogram_examples(refs, {"m": pred}, out, n_examples=2, sample_rate=SR)
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)  # previous folder kept
+    assert len(list(out.iterdir())) == len(written) + 1  # previous folder kept
     assert [p.name for p in tmp_path.joinpath("report").iterdir()] == ["spectrograms"]  # no temp folder left
 
 
@@ -253,7 +289,9 @@ def test_mlflow_curves_runs_and_test_metrics(store, tmp_path):
     curves = learning_curves({"conv_tasnet": a, "dprnn": b}, tracking_uri=store)
     val = curves[(curves["model"] == "conv_tasnet") & (curves["metric"] == "val_si_sdr")]
     assert list(val["epoch"]) == [0, 1, 2] and list(val["value"]) == [1.0, 4.0, 3.5]
-    assert set(curves["metric"]) == {"val_si_sdr", "train_loss_epoch"}
+    assert set(curves["metric"]) == {"val_si_sdr", "train_loss_epoch"} and (curves["time_s"] == 0).all()
+    set_run_tags({a: {"se.diagnosis": "converging"}}, tracking_uri=store)
+    assert client.get_run(a).data.tags["se.diagnosis"] == "converging"
     runs = experiment_runs("exp-r", tracking_uri=store)
     assert len(runs) == 2 and runs.set_index("arch")["best_val_si_sdr"].to_dict() == {"conv_tasnet": 4.0, "dprnn": 2.5}
     assert "net.N" in runs.columns

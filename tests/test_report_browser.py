@@ -16,12 +16,17 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from browser import BrowserUnavailable, check_report_html, find_browser, summarize
+from browser import BrowserUnavailable, check_layout, check_report_html, find_browser, summarize
+from se_lib.report.names import METRICS
 from se_lib.report.plots import plot_metric_vs_snr
 from se_lib.report.tables import write_comparison
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -92,6 +97,82 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     return {"html": wf / "report.html", "zip": wf / "report.zip"}
 
 
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory) -> Path:
+    """A report as the workflow renders it, without running it: the real report/workflow.rst with the real
+    config and a matching provenance record (its longest form: every model's run listed), and the
+    comparison table of the demo's four models + noisy with every metric."""
+    _browser_or_skip()
+    import yaml
+
+    from se_lib.config import load_config
+    from se_lib.report.provenance import provenance_record
+
+    wf = tmp_path_factory.mktemp("full")
+    src = wf / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    summaries, stats = {}, {}
+    for name in ("noisy", *MODELS):
+        rows = [
+            {"metric": m, "mean": rng.uniform(-2.0, 12.0), "ci95": rng.uniform(0.1, 1.5), "count": 20, "nan_count": 0}
+            for m in METRICS
+        ]
+        pd.DataFrame(rows).to_csv(src / f"{name}.tsv", sep="\t", index=False)
+        summaries[name] = src / f"{name}.tsv"
+        if name != "noisy":
+            (src / f"{name}.json").write_text(json.dumps({"parameters": 10_264_085, "real_time_factor": 0.0123}))
+        stats[name] = None if name == "noisy" else src / f"{name}.json"
+    write_comparison(summaries, stats, src / "comparison.tsv", src / "comparison.html")
+    config = load_config(REPO / "config" / "config.yaml")
+    runs = {m: {"git_commit": "a" * 40, "run_id": "r" * 32, "experiment": config["experiment"]} for m in MODELS}
+    record = provenance_record(config, ["config/config.yaml"], runs, "d" * 64)
+    (wf / "provenance.json").write_text(json.dumps(record))
+    (wf / "config.yaml").write_text(yaml.safe_dump(config))
+    (wf / "table.rst").write_text((REPO / "report" / "comparison.rst").read_text())
+    (wf / "Snakefile").write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        from se_lib.report.provenance import CONTEXT_KEY, report_context
+
+        configfile: "config.yaml"
+        config[CONTEXT_KEY] = report_context(config, ["config/config.yaml"], "provenance.json")
+        report: {str(REPO / "report" / "workflow.rst")!r}
+
+        rule all:
+            input: "out/test/comparison.html"
+
+        rule table:
+            input: "src/comparison.html"
+            output:
+                report("out/{{split}}/comparison.html", caption="table.rst", category="Comparison",
+                       subcategory="Table", labels={{"split": "{{split}}", "format": "HTML"}}),
+            shell: "cp {{input}} {{output}}"
+        """)
+    )
+    smk = [sys.executable, "-m", "snakemake", "--cores", "1", "--quiet", "all", "--report", "report.html"]
+    res = subprocess.run([*smk, "--report-after-run"], cwd=wf, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return wf / "report.html"
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1400, 1000)])
+def test_landing_title_visible_and_table_fits(full_report, size, tmp_path):
+    """The landing page's title is not cut off at the top, and the 10-system x 9-metric comparison table
+    fits its frame without a horizontal scroll bar, at 1280x800 and 1400x1000."""
+    found = check_layout(full_report, *size, screenshot_dir=tmp_path)
+    landing = found["landing"]
+    assert landing["found"] and landing["text"] == "Multichannel speech-enhancement workflow", landing
+    width, height = size
+    assert 0 <= landing["top"] and landing["bottom"] <= height and landing["on_top"], landing
+    assert 0 <= landing["left"] and landing["right"] <= width, landing
+    table = found["tables"]["comparison.html"]
+    assert table["displayed"] and table["frame_right"] <= width, table
+    assert table["scroll_width"] <= table["frame_width"], table
+    assert [t["right"] for t in table["tables"]] and max(t["right"] for t in table["tables"]) <= table["frame_width"]
+
+
 @pytest.mark.parametrize("kind", ["html", "zip"])
 def test_report_shows_table_and_plot(reports, kind, tmp_path):
     found = check_report_html(reports[kind], screenshot_dir=tmp_path)
@@ -108,7 +189,7 @@ def test_report_shows_table_and_plot(reports, kind, tmp_path):
     assert table["caption"] == "Model comparison on the test split"
     assert table["headers"][:3] == ["system", "files", "SI-SDR [dB]"] and "RTF" in table["headers"]
     assert [row[0] for row in table["rows"]] == ["noisy", "convtasnet"]
-    assert table["rows"][1][2] == "9.00 ± 0.50"
+    assert table["rows"][1][2] == "9.00 ± 0.50"  # mean and interval (the interval on its own line)
     png = by_name["si_sdr.png"]
     assert png["displayed"] and png["image_size"][0] > 300 and png["image_size"][1] > 200, info
     assert found["images"] == ["si_sdr.png"]

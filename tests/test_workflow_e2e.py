@@ -37,6 +37,52 @@ def test_every_model_trained_and_registered(workflow_run):
         assert any(v.run_id == info["run_id"] for v in versions)
 
 
+def test_training_logs_progress_live_speech_metrics_and_diagnosis(workflow_run):
+    """Each training job's log has one line per epoch and the stop reason; the run's MLflow history holds
+    val_pesq / val_stoi / val_dnsmos_ovrl next to val_si_sdr (config/tiny.yaml: 2 mixtures, first epoch);
+    the report's diagnosis is the run's tag se.diagnosis."""
+    import math
+
+    import pandas as pd
+
+    workdir, _ = workflow_run
+    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    diagnosis = pd.read_csv(workdir / "results/report/diagnosis.tsv", sep="\t").set_index("model")
+    for model in MODELS:
+        log = (workdir / "logs/train" / f"{model}.log").read_text()
+        lines = [line for line in log.splitlines() if "[progress]" in line]
+        epochs = [line for line in lines if "[progress] epoch " in line]
+        assert [line.split("[progress] epoch ")[1].split()[0] for line in epochs] == ["1/2", "2/2"], lines
+        assert all(" val_si_sdr " in line and " lr " in line and " eta " in line for line in epochs), epochs
+        assert "val_pesq" in epochs[0] and "val_pesq" not in epochs[1], epochs  # every_n_epochs 2
+        assert lines[-1].endswith("[progress] stopped: max_epochs reached (2 epochs)"), lines
+        run_id = json.loads((workdir / "results/models" / model / "run.json").read_text())["run_id"]
+        sdr_steps = {m.step for m in client.get_metric_history(run_id, "val_si_sdr")}
+        for key, low, high in (("val_pesq", 1.0, 4.7), ("val_stoi", 0.0, 1.0), ("val_dnsmos_ovrl", 1.0, 5.0)):
+            hist = client.get_metric_history(run_id, key)
+            assert len(hist) == 1 and hist[0].step in sdr_steps, (model, key, hist)
+            assert math.isfinite(hist[0].value) and low <= hist[0].value <= high, (model, key, hist[0].value)
+        share = client.get_metric_history(run_id, "time/live_metrics_share")
+        assert len(share) == 1 and 0 < share[0].value < 1
+        run = client.get_run(run_id)
+        assert len(run.data.params["live_metrics/mids"].split(",")) == 2
+        assert run.data.tags["se.diagnosis"] == diagnosis.at[model, "diagnosis"] == "undetermined"  # 2 epochs
+
+
+def test_every_report_figure_has_its_data_as_csv(workflow_run):
+    import pandas as pd
+
+    workdir, _ = workflow_run
+    report = workdir / "results/report"
+    pngs = sorted(report.rglob("*.png"))
+    assert len(pngs) >= 3 + 9, pngs
+    for png in pngs:
+        csv = png.with_suffix(".csv") if png.parent.name != "spectrograms" else png.parent / "examples.csv"
+        assert csv.is_file() and len(pd.read_csv(csv)) > 0, csv
+    curves = pd.read_csv(report / "learning_curves.csv")
+    assert {"val_pesq", "val_stoi", "val_dnsmos_ovrl", "val_si_sdr"} <= set(curves["metric"])
+
+
 def test_every_rule_wrote_one_mlflow_run_with_the_invocation_id(workflow_run):
     workdir, _ = workflow_run
     client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
@@ -94,7 +140,7 @@ def test_scores_and_report(workflow_run):
 
 def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run, run_snakemake):
     from browser import BrowserUnavailable as BrowserError
-    from browser import check_report_html
+    from browser import check_layout, check_report_html
     from browser import find_browser as find_chromium
 
     workdir, _ = workflow_run
@@ -109,3 +155,10 @@ def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run, run_sn
     assert found["app_rendered"], found.get("errors")
     assert found["tables"], "comparison table not rendered in the report"
     assert any("learning_curves" in name for name in found["images"]), found["images"]
+    assert any(t["id"] == "diagnosis" for t in found["tables"]), found["tables"]
+    # readable at 1280x800: the landing page's title in view, the comparison table without side scrolling
+    layout = check_layout(workdir / "report.html", 1280, 800)
+    title = layout["landing"]
+    assert title["found"] and title["top"] >= 0 and title["bottom"] <= 800 and title["on_top"], title
+    table = layout["tables"]["comparison.html"]
+    assert table["frame_right"] <= 1280 and table["scroll_width"] <= table["frame_width"], table

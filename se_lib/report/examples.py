@@ -3,7 +3,8 @@
 Mixtures are chosen from the noisy baseline's per-file scores, spread evenly over the input-SNR
 range (:func:`se_lib.report.plots.select_examples`), so the report shows hard and easy cases. Each
 panel title carries that system's SI-SDR and PESQ for the file when the per-file scores are given.
-The folder is built beside its destination and renamed into place, so it is complete or absent.
+The folder is built beside its destination and renamed into place, so it is complete or absent; it
+also holds ``examples.csv``, the figures' data (mixtures, input SNR, every system's scores).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import pandas as pd
 
 from se_lib.data.audio import read_audio
 from se_lib.data.naming import mixture_filename, parse_mixture_filename
-from se_lib.io import atomic_dir
+from se_lib.io import atomic_dir, write_text_atomic
+from se_lib.report.names import METRICS
 from se_lib.report.plots import select_examples
 from se_lib.report.spectrogram import plot_spectrograms
 from se_lib.report.tables import read_per_file
 
-__all__ = ["mixture_stem", "write_spectrogram_examples"]
+__all__ = ["examples_table", "mixture_stem", "write_spectrogram_examples"]
 
 
 def mixture_stem(row: Mapping) -> str:
@@ -97,4 +99,20 @@ def write_spectrogram_examples(
             title = f"{stem}  -  input SNR {float(row['snr_db']):g} dB"
             plot_spectrograms(panels, sample_rate, tmp / f"{stem}.png", title=title)
             written.append(out / f"{stem}.png")
+        # the figures' data: which mixtures, their input SNR and every system's scores (the audio is in
+        # the references / predictions folders)
+        write_text_atomic(tmp / "examples.csv", examples_table(chosen, scores).to_csv(index=False, float_format="%.6g"))
     return written
+
+
+def examples_table(chosen: pd.DataFrame, scores: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per chosen mixture: its columns (noisy scores when scored) plus ``<model>:<metric>`` per model."""
+    table = chosen.copy()
+    table["mixture"] = [mixture_stem(row) for _, row in chosen.iterrows()]
+    for name, df in scores.items():
+        if "mixture" not in df.columns:
+            continue
+        metric_cols = [c for c in df.columns if c in METRICS]
+        sub = df.set_index("mixture")[metric_cols].add_prefix(f"{name}:")
+        table = table.join(sub, on="mixture")
+    return table

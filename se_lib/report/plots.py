@@ -1,13 +1,14 @@
 """Report figures: metric versus input SNR, learning curves, parallel coordinates of hyper-parameters.
 
 All functions draw with matplotlib's object API (:func:`se_lib.report.figures.new_figure`; no
-pyplot state) and write PNGs atomically (:func:`se_lib.report.figures.save_figure`). Spectrogram
+pyplot state) and write PNGs atomically with the data they show as CSV beside them
+(:func:`se_lib.report.figures.save_figure`). Spectrogram
 panels are :mod:`se_lib.report.spectrogram`.
 
 * :func:`plot_metric_vs_snr` - per-file scores binned by the mixture's input SNR (equal-width bins
   over the observed range), mean and Student-t 95 % interval per bin and system, files as dots;
-* :func:`plot_learning_curves` - ``train_loss_epoch``, ``val_loss_epoch``, ``val_si_sdr`` per epoch,
-  one line per model;
+* :func:`plot_learning_curves` - training/validation loss, validation SI-SDR and the live speech
+  metrics, one line per model, with EMA smoothing, log scale and an x axis by epoch, step or time;
 * :func:`plot_parallel_coordinates` - one polyline per training run across hyper-parameter axes
   (each axis scaled to its own range; categorical values spread evenly; missing values drawn on a
   separate "n/a" level below the axis), coloured by the best validation metric, which is the last
@@ -33,6 +34,9 @@ from se_lib.report.tables import BASELINE, METRIC_LABELS, mean_ci95
 
 __all__ = [
     "LEARNING_CURVE_METRICS",
+    "X_AXES",
+    "curve_table",
+    "ema_smooth",
     "hparam_axes",
     "plot_learning_curves",
     "plot_metric_vs_snr",
@@ -41,11 +45,22 @@ __all__ = [
     "snr_bins",
 ]
 
-LEARNING_CURVE_METRICS = ("train_loss_epoch", "val_loss_epoch", "val_si_sdr")
+# the live speech metrics of se_lib.train.live_metrics are drawn too ("not logged" where a run lacks them)
+LEARNING_CURVE_METRICS = (
+    "train_loss_epoch",
+    "val_loss_epoch",
+    "val_si_sdr",
+    "val_pesq",
+    "val_stoi",
+    "val_dnsmos_ovrl",
+)
 _CURVE_LABELS = {
     "train_loss_epoch": "training loss",
     "val_loss_epoch": "validation loss",
     "val_si_sdr": "validation SI-SDR [dB]",
+    "val_pesq": "validation PESQ-WB (subset)",
+    "val_stoi": "validation STOI (subset)",
+    "val_dnsmos_ovrl": "validation DNSMOS OVRL (subset)",
 }
 
 
@@ -138,46 +153,128 @@ def plot_metric_vs_snr(
     ax.set_title(title or f"{METRIC_LABELS.get(metric, metric)} versus input SNR")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    save_figure(fig, path)
+    save_figure(fig, path, data=binned)
     return binned
 
 
 # ---------------------------------------------------------------------------------- learning curves
+X_AXES = {
+    "epoch": ("epoch", "epoch"),
+    "step": ("step", "optimiser step"),
+    "time": ("time_min", "time since start [min]"),
+}
+
+
+def ema_smooth(values: Sequence[float], weight: float) -> np.ndarray:
+    """Exponential moving average with bias correction (TensorBoard's smoothing): ``weight`` 0 returns the
+    values, values near 1 smooth strongly. Non-finite values pass through without entering the average."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {weight}")
+    x = np.asarray(values, dtype=np.float64)
+    if weight == 0.0:
+        return x.copy()
+    out = np.empty_like(x)
+    acc, n = 0.0, 0
+    for i, v in enumerate(x):
+        if not np.isfinite(v):
+            out[i] = v
+            continue
+        acc, n = acc * weight + (1.0 - weight) * v, n + 1
+        out[i] = acc / (1.0 - weight**n)
+    return out
+
+
+def curve_table(curves: pd.DataFrame, *, smoothing: float = 0.0, x_axis: str = "epoch") -> pd.DataFrame:
+    """``curves`` plus ``x`` (the chosen axis: ``epoch``, ``step`` or ``time`` in minutes since the run's
+    first logged value) and ``smoothed`` (:func:`ema_smooth` per model and metric): the data a learning-curve
+    figure shows, written beside it as CSV."""
+    if x_axis not in X_AXES:
+        raise ValueError(f"x_axis must be one of {sorted(X_AXES)}, got {x_axis!r}")
+    need = ("model", "metric", "epoch", "value") + (("step",) if x_axis == "step" else ())
+    need += ("time_s",) if x_axis == "time" else ()
+    missing = [c for c in need if c not in curves.columns]
+    if missing:
+        raise ValueError(f"learning curves lack column(s) {missing}")
+    df = curves.copy()
+    if x_axis == "time":
+        df["time_min"] = df["time_s"] / 60.0
+    df["x"] = df[X_AXES[x_axis][0]]
+    df = df.sort_values(["model", "metric", "x"], kind="mergesort").reset_index(drop=True)
+    df["smoothed"] = np.nan
+    for _, idx in df.groupby(["model", "metric"], sort=False).groups.items():
+        df.loc[idx, "smoothed"] = ema_smooth(df.loc[idx, "value"].to_numpy(float), smoothing)
+    return df
+
+
 def plot_learning_curves(
-    curves: pd.DataFrame, path: str | os.PathLike, metrics: Sequence[str] = LEARNING_CURVE_METRICS
-) -> None:
-    """``curves``: columns ``model, metric, epoch, value`` (see :func:`se_lib.tracking.history.learning_curves`)."""
-    for col in ("model", "metric", "epoch", "value"):
-        if col not in curves.columns:
-            raise ValueError(f"learning curves lack column {col!r}")
+    curves: pd.DataFrame,
+    path: str | os.PathLike,
+    metrics: Sequence[str] = LEARNING_CURVE_METRICS,
+    *,
+    smoothing: float = 0.0,
+    log_scale: bool = False,
+    x_axis: str = "epoch",
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """One panel per metric, one line per model; writes the PNG and its data (:func:`curve_table`) as CSV.
+
+    ``curves``: columns ``model, metric, epoch, value`` (+ ``step`` / ``time_s`` for those axes; see
+    :func:`se_lib.tracking.history.learning_curves`). ``smoothing``: EMA weight in [0, 1) (raw values drawn
+    faintly behind the smoothed line). ``log_scale``: logarithmic y axes (symmetric-log with a linear
+    range of +-1 where a panel has values <= 0, e.g. negative-SI-SDR losses). ``x_axis``: ``epoch``,
+    ``step`` or ``time``. ``labels``: legend text per model (e.g. with its diagnosis). Returns the table.
+    """
+    table = curve_table(curves, smoothing=smoothing, x_axis=x_axis)
     models = list(dict.fromkeys(curves["model"]))
     colors = _system_colors(models)
-    fig = new_figure(4.0 * len(metrics), 3.6)
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, metric in zip(axes, metrics, strict=True):
-        sub = curves[curves["metric"] == metric]
+    ncols = min(3, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig = new_figure(4.0 * ncols, 3.4 * nrows + 0.4)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    xs = table["x"].to_numpy(float)
+    xs = xs[np.isfinite(xs)]
+    lo, hi = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5
+    for ax, metric in zip(axes, metrics, strict=False):
+        ax.set_xlim(lo - pad, hi + pad)  # one x range for every panel (metrics scored every k epochs line up)
+        sub = table[table["metric"] == metric]
         for name in models:
-            c = sub[sub["model"] == name].sort_values("epoch")
-            if not c.empty:
-                ax.plot(
-                    c["epoch"], c["value"], marker="o" if len(c) < 30 else None, ms=3, color=colors[name], label=name
-                )
+            c = sub[sub["model"] == name]
+            if c.empty:
+                continue
+            label = (labels or {}).get(name, name)
+            marker = "o" if len(c) < 30 else None
+            if smoothing > 0:
+                ax.plot(c["x"], c["value"], color=colors[name], alpha=0.25, lw=1)
+            ax.plot(c["x"], c["smoothed"], marker=marker, ms=3, color=colors[name], label=label)
         if sub.empty:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="0.5")
+        elif log_scale:
+            values = sub["value"].to_numpy(float)
+            if np.all(values[np.isfinite(values)] > 0):
+                ax.set_yscale("log")
+            else:
+                ax.set_yscale("symlog", linthresh=1.0)
         ax.set_title(_CURVE_LABELS.get(metric, metric))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(X_AXES[x_axis][1])
+        if x_axis != "time":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
-    handles, labels = [], []
+    handles, names = [], []
     for ax in axes:
         h, lab = ax.get_legend_handles_labels()
         for hh, ll in zip(h, lab, strict=True):
-            if ll not in labels:
+            if ll not in names:
                 handles.append(hh)
-                labels.append(ll)
+                names.append(ll)
     if handles:
-        axes[-1].legend(handles, labels, fontsize="small", loc="best")
-    save_figure(fig, path)
+        fig.legend(handles, names, fontsize="small", loc="outside lower center", ncols=min(4, len(names)))
+    if smoothing > 0:
+        fig.suptitle(f"EMA smoothing {smoothing:g} (raw values faint)", fontsize="small")
+    save_figure(fig, path, data=table)
+    return table
 
 
 # ------------------------------------------------------------------------------ parallel coordinates
@@ -304,7 +401,8 @@ def plot_parallel_coordinates(
 
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=objective, shrink=0.85)
     ax.set_title(title or f"Hyper-parameters against {objective} ({len(table)} runs)")
-    save_figure(fig, path)
+    shown = ([label] if label else []) + [c for c in cols if c != label]
+    save_figure(fig, path, data=table[list(dict.fromkeys(shown))])
 
 
 # ---------------------------------------------------------------------------- spectrogram examples

@@ -30,6 +30,7 @@ __all__ = [
     "METRICS",
     "METRIC_LABELS",
     "BASELINE",
+    "best_models",
     "comparison_table",
     "mean_ci95",
     "read_per_file",
@@ -158,17 +159,33 @@ def _params(n: Any) -> str:
     return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k" if n >= 1e3 else str(n)
 
 
-def table_html(df: pd.DataFrame, caption: str, note: str = "") -> str:
-    """Standalone HTML page with the comparison table (best model per metric in bold)."""
-    metrics = [m for m in METRICS if m in df.columns]
+def best_models(df: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float]:
+    """Per metric, the best model's value (higher is better) -- NaN where no model beats the noisy input
+    (a "best" worse than doing nothing is not worth bolding, e.g. a negative SI-SDRi)."""
     models = df["system"] != BASELINE
-    best = {m: df.loc[models, m].max() if models.any() else np.nan for m in metrics}
+    noisy = df.loc[~models]
+    best = {}
+    for m in metrics:
+        top = df.loc[models, m].max() if models.any() else np.nan
+        ref = float(noisy[m].iloc[0]) if len(noisy) else np.nan
+        if m == "si_sdri" and not np.isfinite(ref):
+            ref = 0.0  # the improvement of the noisy input over itself
+        best[m] = top if np.isfinite(top) and (not np.isfinite(ref) or top > ref) else np.nan
+    return best
+
+
+def table_html(df: pd.DataFrame, caption: str, note: str = "") -> str:
+    """Standalone HTML page with the comparison table (best model per metric in bold where it beats the
+    noisy input, :func:`best_models`)."""
+    metrics = [m for m in METRICS if m in df.columns]
+    best = best_models(df, metrics)
     head = "".join(f"<th>{html.escape(METRIC_LABELS.get(m, m))}</th>" for m in metrics)
     body = []
     for _, r in df.iterrows():
         cells = [f'<th scope="row">{html.escape(str(r["system"]))}</th>', f"<td>{int(r['n_files'])}</td>"]
         for m in metrics:
-            text = f"{_fmt(r[m], _digits(m))} ± {_fmt(r[f'{m}_ci95'], _digits(m))}"
+            # the interval on its own line (CSS) keeps the table narrow; its text reads "mean ± ci"
+            text = f'{_fmt(r[m], _digits(m))} <span class="ci">± {_fmt(r[f"{m}_ci95"], _digits(m))}</span>'
             is_best = r["system"] != BASELINE and np.isfinite(r[m]) and r[m] == best[m]
             cells.append(f'<td class="best">{text}</td>' if is_best else f"<td>{text}</td>")
         cells.append(f"<td>{_params(r['parameters'])}</td>")
@@ -180,9 +197,11 @@ def table_html(df: pd.DataFrame, caption: str, note: str = "") -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(caption)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #1e293b; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }}
+table {{ border-collapse: collapse; font-size: 0.85em; }}
 caption {{ caption-side: top; font-weight: 600; font-size: 1.1em; text-align: left; padding-bottom: 0.5em; }}
-th, td {{ border-bottom: 1px solid #cbd5e1; padding: 0.35em 0.7em; text-align: right; white-space: nowrap; }}
+th, td {{ border-bottom: 1px solid #cbd5e1; padding: 0.3em 0.5em; text-align: right; white-space: nowrap; }}
+thead th {{ white-space: normal; vertical-align: bottom; max-width: 6em; }}
+span.ci {{ display: block; font-size: 0.8em; color: #64748b; font-weight: 400; }}
 th[scope=row], thead th:first-child {{ text-align: left; }}
 thead th {{ background: #f1f5f9; }}
 tr.baseline {{ color: #64748b; font-style: italic; }}
@@ -198,7 +217,8 @@ p {{ font-size: 0.85em; color: #475569; max-width: 60em; }}
 </tbody>
 </table>
 <p>Mean ± half-width of the 95 % confidence interval of the mean over test files. Bold: best model
-per metric (higher is better for every metric). RTF: inference seconds per second of audio.</p>
+per metric (higher is better for every metric), only where it beats the noisy input. RTF: inference
+seconds per second of audio.</p>
 {note_html}
 </body></html>
 """

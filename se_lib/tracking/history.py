@@ -3,12 +3,14 @@
 * :func:`read_run_json` - ``results/models/<model>/run.json`` (written by the ``train`` rule) holds
   the MLflow ``run_id`` of the model's training run;
 * :func:`learning_curves` - metric histories (``train_loss_epoch``, ``val_loss_epoch``,
-  ``val_si_sdr``) against the epoch (Lightning logs ``epoch`` at the same step as the metrics);
+  ``val_si_sdr``, ...) against the step, the epoch (Lightning logs ``epoch`` at the same step as the
+  metrics) and the time since the run's first value;
 * :func:`experiment_runs` - every finished training run of the experiment (tag
   ``se.subcommand = fit``) with its parameters and best validation metric (the table behind the
   report's parallel-coordinates plot; :func:`se_lib.report.plots.hparam_axes` picks its axes).
 
-Writing onto a training run (the test scores) is :func:`se_lib.tracking.runs.log_split_metrics`.
+Writing onto a training run: the test scores, :func:`se_lib.tracking.runs.log_split_metrics`; the
+learning-curve diagnosis tag, :func:`set_run_tags`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "learning_curves",
     "param_short_name",
     "read_run_json",
+    "set_run_tags",
 ]
 
 
@@ -46,20 +49,32 @@ def learning_curves(
     *,
     tracking_uri: str | None = None,
 ) -> pd.DataFrame:
-    """Columns ``model, run_id, metric, step, epoch, value`` for each model's training run.
+    """Columns ``model, run_id, metric, step, epoch, time_s, value`` for each model's training run.
 
     The epoch of a point is the value of the run's ``epoch`` metric at the same (or the latest
-    earlier) step; without an ``epoch`` history the point's index is used.
+    earlier) step; without an ``epoch`` history the point's index is used. ``time_s`` is the seconds
+    from the run's first logged value (of these metrics or ``epoch``) to the point's timestamp.
     """
+    columns = ["model", "run_id", "metric", "step", "epoch", "time_s", "value"]
     client = client_for(tracking_uri)
     frames = []
     for model, run_id in run_ids.items():
-        epochs = sorted(((m.step, m.value) for m in client.get_metric_history(run_id, "epoch")), key=lambda t: t[0])
-        for metric in metrics:
-            hist = sorted(client.get_metric_history(run_id, metric), key=lambda m: (m.step, m.timestamp))
+        epoch_hist = client.get_metric_history(run_id, "epoch")
+        epochs = sorted(((m.step, m.value) for m in epoch_hist), key=lambda t: t[0])
+        histories = {metric: client.get_metric_history(run_id, metric) for metric in metrics}
+        stamps = [m.timestamp for h in [epoch_hist, *histories.values()] for m in h]
+        t0 = min(stamps) if stamps else 0
+        for metric, history in histories.items():
+            hist = sorted(history, key=lambda m: (m.step, m.timestamp))
             if not hist:
                 continue
-            df = pd.DataFrame({"step": [m.step for m in hist], "value": [m.value for m in hist]})
+            df = pd.DataFrame(
+                {
+                    "step": [m.step for m in hist],
+                    "time_s": [(m.timestamp - t0) / 1000.0 for m in hist],
+                    "value": [m.value for m in hist],
+                }
+            )
             df = df.drop_duplicates("step", keep="last")
             if epochs:
                 ep = pd.DataFrame(epochs, columns=["step", "epoch"]).drop_duplicates("step", keep="last")
@@ -70,9 +85,9 @@ def learning_curves(
             df.insert(0, "metric", metric)
             df.insert(0, "run_id", run_id)
             df.insert(0, "model", model)
-            frames.append(df[["model", "run_id", "metric", "step", "epoch", "value"]])
+            frames.append(df[columns])
     if not frames:
-        return pd.DataFrame(columns=["model", "run_id", "metric", "step", "epoch", "value"])
+        return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -133,3 +148,14 @@ def experiment_runs(
                 row[name] = None if value in ("None", "null", "") else value
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def set_run_tags(tags: Mapping[str, Mapping[str, str]], *, tracking_uri: str | None = None) -> None:
+    """Set ``tags[run_id]`` (name -> value) on each run, e.g. ``se.diagnosis`` from the report's
+    learning-curve diagnosis (:mod:`se_lib.report.diagnosis`); values are cut to MLflow's 5000 characters."""
+    from mlflow.entities import RunTag
+
+    client = client_for(tracking_uri)
+    for run_id, values in tags.items():
+        if values:
+            client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in values.items()])

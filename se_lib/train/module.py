@@ -157,11 +157,15 @@ class EnhancementModule(pl.LightningModule):
         self.log(f"{prefix}_si_sdri", (out_sdr - in_sdr).mean(), on_step=False, on_epoch=True, batch_size=bs)
         return enhanced, loss
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, torch.Tensor]:
+        """``{"loss", "enhanced"}``: the enhanced batch is what callbacks score (e.g.
+        :class:`se_lib.train.live_metrics.SpeechMetricsMonitor`); Lightning keeps no step outputs."""
         enhanced, loss = self._evaluate(batch, "val")
         if dataloader_idx == 0 and len(self.val_examples) < self.num_val_samples_to_log:
             self._keep_examples(batch, enhanced)
-        return loss
+        return {"loss": loss, "enhanced": enhanced.detach()}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         return self._evaluate(batch, "test")[1]

@@ -14,9 +14,12 @@ the error and a one-line hint, not the usage. On top of Lightning's CLI this add
   ReduceLROnPlateau on ``val_loss``, patience 5, factor 0.5 -- :mod:`se_lib.train.module`), e.g.
   ``--optimizer AdamW --optimizer.lr 5e-4`` or ``--lr_scheduler StepLR --lr_scheduler.step_size 10``;
 * always-present, key-by-key configurable callbacks ``checkpoint`` (ModelCheckpoint: best by
-  ``val_loss`` + ``last.ckpt``), ``early_stopping`` (``val_loss``, patience 10) and
+  ``val_loss`` + ``last.ckpt``), ``early_stopping`` (``val_loss``, patience 10),
   ``prediction_writer`` (:class:`~se_lib.train.prediction_writer.AudioPredictionWriter`: ``se
-  predict`` writes metadata-named wavs, by default to ``<checkpoint dir>/<checkpoint stem>_predictions``);
+  predict`` writes metadata-named wavs, by default to ``<checkpoint dir>/<checkpoint stem>_predictions``),
+  ``live_metrics`` (:class:`~se_lib.train.live_metrics.SpeechMetricsMonitor`: ``val_pesq``, ``val_stoi``,
+  ``val_dnsmos_ovrl`` on a fixed validation subset every k epochs) and ``progress``
+  (:class:`~se_lib.train.progress.TrainingProgress`: one line per epoch and why training stopped);
 * an ``mlflow`` group: the run goes to the MLflow store of :func:`se_lib.config.tracking_uri` (or
   ``--mlflow.tracking_uri``), experiment :func:`se_lib.config.experiment_name` (``--mlflow.experiment``,
   else the workflow config's, else ``$SE_EXPERIMENT``, else the schema's default), tagged by
@@ -61,8 +64,10 @@ from se_lib.config import SHARED_MODEL_CONFIG, available_models, experiment_name
 from se_lib.config import tracking_uri as default_tracking_uri
 from se_lib.tracking.training import build_logger, mark_run_killed, run_is_active
 from se_lib.train.callbacks import CheckpointRegistrar, ConfigArtifactSaver, best_checkpoint_callback
+from se_lib.train.live_metrics import SpeechMetricsMonitor
 from se_lib.train.module import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER, EnhancementModule, optimizer_config
 from se_lib.train.prediction_writer import AudioPredictionWriter
+from se_lib.train.progress import TrainingProgress
 from se_lib.train.resume import clear_checkpoint_dir, config_digest, read_resume_state, write_resume_state
 
 log = logging.getLogger(__name__)
@@ -223,6 +228,9 @@ class SECLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.add_lightning_class_args(AudioPredictionWriter, "prediction_writer")
+        # in this order: the progress line shows what the live-metrics callback logged that epoch
+        parser.add_lightning_class_args(SpeechMetricsMonitor, "live_metrics")
+        parser.add_lightning_class_args(TrainingProgress, "progress")
         parser.add_optimizer_args((Optimizer,))
         parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
         parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "lr_scheduler": DEFAULT_LR_SCHEDULER})
