@@ -13,6 +13,7 @@ SLURM_ENV = {
     "SLURM_CLUSTER_NAME": "lab",
     "SLURMD_NODENAME": "gpu03",
     "SLURM_JOB_PARTITION": "gpu",
+    "SLURM_JOB_GPUS": "1",
 }
 
 
@@ -64,6 +65,7 @@ def test_slurm_tags_from_the_job_environment():
         "slurm.cluster": "lab",
         "slurm.node": "gpu03",
         "slurm.partition": "gpu",
+        "slurm.gpus": "1",
     }
     assert slurm_tags({"SLURM_JOB_ID": "12"}) == {"slurm.job_id": "12"}
 

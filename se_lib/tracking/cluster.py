@@ -6,7 +6,7 @@
   locking is unsafe across nodes. Refused unless ``tracking.shared_single_node`` says the working directory
   is on a file system all jobs see and the cluster is a single node; the message says what to set instead
   (an MLflow server URL in ``tracking.uri`` or ``MLFLOW_TRACKING_URI``).
-* :func:`slurm_tags` -- ``slurm.job_id`` (and cluster, node, partition) of the SLURM job this process runs
+* :func:`slurm_tags` -- ``slurm.job_id`` (and cluster, node, partition, GPUs) of the SLURM job this process runs
   in, from the variables SLURM sets in every job; empty outside SLURM. Every run this workflow starts carries
   them (:func:`se_lib.tracking.runs.provenance_tags`).
 """
@@ -24,6 +24,7 @@ SLURM_TAGS = {
     "slurm.cluster": "SLURM_CLUSTER_NAME",
     "slurm.node": "SLURMD_NODENAME",
     "slurm.partition": "SLURM_JOB_PARTITION",
+    "slurm.gpus": "SLURM_JOB_GPUS",  # indices of the GPUs SLURM gave the job (only when it asked for some)
 }
 SHARED_KEY = "tracking.shared_single_node"
 # Stores kept in a local file: reachable from other machines only through a shared file system.
