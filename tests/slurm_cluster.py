@@ -12,10 +12,13 @@
 3. starts ``munged``, ``slurmctld`` and ``slurmd`` as root on free ports, waits until the node is idle, and
    at exit stops them (and checks they are gone: :meth:`Cluster.stop` raises if one survives).
 
-Nothing is written to /etc/slurm: clients find the cluster through ``SLURM_CONF`` (:attr:`Cluster.env`).
-With no /etc/slurm/slurm.conf, ``scontrol`` fails at once when no cluster runs, so the SLURM executor
-plugin, which calls ``scontrol show config`` when it is imported, costs nothing extra to later
-``snakemake`` starts (a slurm.conf naming a controller that is down makes each start wait ~9 s).
+Clients find the cluster through ``SLURM_CONF`` (:attr:`Cluster.env`) and, while it runs, through
+/etc/slurm/slurm.conf, a link to the test's file: the plugin's job step drops every ``SLURM_*`` variable but
+the job's identity before it calls ``srun``, so ``srun`` inside a job reads the default path. The link is
+removed at exit (a machine that has its own /etc/slurm/slurm.conf is left alone: SlurmUnavailable). With no
+/etc/slurm/slurm.conf, ``scontrol`` fails at once, so the SLURM executor plugin, which calls ``scontrol show
+config`` when it is imported, costs later ``snakemake`` starts nothing (a slurm.conf naming a controller
+that is down makes each start wait ~9 s).
 
 ``mlflow_server(base)`` starts ``mlflow server`` on 127.0.0.1 (a free port, sqlite backend under ``base``,
 artifacts served by the server itself: ``--serve-artifacts``) and yields its URL.
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGES = ("slurm-wlm", "munge")
+DEFAULT_CONF = Path("/etc/slurm/slurm.conf")
 BINARIES = ("slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "munged", "mungekey")
 SBIN = ("/usr/sbin", "/usr/bin", "/sbin")
 FAKE_GPUS = 2
@@ -119,7 +123,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={base}/jobcomp.log
-MinJobAge=300
+MinJobAge=3600
 ReturnToService=2
 GresTypes=gpu
 NodeName={node} NodeAddr=127.0.0.1 {hardware} Gres=gpu:{FAKE_GPUS} State=UNKNOWN
@@ -220,9 +224,15 @@ def slurm_cluster(base: Path) -> Iterator[Cluster]:
     # gres.conf is read from beside slurm.conf; no autodetection: two "GPUs" that are harmless tty devices
     (base / "gres.conf").write_text(f"AutoDetect=off\nNodeName={node} Name=gpu File=/dev/tty[0-{FAKE_GPUS - 1}]\n")
     cluster = Cluster(base, conf, node, bins)
+    if DEFAULT_CONF.is_symlink() and not DEFAULT_CONF.exists():
+        DEFAULT_CONF.unlink()  # left by a test cluster that was killed
+    if DEFAULT_CONF.exists() or DEFAULT_CONF.is_symlink():
+        raise SlurmUnavailable(f"{DEFAULT_CONF} exists: this machine has a SLURM of its own, the test leaves it alone")
     key = base / "munge" / "munge.key"
     subprocess.run([bins["mungekey"], "--create", f"--keyfile={key}"], check=True, capture_output=True, timeout=60)
     try:
+        DEFAULT_CONF.parent.mkdir(parents=True, exist_ok=True)
+        DEFAULT_CONF.symlink_to(conf)
         munge = base / "munge"
         _start(
             cluster,
@@ -242,21 +252,24 @@ def slurm_cluster(base: Path) -> Iterator[Cluster]:
         _start(cluster, "slurmd", [bins["slurmd"], "-f", str(conf)], base / "slurmd.pid")
         deadline = time.monotonic() + 60
         state = ""
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and len(cluster.alive()) == 3:
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 state = cluster.run(bins["sinfo"], "-h", "-N", "-o", "%T").strip()
                 if state in ("idle", "mixed"):
                     break
             time.sleep(0.5)
         else:
-            raise RuntimeError(f"SLURM node not idle after 60 s (state {state!r}):\n{cluster.logs()}")
+            raise RuntimeError(f"SLURM node not idle (state {state!r}, daemons {cluster.alive()}):\n{cluster.logs()}")
         yield cluster
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            if DEFAULT_CONF.is_symlink() and DEFAULT_CONF.readlink() == conf:
+                DEFAULT_CONF.unlink()
         cluster.stop()
 
 
 @contextlib.contextmanager
-def mlflow_server(base: Path, timeout: float = 120) -> Iterator[str]:
+def mlflow_server(base: Path, timeout: float = 300) -> Iterator[str]:
     """``mlflow server`` on 127.0.0.1:<free port>, sqlite backend and served artifacts under ``base``."""
     base.mkdir(parents=True, exist_ok=True)
     port = free_port()
