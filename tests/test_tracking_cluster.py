@@ -68,6 +68,8 @@ def test_slurm_tags_from_the_job_environment():
         "slurm.gpus": "1",
     }
     assert slurm_tags({"SLURM_JOB_ID": "12"}) == {"slurm.job_id": "12"}
+    # a job step (srun) sees its own GPUs; the batch script's SLURM_JOB_GPUS may have been dropped
+    assert slurm_tags({"SLURM_JOB_ID": "12", "SLURM_STEP_GPUS": "1"})["slurm.gpus"] == "1"
 
 
 def test_rule_and_invocation_runs_carry_the_slurm_job(tmp_path, monkeypatch):

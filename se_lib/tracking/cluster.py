@@ -18,13 +18,15 @@ from collections.abc import Mapping
 
 from se_lib.config import ConfigError, tracking_uri
 
-# tag -> the SLURM variable it is read from (set by slurmd in every job and job step)
+# tag -> the SLURM variables it is read from, the first one set wins (slurmd sets them in every job step;
+# the plugin's job step keeps only the job's identity of its batch script's variables before it calls srun,
+# so the GPUs come from the step's own SLURM_STEP_GPUS)
 SLURM_TAGS = {
-    "slurm.job_id": "SLURM_JOB_ID",
-    "slurm.cluster": "SLURM_CLUSTER_NAME",
-    "slurm.node": "SLURMD_NODENAME",
-    "slurm.partition": "SLURM_JOB_PARTITION",
-    "slurm.gpus": "SLURM_JOB_GPUS",  # indices of the GPUs SLURM gave the job (only when it asked for some)
+    "slurm.job_id": ("SLURM_JOB_ID",),
+    "slurm.cluster": ("SLURM_CLUSTER_NAME",),
+    "slurm.node": ("SLURMD_NODENAME",),
+    "slurm.partition": ("SLURM_JOB_PARTITION",),
+    "slurm.gpus": ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"),  # indices of the job's GPUs (only when it has some)
 }
 SHARED_KEY = "tracking.shared_single_node"
 # Stores kept in a local file: reachable from other machines only through a shared file system.
@@ -36,7 +38,12 @@ def slurm_tags(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     if not environ.get("SLURM_JOB_ID"):
         return {}
-    return {tag: environ[var] for tag, var in SLURM_TAGS.items() if environ.get(var)}
+    tags = {}
+    for tag, names in SLURM_TAGS.items():
+        value = next((environ[n] for n in names if environ.get(n)), None)
+        if value:
+            tags[tag] = value
+    return tags
 
 
 def is_file_store(uri: str) -> bool:
