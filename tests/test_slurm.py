@@ -250,7 +250,8 @@ def _seconds(stamp: str) -> float:
 def timing_report(slurm_run: SlurmRun, local_store: str) -> str:
     """Wall time local vs SLURM (the invocations' parent runs), and per job: queue wait (sbatch -> start),
     job start -> the rule's MLflow run start (job step launch, Python + Snakemake + imports), the rule body
-    (MLflow run), run end -> job end, and job end -> the next submission (the plugin's status polling)."""
+    (MLflow run), run end -> job end, and job end -> the next submission ("notice": the plugin's status
+    polling; an upper bound, as it also counts waits for jobs still running)."""
 
     def wall(store):
         run = invocation_run(store)
