@@ -122,15 +122,20 @@ def all_targets():
 
 
 def prepare_tracking():
-    """`onstart` (a run, not a dry run): refuse an MLflow tracking server that does not answer or refuses the
-    credentials of the environment (se_lib/tracking/service.py), refuse a dirty git tree when
-    `require_clean_git` is set (naming the dirty files), create the MLflow store and experiment once before parallel jobs open them, and the
+    """`onstart` (a run, not a dry run): refuse a local sqlite MLflow store when a cluster executor (e.g.
+    profiles/slurm) runs the jobs on other machines, unless `tracking.shared_single_node`; refuse an
+    MLflow tracking server that does not answer or refuses the credentials of the environment
+    (se_lib/tracking/service.py); refuse a dirty git tree when `require_clean_git` is set (naming the
+    dirty files); create the MLflow store and experiment once before parallel jobs open them, and the
     parent run of this invocation that every rule's run is nested under."""
     if workflow.touch:  # --touch runs no job: nothing to track
         return
+    from se_lib.tracking.cluster import check_store_reachable
     from se_lib.tracking.runs import start_invocation_run
     from se_lib.tracking.service import ServiceError, check_server_access
 
+    plugin = workflow.executor_plugin  # set once execution starts (None while the Snakefile is parsed)
+    check_store_reachable(config, plugin.name if plugin else None, remote=workflow.non_local_exec)
     try:  # a tracking server must answer and accept $MLFLOW_TRACKING_USERNAME/PASSWORD before any job starts
         check_server_access(tracking_uri(config))
     except ServiceError as exc:

@@ -5,6 +5,8 @@
   test scores logged onto a model's training run and its registered version;
 * :mod:`se_lib.tracking.git` / :mod:`se_lib.tracking.env` - git and environment provenance (the
   dirty flag, and the clean-tree check of ``require_clean_git``);
+* :mod:`se_lib.tracking.cluster` - cluster execution: the store check of cluster executors (no local
+  sqlite store unless ``tracking.shared_single_node``) and the ``slurm.*`` tags of a SLURM job;
 * :mod:`se_lib.tracking.training` - the training job's side: resumable Lightning ``MLFlowLogger``,
   checkpoint registry (versions tagged with commit and DB digest), the DB splits as dataset inputs,
   run lookup, kill and log attachment (imports Lightning);

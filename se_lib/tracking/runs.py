@@ -2,9 +2,10 @@
 
 Every rule's run carries: ``mlflow.source.git.commit`` + a dirty flag (and the diff as an artifact when
 dirty), ``mlflow.runName`` = rule plus wildcards, ``snakemake.rule``, ``snakemake.wildcards.*``, the
-environment (uv.lock digest, Python, torch, CUDA, device), the mixture-DB digest and the workflow
-invocation id (``SE_INVOCATION_ID``, set once per ``snakemake`` invocation by the Snakefile and inherited
-by every job, locally or on a cluster).
+environment (uv.lock digest, Python, torch, CUDA, device), the SLURM job (``slurm.job_id``, ... when run
+by SLURM; :mod:`se_lib.tracking.cluster`), the mixture-DB digest and the workflow invocation id
+(``SE_INVOCATION_ID``, set once per ``snakemake`` invocation by the Snakefile and inherited by every job,
+locally or on a cluster).
 
 Each ``snakemake`` invocation that runs jobs has a parent run (:func:`start_invocation_run` at
 ``onstart``, :func:`end_invocation_run` at ``onsuccess``/``onerror``; tag ``se.run_kind = invocation``);
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from se_lib.config import experiment_name, tracking_uri
+from se_lib.tracking.cluster import slurm_tags
 from se_lib.tracking.env import environment_tags
 from se_lib.tracking.git import git_info
 
@@ -68,10 +70,12 @@ def db_digest(path: str | os.PathLike = DB_DIGEST_FILE) -> str:
 
 
 def provenance_tags(config: Mapping | None = None) -> dict[str, str]:
-    """Git, environment, invocation, experiment and seed tags (every run of this workflow, parents too)."""
+    """Git, environment, SLURM job, invocation, experiment and seed tags (every run of this workflow, parents
+    too)."""
     tags: dict[str, str] = {}
     tags.update(git_info().tags())
     tags.update(environment_tags())
+    tags.update(slurm_tags())  # slurm.job_id etc. when this process runs in a SLURM job
     tags["mlflow.source.type"] = "JOB"
     tags["se.invocation_id"] = os.environ.get(INVOCATION_ENV, "interactive")
     if config is not None:

@@ -1,0 +1,292 @@
+"""The tiny workflow through a real SLURM scheduler with the slurm profile (profiles/slurm).
+
+One module fixture (``slurm_run``) does it all once, in order:
+
+1. starts a single-node SLURM cluster (tests/slurm_cluster.py: munged, slurmctld, slurmd; Debian's
+   ``slurm-wlm`` + ``munge`` installed with apt-get when missing and root, else the tests skip saying why)
+   and an MLflow server (``mlflow server``, artifacts served by the server);
+2. in a fresh copy of the source tree, ``snakemake --profile profiles/slurm`` without a tracking URI: the
+   workflow must refuse the local sqlite store before submitting anything;
+3. the same with ``MLFLOW_TRACKING_URI`` = the server: every job goes through sbatch;
+4. stops the server and the daemons (and records whether they are gone).
+
+The tests then compare with the local run of the same config (the session fixture ``workflow_run``): the
+same jobs, the same mixture DB digest, the same output files, the same deterministic data files; and every
+job's MLflow run carries a SLURM job id that the scheduler's own history (its job-completion log) and the
+plugin's per-job logs know too. ``test_timings`` prints where the extra wall time under SLURM goes.
+
+Test-only settings on top of the profile (a test cluster, not a site's): the first status check after 2 s
+(the plugin's default 40 s suits real clusters), and train/predict asking for a quarter of the node's memory
+(the rules' 8/4 GB may exceed a CI machine; SLURM rejects a job asking for more than a node has).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from conftest import commit_workflow_source, copy_workflow_source, snakemake_env
+from slurm_cluster import DEFAULT_CONF, Cluster, SlurmUnavailable, mlflow_server, slurm_cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
+
+EXPERIMENT = "tiny_smoke"  # config/tiny.yaml
+PROFILE = "profiles/slurm"
+GPU_RULES = ("train", "predict")
+# Files whose bytes depend on time, paths or float scheduling rather than on the config: compared by name only.
+# (Everything under results/ is compared by name; these data files by content as well.)
+DETERMINISTIC = ("results/db/digest.txt", "results/db/summary.tsv", "results/corpus", "results/rooms")
+
+
+@dataclass
+class SlurmRun:
+    workdir: Path
+    cluster: Cluster
+    refused: subprocess.CompletedProcess
+    jobs_after_refusal: list
+    run: subprocess.CompletedProcess
+    seconds: float
+    store: str  # the server's backend store, read directly once the server is stopped
+    history: list  # the scheduler's job-completion records
+    squeue: dict  # job id -> state, as squeue lists them at the end (MinJobAge keeps finished jobs an hour)
+    alive_after_stop: dict
+    scontrol_seconds_after: float
+
+
+def profile_set_resources(workdir: Path, mem_mb: int) -> list[str]:
+    """The profile's set-resources as command-line values, plus ``mem_mb`` for the GPU rules."""
+    profile = yaml.safe_load((workdir / PROFILE / "config.yaml").read_text())
+    out = []
+    for rule, resources in profile["set-resources"].items():
+        resources = {**resources, **({"mem_mb": mem_mb} if rule in GPU_RULES else {})}
+        out += [f"{rule}:{key}={value}" for key, value in resources.items()]
+    return out
+
+
+def real_memory(cluster: Cluster) -> int:
+    return int(re.search(r"RealMemory=(\d+)", cluster.conf.read_text()).group(1))
+
+
+def run_slurm_snakemake(workdir: Path, cluster: Cluster, env: dict, *extra: str, timeout: float = 2400):
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        PROFILE,
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--set-resources",
+        *profile_set_resources(workdir, real_memory(cluster) // 4),
+        *extra,
+        "--configfile",
+        "config/tiny.yaml",
+    ]
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def slurm_workflow(base: Path) -> SlurmRun:
+    """Steps 1-4 of the module docstring under ``base``; raises :class:`SlurmUnavailable` when SLURM cannot be
+    had."""
+    workdir = copy_workflow_source(base / "wf")
+    commit_workflow_source(workdir)
+    squeue: dict = {}
+    cluster_cm = slurm_cluster(base / "cluster")
+    cluster = cluster_cm.__enter__()
+    try:
+        with mlflow_server(base / "mlflow") as url:
+            env = {**snakemake_env(workdir), "SLURM_CONF": str(cluster.conf)}
+            refused = run_slurm_snakemake(workdir, cluster, env, timeout=600)
+            jobs_after_refusal = cluster.completed_jobs() + cluster.run("squeue", "-h", "-t", "all").splitlines()
+            start = time.monotonic()
+            run = run_slurm_snakemake(workdir, cluster, {**env, "MLFLOW_TRACKING_URI": url})
+            seconds = time.monotonic() - start
+            print(f"tiny workflow through SLURM: {seconds:.0f} s", flush=True)
+    finally:
+        history = cluster.completed_jobs()
+        with contextlib.suppress(Exception):
+            squeue = dict(line.split() for line in cluster.run("squeue", "-h", "-t", "all", "-o", "%i %T").splitlines())
+        logs = cluster.logs()
+        cluster_cm.__exit__(None, None, None)
+    if run.returncode != 0:
+        slurm_logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted(workdir.glob("logs/slurm/**/*.log")))
+        raise AssertionError(f"slurm run failed:\n{run.stdout[-4000:]}\n{run.stderr[-8000:]}\n{slurm_logs}\n{logs}")
+    # scontrol without SLURM_CONF (as every later snakemake start calls it): fails at once, no wait
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    t0 = time.monotonic()
+    subprocess.run(["scontrol", "show", "config"], env=env, capture_output=True, timeout=60, check=False)
+    return SlurmRun(
+        workdir,
+        cluster,
+        refused,
+        jobs_after_refusal,
+        run,
+        seconds,
+        f"sqlite:///{base}/mlflow/mlflow.db",
+        history,
+        squeue,
+        cluster.alive(),
+        time.monotonic() - t0,
+    )
+
+
+@pytest.fixture(scope="module")
+def slurm_run(workflow_run, tmp_path_factory) -> SlurmRun:
+    try:
+        return slurm_workflow(tmp_path_factory.mktemp("slurm"))
+    except SlurmUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def rule_runs(store: str) -> list:
+    client = mlflow.MlflowClient(store)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in runs if "snakemake.rule" in r.data.tags]
+
+
+def invocation_run(store: str):
+    """The first ``snakemake`` invocation's parent run in ``store`` (later tests may add invocations)."""
+    client = mlflow.MlflowClient(store)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    parents = client.search_runs([exp.experiment_id], "tags.`se.run_kind` = 'invocation'")
+    return min(parents, key=lambda r: r.info.start_time)
+
+
+def test_sqlite_store_is_refused_before_any_job(slurm_run):
+    out = slurm_run.refused
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "'sqlite:///mlflow.db' is a local file, but the slurm executor" in text
+    assert "MLFLOW_TRACKING_URI" in text and "tracking.shared_single_node: true" in text
+    assert slurm_run.jobs_after_refusal == []
+    assert "submitted with SLURM jobid" not in text
+
+
+def test_every_job_went_through_sbatch(slurm_run, workflow_run):
+    local_workdir, _ = workflow_run
+    runs = rule_runs(slurm_run.store)
+    local = rule_runs(f"sqlite:///{local_workdir}/mlflow.db")
+    names = [r.info.run_name for r in runs]
+    assert len(set(names)) == len(names) and set(names) == {r.info.run_name for r in local}  # the same jobs
+    ids = [r.data.tags.get("slurm.job_id") for r in runs]
+    assert all(ids) and len(set(ids)) == len(runs), ids
+    for r in runs:
+        assert r.data.tags["slurm.cluster"] == "se-test" and r.data.tags["slurm.node"] == slurm_run.cluster.node
+        assert r.data.tags["slurm.partition"] == "main"
+    # the scheduler's history: exactly these jobs, all completed
+    history = {rec["JobId"]: rec for rec in slurm_run.history}
+    assert set(history) == set(ids)
+    assert {rec["JobState"] for rec in history.values()} == {"COMPLETED"}
+    assert slurm_run.squeue == dict.fromkeys(ids, "COMPLETED")
+    # the plugin's logs: logs/slurm/rule_<rule>/<wildcards>/<job id>.log, one per job
+    logs = {p.stem: p for p in (slurm_run.workdir / "logs/slurm").rglob("*.log")}
+    assert set(logs) == set(ids)
+    for r in runs:
+        log = logs[r.data.tags["slurm.job_id"]].relative_to(slurm_run.workdir / "logs/slurm")
+        assert log.parts[0] == f"rule_{r.data.tags['snakemake.rule']}", (log, r.info.run_name)
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", slurm_run.run.stdout + slurm_run.run.stderr)
+    assert sorted(submitted) == sorted(ids)
+    # GPU jobs asked for a GPU and got one of the node's (fake) devices; the others got none
+    for r in runs:
+        gpus = r.data.tags.get("slurm.gpus")
+        assert (gpus in {"0", "1"}) if r.data.tags["snakemake.rule"] in GPU_RULES else gpus is None, r.info.run_name
+
+
+def test_results_match_the_local_run(slurm_run, workflow_run):
+    local_workdir, _ = workflow_run
+
+    def files(root: Path, sub: str) -> set[str]:
+        return {str(p.relative_to(root)) for p in (root / sub).rglob("*") if p.is_file()}
+
+    assert files(slurm_run.workdir, "results") == files(local_workdir, "results")
+    digest = (local_workdir / "results/db/digest.txt").read_text()
+    assert (slurm_run.workdir / "results/db/digest.txt").read_text() == digest
+    for name in sorted(files(local_workdir, "results")):
+        if name.startswith(DETERMINISTIC):
+            assert (slurm_run.workdir / name).read_bytes() == (local_workdir / name).read_bytes(), name
+    runs = rule_runs(slurm_run.store)
+    assert {r.data.tags["se.db_digest"] for r in runs if r.data.tags["snakemake.rule"] == "train"} == {
+        digest.split()[0]
+    }
+    assert invocation_run(slurm_run.store).info.status == "FINISHED"
+    # artifacts went through the server (nodes need no shared artifact folder)
+    train = next(r for r in runs if r.data.tags["snakemake.rule"] == "train")
+    assert train.info.artifact_uri.startswith("mlflow-artifacts:")
+
+
+def test_daemons_are_stopped_afterwards(slurm_run):
+    assert slurm_run.alive_after_stop == {}
+    for name, pid in slurm_run.cluster.procs.items():
+        assert not Path(f"/proc/{pid}").exists() or name not in Path(f"/proc/{pid}/comm").read_text(), name
+    # nothing of the test cluster is left where clients look by default: scontrol fails at once, so later
+    # snakemake starts (the plugin calls it when imported) do not wait for a controller
+    assert slurm_run.scontrol_seconds_after < 3
+    assert not DEFAULT_CONF.is_symlink()
+
+
+def test_timings(slurm_run, workflow_run):
+    """Where the extra wall time under SLURM goes (printed; asserts only that the parts add up)."""
+    local_workdir, _ = workflow_run
+    report = timing_report(slurm_run, f"sqlite:///{local_workdir}/mlflow.db")
+    print("\n" + report)
+    assert "total" in report
+
+
+def _seconds(stamp: str) -> float:
+    return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
+
+
+def timing_report(slurm_run: SlurmRun, local_store: str) -> str:
+    """Wall time local vs SLURM (the invocations' parent runs), and per job: queue wait (sbatch -> start),
+    job start -> the rule's MLflow run start (job step launch, Python + Snakemake + imports), the rule body
+    (MLflow run), run end -> job end, and job end -> the next submission ("notice": the plugin's status
+    polling; an upper bound, as it also counts waits for jobs still running)."""
+
+    def wall(store):
+        run = invocation_run(store)
+        return (run.info.end_time - run.info.start_time) / 1000
+
+    runs = {r.data.tags["slurm.job_id"]: r for r in rule_runs(slurm_run.store)}
+    local = {r.info.run_name: r for r in rule_runs(local_store)}
+    hist = {rec["JobId"]: rec for rec in slurm_run.history}
+    submits = sorted(_seconds(h["SubmitTime"]) for h in hist.values())
+    rows, sums = [], dict.fromkeys(("queue", "launch", "body", "local_body", "tail", "notice"), 0.0)
+    for job_id, run in sorted(runs.items(), key=lambda kv: int(kv[0])):
+        h = hist[job_id]
+        sub, start, end = (_seconds(h[k]) for k in ("SubmitTime", "StartTime", "EndTime"))
+        r0, r1 = run.info.start_time / 1000, run.info.end_time / 1000
+        lr = local[run.info.run_name]
+        later = [s for s in submits if s >= end]
+        part = {
+            "queue": start - sub,
+            "launch": r0 - start,
+            "body": r1 - r0,
+            "local_body": (lr.info.end_time - lr.info.start_time) / 1000,
+            "tail": end - r1,
+            "notice": (later[0] - end) if later else 0.0,
+        }
+        for k, v in part.items():
+            sums[k] += v
+        rows.append(f"  {job_id:>4} {run.info.run_name:<40} " + " ".join(f"{part[k]:7.1f}" for k in sums))
+    head = f"  {'job':>4} {'rule run':<40} " + " ".join(f"{k:>7}" for k in sums)
+    total = f"  {'':>4} {'total (s)':<40} " + " ".join(f"{sums[k]:7.1f}" for k in sums)
+    return "\n".join(
+        [
+            f"tiny workflow wall time (invocation parent run): local {wall(local_store):.0f} s, "
+            f"SLURM {wall(slurm_run.store):.0f} s (snakemake process {slurm_run.seconds:.0f} s)",
+            head,
+            *rows,
+            total,
+        ]
+    )
