@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -102,7 +103,8 @@ def _parse(args: Sequence[str]) -> str | None:
     err = io.StringIO()
     logging.disable(logging.INFO)  # "Seed set to ..." per parse
     try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. LightningCLI's "args given and sys.argv too" in a test
             ParseOnly(args=list(args))
     except Parsed:
         return None
@@ -141,16 +143,15 @@ def _args(config: Mapping[str, Any], t: Target, overrides: Sequence[tuple[str, s
     return args + override_args({k: v for _, k, v in overrides})
 
 
-def _failure(config: Mapping[str, Any], t: Target, message: str) -> str:
-    """The first override that alone makes the parser fail, named by its config key."""
+def _failure(config: Mapping[str, Any], t: Target, message: str) -> tuple[str, str]:
+    """(what, why): the first override that alone makes the parser fail, named by its config key."""
     if _parse(_args(config, t, [])) is not None:
-        return f"model {t.model!r} (system {t.system}): its config does not parse: {message}"
+        return f"model config {', '.join(t.config_files)} (system {t.system}) does not parse", message
     for where, key, value in t.overrides:
         alone = _parse(_args(config, t, [(where, key, value)]))
         if alone is not None:
-            rejected = f"{key}: {json.dumps(value)} is rejected by {t.model}'s LightningCLI config"
-            return f"config key '{where}': {rejected}: {alone}"
-    return f"config keys {', '.join(sorted({w for w, _, _ in t.overrides}))} (system {t.system}): {message}"
+            return f"config key '{where}': {key}: {json.dumps(value)}", alone
+    return f"config keys {', '.join(sorted({w for w, _, _ in t.overrides}))} (system {t.system}) together", message
 
 
 def check(
@@ -167,13 +168,17 @@ def check(
     marker = Path(cache_dir) / _digest(config, checked)
     if marker.is_file():
         return []
-    problems: list[str] = []
+    failed: dict[tuple[str, str], list[str]] = {}  # (what, why) -> models whose parser says so
     for t in checked:
         message = _parse(_args(config, t, t.overrides))
         if message is not None:
-            problem = _failure(config, t, message)
-            if problem not in problems:
-                problems.append(problem)
+            models = failed.setdefault(_failure(config, t, message), [])
+            if t.model not in models:
+                models.append(t.model)
+    problems = [
+        f"{what} is rejected by the LightningCLI config of {', '.join(models)}: {why}"
+        for (what, why), models in failed.items()
+    ]
     if not problems:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("\n".join(t.system for t in checked) + "\n", encoding="utf-8")
