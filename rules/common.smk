@@ -38,6 +38,11 @@ def system_model(system):
     return SWEEP_POINTS[system].model if system in SWEEP_POINTS else system
 
 
+def sweep_systems(wildcards):
+    """The systems of sweep `wildcards.sweep` (a model's points), in config order."""
+    return [p.system for p in SWEEPS[wildcards.sweep]]
+
+
 def sweep_point(wildcards):
     """A sweep point's system name, values and overrides (params of train/predict); None for a model."""
     p = SWEEP_POINTS.get(wildcards.model)

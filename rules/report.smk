@@ -258,10 +258,6 @@ REPORT_TARGETS += [
 ] + [f"{SWEEP_REPORT_DIR}/{model}/contour_{pair}.png" for model, pair in SWEEP_CONTOURS]
 
 
-def sweep_systems(wildcards):
-    return [p.system for p in SWEEPS[wildcards.sweep]]
-
-
 REPORT_SWEEP_TABLE_SCRIPT = workflow_script("report_sweep_table.py")
 
 
