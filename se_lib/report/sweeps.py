@@ -8,8 +8,8 @@
 * :func:`plot_sweep_scatter` - each metric against each hyper-parameter (one panel per pair; a log
   axis where values span two decades, e.g. learning rates; the best point ringed);
 * :func:`plot_sweep_contour` - a metric over a grid of two hyper-parameters (filled contours where
-  the grid has at least 2 x 2 values, cells annotated with their value; pairs from
-  :func:`se_lib.sweep.contour_pairs`).
+  the grid has at least 2 x 2 values, the grid's values at even steps, each point annotated with its
+  value; pairs from :func:`se_lib.sweep.contour_pairs`).
 """
 
 from __future__ import annotations
@@ -111,31 +111,42 @@ def _is_log(x: pd.Series) -> bool:
 def plot_sweep_scatter(
     table: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str], path: str | os.PathLike, *, title: str
 ) -> None:
-    """One panel per (metric, hyper-parameter): the points' metric against the value; best ringed."""
+    """One panel per (hyper-parameter, metric): the points' metric against the value, the best ringed.
+    Panels in rows of up to three metrics, one block of rows per hyper-parameter."""
     if table.empty:
         raise ValueError("sweep scatter: no points")
-    fig = new_figure(max(4.0, 3.1 * len(keys) + 0.6), max(3.0, 2.3 * len(metrics) + 0.6))
-    axes = fig.subplots(len(metrics), len(keys), squeeze=False)
-    for i, metric in enumerate(metrics):
-        y = pd.to_numeric(table[metric], errors="coerce").astype(float)
-        best = int(np.nanargmax(y.to_numpy())) if y.notna().any() else None
-        for j, key in enumerate(keys):
-            ax = axes[i][j]
-            x = _numeric(table[key])
-            if x is None:  # categorical: evenly spaced, labelled
-                cats = sorted({str(v) for v in table[key]})
-                x = table[key].astype(str).map({c: k for k, c in enumerate(cats)}).astype(float)
-                ax.set_xticks(range(len(cats)), cats, fontsize=7)
-            elif _is_log(x):
+    ncols = min(3, len(metrics))
+    per_key = math.ceil(len(metrics) / ncols)
+    fig = new_figure(3.3 * ncols + 0.4, 2.5 * per_key * len(keys) + 0.6)
+    grid = fig.subplots(per_key * len(keys), ncols, squeeze=False)
+    for ax in grid.ravel():
+        ax.set_visible(False)
+    for j, key in enumerate(keys):
+        x = _numeric(table[key])
+        ticks: tuple[list[float], list[str]] | None = None
+        if x is None:  # categorical: evenly spaced, labelled
+            cats = sorted({str(v) for v in table[key]})
+            x = table[key].astype(str).map({c: k for k, c in enumerate(cats)}).astype(float)
+            ticks = (list(range(len(cats))), cats)
+        elif x.nunique() <= 6:  # few values (a grid): label each
+            uniq = sorted(x.unique())
+            ticks = (uniq, [f"{v:g}" for v in uniq])
+        for i, metric in enumerate(metrics):
+            ax = grid[j * per_key + i // ncols][i % ncols]
+            ax.set_visible(True)
+            y = pd.to_numeric(table[metric], errors="coerce").astype(float)
+            if _is_log(x):
                 ax.set_xscale("log")
             ax.scatter(x, y, s=28, color="tab:blue", zorder=3)
-            if best is not None:
+            if y.notna().any():
+                best = int(np.nanargmax(y.to_numpy()))
                 ax.scatter([x.iloc[best]], [y.iloc[best]], s=110, facecolors="none", edgecolors="tab:red", zorder=4)
+            if ticks is not None:
+                ax.set_xticks(ticks[0], ticks[1])
+                ax.minorticks_off()
             ax.grid(alpha=0.3)
-            if i == len(metrics) - 1:
-                ax.set_xlabel(key, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(metric_label(metric), fontsize=8)
+            ax.set_xlabel(key, fontsize=8)
+            ax.set_ylabel(metric_label(metric), fontsize=8)
             ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
@@ -146,31 +157,35 @@ def plot_sweep_contour(
 ) -> None:
     """``metrics`` (one panel each) over the grid ``x_key`` x ``y_key``: filled contours of the mean per
     grid cell (points sharing a cell, e.g. other swept keys, are averaged), each cell's value written
-    on it; log axes where values span two decades."""
-    fig = new_figure(max(4.4, 4.2 * len(metrics)), 3.8)
+    on it. The grid's values sit at even steps in their order (a learning-rate grid is usually
+    logarithmic), labelled with the values."""
+    fig = new_figure(max(4.6, 4.4 * len(metrics)), 3.9)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
-        cells = table.groupby([x_key, y_key])[metric].mean().unstack(y_key)  # rows x, columns y
+        cells = table.groupby([x_key, y_key])[metric].mean().unstack(y_key)  # rows x, columns y (sorted)
         xs, ys = cells.index.to_numpy(), cells.columns.to_numpy()
-        xn, yn = _numeric(pd.Series(xs)), _numeric(pd.Series(ys))
-        xv = xn.to_numpy() if xn is not None else np.arange(len(xs), dtype=float)
-        yv = yn.to_numpy() if yn is not None else np.arange(len(ys), dtype=float)
-        if xn is not None and _is_log(xn):
-            ax.set_xscale("log")
-        if yn is not None and _is_log(yn):
-            ax.set_yscale("log")
         z = cells.to_numpy(float).T  # [y, x]
-        gx, gy = np.meshgrid(xv, yv)
-        if len(xv) >= 2 and len(yv) >= 2 and np.isfinite(z).sum() >= 3:
+        gx, gy = np.meshgrid(np.arange(len(xs), dtype=float), np.arange(len(ys), dtype=float))
+        if len(xs) >= 2 and len(ys) >= 2 and np.isfinite(z).sum() >= 3:
             filled = ax.contourf(gx, gy, np.ma.masked_invalid(z), levels=12, cmap="viridis")
             fig.colorbar(filled, ax=ax, label=metric_label(metric), shrink=0.9)
-        ax.scatter(gx.ravel(), gy.ravel(), s=12, color="white", edgecolors="black", linewidths=0.5, zorder=3)
+        ax.scatter(gx.ravel(), gy.ravel(), s=14, color="white", edgecolors="black", linewidths=0.5, zorder=3)
         for xi, yi, zi in zip(gx.ravel(), gy.ravel(), z.ravel(), strict=True):
             if np.isfinite(zi):
-                ax.annotate(f"{zi:.2f}", (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=7)
-        ax.set_xticks(xv, [str(v) for v in xs], fontsize=7)
-        ax.set_yticks(yv, [str(v) for v in ys], fontsize=7)
-        ax.minorticks_off()
+                ax.annotate(
+                    f"{zi:.2f}",
+                    (xi, yi),
+                    xytext=(0, 7),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75},
+                    zorder=4,
+                )
+        ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in ys], fontsize=7)
+        ax.set_xlim(-0.35, len(xs) - 0.65)
+        ax.set_ylim(-0.35, len(ys) - 0.65)
         ax.set_xlabel(x_key, fontsize=8)
         ax.set_ylabel(y_key, fontsize=8)
         ax.set_title(metric_label(metric), fontsize=9)
