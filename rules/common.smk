@@ -28,6 +28,7 @@ DB_URL = db_url(config)
 MODELS = list(config["models"])
 # Sweep points (config `sweeps`, se_lib/sweep.py): each trains, predicts and is scored as its own system,
 # `<model>--<key><value>_...`, under the `{model}` wildcard like a model; values come from this table.
+# Building it checks the `sweeps` section (a ConfigError naming the key, before any job).
 SWEEP_POINTS = {p.system: p for p in points(config)}
 SWEEPS = by_model(SWEEP_POINTS.values())
 SYSTEMS = MODELS + list(SWEEP_POINTS)

@@ -63,16 +63,7 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCH
         raise ConfigError(f"config key '{_key_path(inner)}': {inner.message}") from exc
     _check_semantics(config)
     _check_models(config)
-    _check_sweeps(config)
     return config
-
-
-def _check_sweeps(config: dict) -> None:
-    """The ``sweeps`` section expands to well-named points (:func:`se_lib.sweep.points`); whether the
-    LightningCLI parser accepts their keys and values is :mod:`se_lib.train.overrides`' check."""
-    from se_lib.sweep import points
-
-    points(config)
 
 
 def _check_models(config: dict) -> None:
