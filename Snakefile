@@ -38,6 +38,8 @@ rule all:
 
 
 onstart:
+    # LightningCLI overrides (train.extra_args, sweep points) must parse before any job starts.
+    check_overrides()
     # Refuse a dirty tree if `require_clean_git`; create the MLflow store and experiment once before
     # parallel jobs open it (a fresh sqlite store opened by several processes at once races in MLflow's
     # schema migration), and the invocation's parent run every rule's run is nested under.

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from se_lib.code_deps import config_class_modules, import_closure, module_closure
 from se_lib.config import db_url, tracking_uri, validate_config
+from se_lib.sweep import by_model, points
 
 # Validate before any job starts; defaults are filled in from the schema. The message names the key.
 validate_config(config, workflow.source_path("../config/schema/config.schema.yaml"))
@@ -25,6 +26,28 @@ ROOMS_DIR = "results/rooms"
 DB_FILE = "results/db/digest.txt"
 DB_URL = db_url(config)
 MODELS = list(config["models"])
+# Sweep points (config `sweeps`, se_lib/sweep.py): each trains, predicts and is scored as its own system,
+# `<model>--<key><value>_...`, under the `{model}` wildcard like a model; values come from this table.
+# Building it checks the `sweeps` section (a ConfigError naming the key, before any job).
+SWEEP_POINTS = {p.system: p for p in points(config)}
+SWEEPS = by_model(SWEEP_POINTS.values())
+SYSTEMS = MODELS + list(SWEEP_POINTS)
+
+
+def system_model(system):
+    """The model config a system trains: the model itself, or a sweep point's model."""
+    return SWEEP_POINTS[system].model if system in SWEEP_POINTS else system
+
+
+def sweep_systems(wildcards):
+    """The systems of sweep `wildcards.sweep` (a model's points), in config order."""
+    return [p.system for p in SWEEPS[wildcards.sweep]]
+
+
+def sweep_point(wildcards):
+    """A sweep point's system name, values and overrides (params of train/predict); None for a model."""
+    p = SWEEP_POINTS.get(wildcards.model)
+    return None if p is None else {"system": p.system, "values": p.values, "overrides": p.overrides}
 
 
 def workflow_script(name):
@@ -96,8 +119,8 @@ SHARED_MODEL_CONFIG = repo_path("config/models/_shared.yaml")
 
 
 def model_configs(wildcards):
-    """The LightningCLI config files of model `wildcards.model` (passed to `se` with --config)."""
-    return [f"{d}/{wildcards.model}.yaml" for d in TRAIN_CONFIG_DIRS]
+    """The LightningCLI config files of system `wildcards.model` (passed to `se` with --config)."""
+    return [f"{d}/{system_model(wildcards.model)}.yaml" for d in TRAIN_CONFIG_DIRS]
 
 
 def model_code(wildcards):
@@ -116,9 +139,25 @@ def db_outputs():
 
 def all_targets():
     targets = [DB_FILE]
-    targets += expand("results/models/{model}/best.ckpt", model=MODELS)
+    targets += expand("results/models/{model}/best.ckpt", model=SYSTEMS)
     targets += REPORT_TARGETS
     return targets
+
+
+def check_overrides():
+    """`onstart` (a run, not a dry run): the LightningCLI overrides (`train.extra_args`, sweep points) of
+    every system this run trains or predicts with must parse with the `se` parser, before any job
+    starts; the message names the config key (se_lib/train/overrides.py; cached by digest)."""
+    if workflow.touch:
+        return
+    systems = sorted({j.wildcards["model"] for j in workflow.dag.needrun_jobs() if j.rule.name in ("train", "predict")})
+    if not systems:
+        return
+    from se_lib.train.overrides import check
+
+    problems = check(config, systems)
+    if problems:
+        raise WorkflowError("invalid LightningCLI overrides in the workflow config:\n  " + "\n  ".join(problems))
 
 
 def prepare_tracking():

@@ -32,6 +32,7 @@ rule predict:
         gpu=1,
         mem_mb=4000,
     params:
+        sweep=sweep_point,
         batch_size=PREDICT_BATCH_SIZE,
         overlay=config["train"]["overlay"],
         db_url=DB_URL,

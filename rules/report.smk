@@ -5,6 +5,7 @@
 
 from se_lib.report.names import METRIC_LABELS, METRICS
 from se_lib.report.provenance import CONTEXT_KEY, config_digest, report_context, shown_paths
+from se_lib.sweep import contour_pairs, pair_name, sweep_keys
 
 REPORT_DIR = "results/report"
 REPORT_EXAMPLES = int(config["report"]["spectrogram_examples"])
@@ -41,9 +42,9 @@ REPORT_TABLE_SCRIPT = workflow_script("report_table.py")
 rule report_table:
     """Comparison table: every metric with its 95 % CI, parameters and real-time factor, per system."""
     input:
-        summaries=expand("results/scores/{model}/{{split}}_summary.tsv", model=MODELS),
+        summaries=expand("results/scores/{model}/{{split}}_summary.tsv", model=SYSTEMS),
         noisy="results/scores/noisy/{split}_summary.tsv",
-        stats=expand("results/predictions/{model}/{{split}}_predict_stats.json", model=MODELS),
+        stats=expand("results/predictions/{model}/{{split}}_predict_stats.json", model=SYSTEMS),
         code=REPORT_TABLE_SCRIPT.code,
     output:
         html=report(
@@ -70,7 +71,7 @@ rule report_table:
     resources:
         mem_mb=1000,
     params:
-        models=MODELS,
+        models=SYSTEMS,
     script:
         REPORT_TABLE_SCRIPT.path
 
@@ -81,7 +82,7 @@ REPORT_SNR_SCRIPT = workflow_script("report_snr.py")
 rule report_snr:
     """One plot per metric: mean and 95 % CI per input-SNR bin, every model and the noisy input."""
     input:
-        per_file=expand("results/scores/{model}/{{split}}.tsv", model=MODELS),
+        per_file=expand("results/scores/{model}/{{split}}.tsv", model=SYSTEMS),
         noisy="results/scores/noisy/{split}.tsv",
         code=REPORT_SNR_SCRIPT.code,
     output:
@@ -105,7 +106,7 @@ rule report_snr:
     resources:
         mem_mb=1000,
     params:
-        models=MODELS,
+        models=SYSTEMS,
         metrics=list(METRICS),
         n_bins=REPORT_SNR_BINS,
     script:
@@ -156,7 +157,7 @@ rule report_learning_curves:
     """Learning curves of every model's training run, read from MLflow, and their diagnosis (also set as
     the runs' tag `se.diagnosis`)."""
     input:
-        runs=expand("results/models/{model}/run.json", model=MODELS),
+        runs=expand("results/models/{model}/run.json", model=SYSTEMS),
         code=REPORT_LEARNING_CURVES_SCRIPT.code,
     output:
         png=report(
@@ -183,7 +184,7 @@ rule report_learning_curves:
     resources:
         mem_mb=1000,
     params:
-        models=MODELS,
+        models=SYSTEMS,
         curves=config["report"]["curves"],
     script:
         REPORT_LEARNING_CURVES_SCRIPT.path
@@ -196,7 +197,7 @@ rule report_hparams:
     """Parallel coordinates: hyper-parameters of every finished training run of the experiment
     against its best validation SI-SDR."""
     input:
-        runs=expand("results/models/{model}/run.json", model=MODELS),
+        runs=expand("results/models/{model}/run.json", model=SYSTEMS),
         code=REPORT_HPARAMS_SCRIPT.code,
     output:
         png=report(
@@ -216,7 +217,7 @@ rule report_hparams:
     resources:
         mem_mb=1000,
     params:
-        models=MODELS,
+        models=SYSTEMS,
         objective="val_si_sdr",
         mode="max",
         max_axes=int(config["report"]["max_hparam_axes"]),
@@ -231,7 +232,7 @@ rule report_provenance:
     """The config files, experiment and config digest that produced the results, the mixture-DB digest and
     each model's training run (commit, run id): what the report's description compares its config with."""
     input:
-        runs=expand("results/models/{model}/run.json", model=MODELS),
+        runs=expand("results/models/{model}/run.json", model=SYSTEMS),
         db_digest=DB_FILE,
         code=REPORT_PROVENANCE_SCRIPT.code,
     output:
@@ -244,8 +245,132 @@ rule report_provenance:
     resources:
         mem_mb=500,
     params:
-        models=MODELS,
+        models=SYSTEMS,
         configfiles=CONFIGFILES,
         config_digest=config_digest(config),
     script:
         REPORT_PROVENANCE_SCRIPT.path
+
+
+# ------------------------------------------------------------------------------------------- sweeps
+# Per sweep (config `sweeps.<model>`, se_lib/sweep.py): a table of its points (swept values, best
+# validation SI-SDR, test metrics; CSV) and its views, parallel coordinates, metric-vs-hyper-parameter
+# scatter and, per pair of grid keys, a contour plot (se_lib/report/sweeps.py).
+SWEEP_REPORT_DIR = f"{REPORT_DIR}/sweeps"
+SWEEP_OBJECTIVE = "val_si_sdr"
+# The split whose metrics the views show (test when predicted); the CSV holds every predicted split.
+SWEEP_SPLIT = "test" if "test" in PREDICT_SPLITS else PREDICT_SPLITS[0]
+SWEEP_METRICS = [f"{SWEEP_SPLIT}_{m}" for m in config["report"]["sweep_metrics"]]
+# (sweep, pair name) -> the two grid keys of a contour plot
+SWEEP_CONTOURS = {
+    (model, pair_name(config["sweeps"][model], x, y)): (x, y)
+    for model in SWEEPS
+    for x, y in contour_pairs(config["sweeps"][model])
+}
+REPORT_TARGETS += [
+    f"{SWEEP_REPORT_DIR}/{model}/{name}" for model in SWEEPS for name in ("points.csv", "parallel.png", "scatter.png")
+] + [f"{SWEEP_REPORT_DIR}/{model}/contour_{pair}.png" for model, pair in SWEEP_CONTOURS]
+
+
+REPORT_SWEEP_TABLE_SCRIPT = workflow_script("report_sweep_table.py")
+
+
+rule report_sweep_table:
+    """One row per point of a sweep: its swept values, best validation SI-SDR (MLflow) and the mean of
+    every metric on every predicted split (score summaries)."""
+    input:
+        runs=lambda wc: expand("results/models/{model}/run.json", model=sweep_systems(wc)),
+        summaries=lambda wc: expand(
+            "results/scores/{model}/{split}_summary.tsv", model=sweep_systems(wc), split=PREDICT_SPLITS
+        ),
+        code=REPORT_SWEEP_TABLE_SCRIPT.code,
+    output:
+        csv=f"{SWEEP_REPORT_DIR}/{{sweep}}/points.csv",
+    log:
+        "logs/report/sweep_table_{sweep}.log",
+    wildcard_constraints:
+        sweep=r"[A-Za-z0-9_]+",
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        points=lambda wc: [{"system": p.system, "origin": p.origin, "values": p.values} for p in SWEEPS[wc.sweep]],
+        splits=PREDICT_SPLITS,
+        metrics=list(METRICS),
+        objective=SWEEP_OBJECTIVE,
+        mode="max",
+    script:
+        REPORT_SWEEP_TABLE_SCRIPT.path
+
+
+REPORT_SWEEP_SCRIPT = workflow_script("report_sweep.py")
+
+
+rule report_sweep:
+    """A sweep's parallel coordinates (hyper-parameters -> test metrics -> best validation SI-SDR) and
+    each metric against each hyper-parameter."""
+    input:
+        csv=f"{SWEEP_REPORT_DIR}/{{sweep}}/points.csv",
+        code=REPORT_SWEEP_SCRIPT.code,
+    output:
+        parallel=report(
+            f"{SWEEP_REPORT_DIR}/{{sweep}}/parallel.png",
+            caption="../report/sweep_parallel.rst",
+            category="Sweeps",
+            subcategory="{sweep}",
+            labels={"sweep": "{sweep}", "figure": "parallel coordinates"},
+        ),
+        scatter=report(
+            f"{SWEEP_REPORT_DIR}/{{sweep}}/scatter.png",
+            caption="../report/sweep_scatter.rst",
+            category="Sweeps",
+            subcategory="{sweep}",
+            labels={"sweep": "{sweep}", "figure": "metric vs hyper-parameter"},
+        ),
+    log:
+        "logs/report/sweep_{sweep}.log",
+    wildcard_constraints:
+        sweep=r"[A-Za-z0-9_]+",
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        hparams=lambda wc: sweep_keys(config["sweeps"][wc.sweep]),
+        metrics=SWEEP_METRICS,
+        objective=f"best_{SWEEP_OBJECTIVE}",
+    script:
+        REPORT_SWEEP_SCRIPT.path
+
+
+rule report_sweep_contour:
+    """A metric over the grid of two of a sweep's hyper-parameters (test SI-SDRi and best validation SI-SDR)."""
+    input:
+        csv=f"{SWEEP_REPORT_DIR}/{{sweep}}/points.csv",
+        code=REPORT_SWEEP_SCRIPT.code,
+    output:
+        contour=report(
+            f"{SWEEP_REPORT_DIR}/{{sweep}}/contour_{{pair}}.png",
+            caption="../report/sweep_contour.rst",
+            category="Sweeps",
+            subcategory="{sweep}",
+            labels={"sweep": "{sweep}", "figure": "contour {pair}"},
+        ),
+    log:
+        "logs/report/sweep_contour_{sweep}_{pair}.log",
+    wildcard_constraints:
+        sweep=r"[A-Za-z0-9_]+",
+        pair=r"[A-Za-z0-9]+-[A-Za-z0-9]+",
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        pair=lambda wc: SWEEP_CONTOURS[(wc.sweep, wc.pair)],
+        metrics=[SWEEP_METRICS[0], f"best_{SWEEP_OBJECTIVE}"],
+    script:
+        REPORT_SWEEP_SCRIPT.path

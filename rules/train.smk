@@ -1,4 +1,5 @@
-# Training stage: one LightningCLI `se fit` job per model config, tracked in MLflow, resumable.
+# Training stage: one LightningCLI `se fit` job per system (a model config, or a point of its sweep:
+# rules/common.smk SYSTEMS), tracked in MLflow, resumable.
 #
 # Checkpoints are written to results/models/{model}/checkpoints/ (deliberately NOT declared outputs:
 # Snakemake would delete them when a job fails or is killed). Running the rule again after a kill
@@ -10,8 +11,8 @@ TRAIN_SCRIPT = workflow_script("train.py")
 
 
 rule train:
-    """Train one model (`se fit`) on the mixture DB; best/last checkpoints, run.json, MLflow run +
-    registered model version `se-{model}`."""
+    """Train one system (`se fit`) on the mixture DB; best/last checkpoints, run.json, MLflow run +
+    registered model version `se-{model}` (a sweep point's run is tagged `se.sweep`, not registered)."""
     input:
         db=DB_FILE,
         model_config=model_configs,
@@ -31,6 +32,8 @@ rule train:
         gpu=1,
         mem_mb=8000,
     params:
+        model=lambda wc: system_model(wc.model),
+        sweep=sweep_point,
         train=config["train"],
         seed=config["seed"],
         sample_rate=config["sample_rate"],

@@ -8,6 +8,9 @@ Snakemake looks at it. Stages (one per Snakemake stage of the DAG):
 * ``corpus``, ``rooms``, ``mixture_db`` -- rules of rules/data.smk;
 * ``train@<model>`` -- ``foreach`` over the config's models (rules/train.smk);
 * ``predict@<model>`` -- prediction + scoring of one model on every prediction split;
+* ``train_sweep@<system>``, ``predict_sweep@<system>`` -- the same for each sweep point (config
+  ``sweeps``, :mod:`se_lib.sweep`): ``foreach`` over a mapping system -> its model, whose config files
+  are ``${item.model}``'s; only present when the config declares sweeps;
 * ``score_noisy`` -- the noisy baseline (noisy references + their scores);
 * ``report`` -- rules/report.smk; ``results/report/<split>/metrics.json`` are DVC metrics, the
   metric-versus-SNR figures DVC (image) plots.
@@ -141,8 +144,19 @@ def _corpus_deps(config: Mapping[str, Any]) -> list[str]:
 
 
 def stage_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Snakemake targets per stage (``train`` and ``predict`` with ``${item}`` for the model: DVC's foreach item)."""
+    """Snakemake targets per stage (``train`` and ``predict`` with ``${item}`` for the model: DVC's foreach item;
+    ``train_sweep`` and ``predict_sweep`` with ``${key}`` for the sweep point's system, when there are sweeps)."""
+    from se_lib.sweep import points
+
     splits = list(config["predict"]["splits"])
+    sweep = (
+        {
+            "train_sweep": ["results/models/${key}/best.ckpt"],
+            "predict_sweep": [f"results/scores/${{key}}/{s}_summary.tsv" for s in splits],
+        }
+        if points(config)
+        else {}
+    )
     return {
         "corpus": ["results/corpus"],
         "rooms": ["results/rooms"],
@@ -150,8 +164,22 @@ def stage_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
         "train": ["results/models/${item}/best.ckpt"],
         "predict": [f"results/scores/${{item}}/{s}_summary.tsv" for s in splits],
         "score_noisy": [f"results/scores/{BASELINE}/{s}_summary.tsv" for s in splits],
+        **sweep,
         "report": _report_targets(config),
     }
+
+
+def _sweep_report(config: Mapping[str, Any]) -> list[str]:
+    """Files of the sweep views (rules/report.smk): per sweep its points table, parallel coordinates,
+    scatter and one contour per pair of grid keys."""
+    from se_lib.sweep import by_model, contour_pairs, pair_name, points
+
+    out = []
+    for model in by_model(points(config)):
+        spec = config["sweeps"][model]
+        out += [f"results/report/sweeps/{model}/{n}" for n in ("points.csv", "parallel.png", "scatter.png")]
+        out += [f"results/report/sweeps/{model}/contour_{pair_name(spec, x, y)}.png" for x, y in contour_pairs(spec)]
+    return out
 
 
 def _report_targets(config: Mapping[str, Any]) -> list[str]:
@@ -165,24 +193,27 @@ def _report_targets(config: Mapping[str, Any]) -> list[str]:
             f"results/report/{s}/{n}" for n in ("comparison.html", "comparison.tsv", "metrics.json", "spectrograms")
         ]
         out += [f"results/report/{s}/snr/{m}.png" for m in METRICS]
-    return out
+    return out + _sweep_report(config)
 
 
 def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.PathLike = ".") -> dict:
     """The ``dvc.yaml`` document for the workflow in ``root`` run with ``config_files`` (paths relative to root)."""
     from se_lib.config import db_url
+    from se_lib.sweep import points
 
     root = Path(root)
     config_files = [str(f) for f in config_files]
     read = _effective(config_files)
     config, raw = _merged([root / f for f in read])
     models = list(config["models"])
+    sweep_points = {p.system: p.model for p in points(config)}
+    systems = [*models, *sweep_points]
     splits = list(config["predict"]["splits"])
     targets = stage_targets(config)
     options = " ".join(shlex.quote(a) for a in _snakemake_args(config_files))
 
     def cmd(stage: str) -> str:
-        # config values are quoted; `${item}` (a model name: [A-Za-z0-9_-]+) is left for DVC to fill in.
+        # config values are quoted; `${item}`/`${key}` (a system name: [A-Za-z0-9_-]+) are left for DVC to fill in.
         # Targets come first: --resources and --configfile take every following word as theirs.
         words = [t if "${" in t else shlex.quote(t) for t in targets[stage]]
         return " ".join(["snakemake", *words, SNAKEMAKE_OPTIONS, options]).rstrip()
@@ -255,6 +286,35 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
             "outs": _persist(["results/predictions/${item}", "results/scores/${item}"]),
         },
     }
+    if sweep_points:  # a sweep point is its model's config + its overrides (config `sweeps`, a param)
+        sweep_files = [SHARED_MODEL_CONFIG] + [f"{d}/${{item.model}}.yaml" for d in overlay_dirs]
+        sweep_models = sorted({f for m in set(sweep_points.values()) for f in model_files(m)})
+        stages["train_sweep"] = {
+            "foreach": {s: {"model": m} for s, m in sweep_points.items()},
+            "do": {
+                "cmd": cmd("train_sweep"),
+                "deps": base
+                + ["rules/train.smk"]
+                + sweep_files
+                + _code(root, [scripts["train"]["train"]], sweep_models)
+                + ["results/db/digest.txt"],
+                "params": _params(["seed", "sample_rate", "experiment", "train", "db", "sweeps"], read, raw),
+                "outs": _persist([f"results/models/${{key}}/{f}" for f in ("best.ckpt", "last.ckpt", "run.json")]),
+            },
+        }
+        stages["predict_sweep"] = {
+            "foreach": {s: {"model": m} for s, m in sweep_points.items()},
+            "do": {
+                "cmd": cmd("predict_sweep"),
+                "deps": base
+                + ["rules/predict.smk", "rules/score.smk"]
+                + sweep_files
+                + _code(root, [scripts["predict"]["predict"], scripts["score"]["score"]], sweep_models)
+                + ["results/db/digest.txt", "results/models/${key}/best.ckpt", "results/models/${key}/run.json"],
+                "params": _params(["sample_rate", "predict", "db", "rooms", "sweeps"], read, raw),
+                "outs": _persist(["results/predictions/${key}", "results/scores/${key}"]),
+            },
+        }
     stages["score_noisy"] = {
         "cmd": cmd("score_noisy"),
         "deps": base
@@ -281,13 +341,13 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         "deps": base
         + ["rules/report.smk"]
         + _code(root, sorted(set(scripts["report"].values())))
-        + [f"results/scores/{m}" for m in [*models, BASELINE]]
-        + [f"results/predictions/{m}" for m in models]
+        + [f"results/scores/{m}" for m in [*systems, BASELINE]]
+        + [f"results/predictions/{m}" for m in systems]
         + ["results/references"]
-        + [f"results/models/{m}/run.json" for m in models]
+        + [f"results/models/{m}/run.json" for m in systems]
         + ["results/db/digest.txt"],
-        "params": _params(["report", "predict", "models", "sample_rate", "rooms"], read, raw),
-        "outs": _persist(report_outs),
+        "params": _params(["report", "predict", "models", "sample_rate", "rooms", "sweeps"], read, raw),
+        "outs": _persist(report_outs + _sweep_report(config)),
         "metrics": metrics,
         "plots": plots,
     }
@@ -339,7 +399,7 @@ def locked_targets(config_files: Sequence[str], lock_file: str | os.PathLike = "
         stage, _, item = name.partition("@")
         if stage not in targets:
             raise SystemExit(f"{lock_file}: stage {name!r} is not a stage of the generated dvc.yaml")
-        out += [t.replace("${item}", item) for t in targets[stage]]
+        out += [t.replace("${item}", item).replace("${key}", item) for t in targets[stage]]
     return list(dict.fromkeys(out))
 
 

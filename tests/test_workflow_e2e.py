@@ -6,6 +6,7 @@ training of all four models, prediction, scoring, the report, and one MLflow sql
 """
 
 import json
+import zipfile
 
 import mlflow
 import pytest
@@ -91,7 +92,7 @@ def test_every_rule_wrote_one_mlflow_run_with_the_invocation_id(workflow_run):
     rules = [r.data.tags.get("snakemake.rule") for r in runs]
     for rule in ("corpus", "rooms", "mixture_db"):
         assert rules.count(rule) == 1, rules
-    assert rules.count("train") == 4
+    assert rules.count("train") == len(MODELS) + len(SWEEP_POINTS)
     invocations = {r.data.tags["se.invocation_id"] for r in runs}
     assert len(invocations) == 1
     digests = {r.data.tags["se.db_digest"] for r in runs if r.data.tags.get("snakemake.rule") == "train"}
@@ -105,6 +106,7 @@ def test_nothing_left_to_do_afterwards(workflow_run, run_snakemake):
 
 
 MODELS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
+SWEEP_POINTS = ("conv_tasnet--lr1em3", "conv_tasnet--lr3em3")  # config/tiny.yaml's sweep (tests/test_sweep.py)
 
 
 def test_predictions_are_named_after_db_rows(workflow_run):
@@ -133,7 +135,7 @@ def test_scores_and_report(workflow_run):
         summary = pd.read_csv(workdir / f"results/scores/{name}/test_summary.tsv", sep="\t")
         assert {"metric", "mean", "ci95", "count", "nan_count"} <= set(summary.columns)
     table = pd.read_csv(workdir / "results/report/test/comparison.tsv", sep="\t")
-    assert len(table) == len(MODELS) + 1
+    assert len(table) == len(MODELS) + len(SWEEP_POINTS) + 1
     for png in ("results/report/learning_curves.png", "results/report/hparams_parallel.png"):
         assert (workdir / png).stat().st_size > 1000
 
@@ -147,6 +149,10 @@ def test_snakemake_report_html_and_zip_show_table_and_plots(workflow_run, run_sn
     run_snakemake(workdir, "--report", "report.html")
     run_snakemake(workdir, "--report", "report.zip")
     assert (workdir / "report.zip").stat().st_size > 0
+    with zipfile.ZipFile(workdir / "report.zip") as zf:
+        names = zf.namelist()
+    for figure in ("parallel.png", "scatter.png"):  # the sweep views (tests/test_sweep.py)
+        assert any(n.endswith(f"/{figure}") for n in names), sorted(names)
     try:
         find_chromium()
     except BrowserError as exc:  # `make test` installs chromium when run as root (CI)

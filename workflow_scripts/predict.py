@@ -34,6 +34,7 @@ def main(smk) -> None:
             threads=smk.threads,
             db_url=smk.params.db_url,
             config_files=list(smk.input.model_config),
+            overrides=(smk.params.sweep or {}).get("overrides"),
         )
         mlflow.log_metrics(
             {

@@ -7,7 +7,7 @@ from se_lib.train.jobs import train_job
 from se_lib.workflow import log_to_file
 
 ctx = snakemake_context(snakemake)
-model = snakemake.wildcards.model
+model = snakemake.params.model  # the model config; the wildcard is the system (the model or a sweep point)
 with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
     info = train_job(
         model,
@@ -19,10 +19,12 @@ with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
         threads=snakemake.threads,
         log_files=ctx["log_files"],
         db_url=snakemake.params.db_url,
+        sweep=snakemake.params.sweep,
     )
     log.info(
-        "trained %s: run %s, best val_loss %s, registered %s v%s%s",
+        "trained %s%s: run %s, best val_loss %s, registered %s v%s%s",
         model,
+        f" (sweep point {snakemake.wildcards.model})" if snakemake.params.sweep else "",
         info["run_id"],
         info["best_val_loss"],
         info["registered_model"],

@@ -13,6 +13,8 @@
 * :func:`log_dataset_inputs` records the mixture DB's train/val/test splits as the run's MLflow
   dataset inputs (digest = DB digest, source = DB URL); :func:`lineage_version_tags` are the commit
   and DB digest a registered version carries.
+* :func:`log_sweep_point` tags a sweep point's run (``se.sweep``, ``se.sweep.point``) and logs its overrides
+  as ``sweep/<key>`` parameters.
 * :func:`run_is_active`, :func:`mark_run_killed` and :func:`attach_log_files` look up, supersede and
   annotate a training run by id (resuming an interrupted job, attaching the job's log).
 
@@ -331,3 +333,32 @@ def attach_log_files(tracking_uri: str, run_id: str, paths: Sequence[str | os.Pa
                 client.log_artifact(run_id, str(path), artifact_path="logs")
             except Exception as exc:
                 log.warning("could not attach %s to run %s: %s", path, run_id, exc)
+
+
+#: Tags of a sweep point's training run: the sweep (its model) and the point (its system name).
+SWEEP_TAG, SWEEP_POINT_TAG = "se.sweep", "se.sweep.point"
+#: Prefix of the parameters holding a sweep point's overrides (``sweep/optimizer.init_args.lr``).
+SWEEP_PARAM_PREFIX = "sweep/"
+
+
+def log_sweep_point(tracking_uri: str, run_id: str, model: str, point: Mapping[str, Any]) -> None:
+    """Mark run ``run_id`` as sweep point ``point`` of model ``model``'s sweep: tags :data:`SWEEP_TAG`
+    (the model) and :data:`SWEEP_POINT_TAG` (the point's system name), and one parameter
+    ``sweep/<key>`` per override (JSON for non-strings), so MLflow's runs table filters and compares
+    a sweep by them. A failure is logged, never raised (the training outcome stands)."""
+    from mlflow.entities import Param, RunTag
+
+    client = client_for(tracking_uri)
+    try:
+        params = {
+            f"{SWEEP_PARAM_PREFIX}{k}": v if isinstance(v, str) else json.dumps(v)
+            for k, v in point["overrides"].items()
+        }
+        existing = client.get_run(run_id).data.params
+        client.log_batch(
+            run_id,
+            params=[Param(k, v) for k, v in params.items() if k not in existing],
+            tags=[RunTag(SWEEP_TAG, model), RunTag(SWEEP_POINT_TAG, str(point["system"]))],
+        )
+    except Exception as exc:
+        log.warning("could not mark run %s as sweep point %s: %s", run_id, point.get("system"), exc)

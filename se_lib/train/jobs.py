@@ -28,7 +28,7 @@ from typing import Any
 
 from se_lib.config import db_url as default_db_url
 from se_lib.config import experiment_name, model_config_files, tracking_uri
-from se_lib.tracking.training import attach_log_files, log_dataset_inputs
+from se_lib.tracking.training import attach_log_files, log_dataset_inputs, log_sweep_point
 from se_lib.train.resume import clear_checkpoint_dir
 from se_lib.train.secli import SECLI
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "cli_value",
+    "override_args",
     "predict_args",
     "predict_job",
     "resolve_config_files",
@@ -116,6 +117,11 @@ def _run_se(
     SECLI(args=list(args), rule=rule, wildcards=dict(wildcards), workflow_config=dict(config), holder=holder)
 
 
+# Overrides prediction applies too (the data module and the module; the trainer's and optimizer's are
+# training's own, and the network's come from the checkpoint).
+PREDICT_PREFIXES = ("data.", "model.")
+
+
 # ------------------------------------------------------------------------------------------ train
 def train_args(
     model: str,
@@ -123,9 +129,15 @@ def train_args(
     out_dir: str | os.PathLike,
     config_files: Sequence[str] | None = None,
     db_url: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """``se fit`` arguments for model ``model`` under the validated workflow ``config`` (the job registers its
-    best checkpoint as a version of ``se-<model>``: ``--mlflow.register true``)."""
+    """``se fit`` arguments for model ``model`` under the validated workflow ``config``.
+
+    ``train.extra_args`` come last, then ``overrides`` (a sweep point's, :mod:`se_lib.sweep`), so the
+    point's values win. The job registers its best checkpoint as a version of ``se-<model>``
+    (``--mlflow.register true``) unless it is a sweep point (``overrides`` given): a point is one
+    trial, not the model's next version.
+    """
     train = config["train"]
     args = _se_args(
         "fit",
@@ -147,7 +159,7 @@ def train_args(
         "--mlflow.model_name",
         model,
         "--mlflow.register",
-        "true",
+        "false" if overrides else "true",
         "--resume",
         "true",
     ]
@@ -155,8 +167,19 @@ def train_args(
         args += ["--trainer.max_epochs", str(train["max_epochs"])]
     if train["batch_size"] is not None:
         args += ["--data.init_args.batch_size", str(train["batch_size"])]
-    for key, value in train["extra_args"].items():
-        args += [f"--{key.lstrip('-')}", cli_value(value)]
+    args += override_args({**train["extra_args"]})
+    args += override_args(overrides or {})
+    return args
+
+
+def override_args(overrides: Mapping[str, Any], prefixes: Sequence[str] = ()) -> list[str]:
+    """``--key value`` per LightningCLI override (``train.extra_args``, a sweep point's values); with
+    ``prefixes``, only keys starting with one of them."""
+    args: list[str] = []
+    for key, value in overrides.items():
+        key = key.lstrip("-")
+        if not prefixes or key.startswith(tuple(prefixes)):
+            args += [f"--{key}", cli_value(value)]
     return args
 
 
@@ -171,8 +194,13 @@ def train_job(
     threads: int | None = None,
     log_files: Sequence[str] = (),
     db_url: str | None = None,
+    sweep: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` as the workflow does; write ``best.ckpt``, ``last.ckpt``, ``run.json`` in ``out_dir``.
+
+    ``sweep`` (a sweep point: ``system``, ``values``, ``overrides``, see :mod:`se_lib.sweep`) adds the
+    point's overrides to the arguments and marks the MLflow run as the sweep's
+    (:func:`se_lib.tracking.training.log_sweep_point`).
 
     Checkpoints live in ``<out_dir>/checkpoints/`` (not workflow outputs, so a killed job leaves them
     for the rerun to resume from); on success they are copied to the outputs and removed.
@@ -183,7 +211,8 @@ def train_job(
 
     out = Path(out_dir or f"results/models/{model}")
     files = resolve_config_files(model, config, config_files)
-    args = train_args(model, config, out, files, db_url=db_url)
+    overrides = dict(sweep["overrides"]) if sweep else None
+    args = train_args(model, config, out, files, db_url=db_url, overrides=overrides)
     holder: dict[str, Any] = {}
     try:
         _run_se(args, rule=rule, wildcards=wildcards or {"model": model}, config=config, threads=threads, holder=holder)
@@ -202,6 +231,7 @@ def train_job(
             "git_commit": git_info().commit,
             "config_files": files,
             "cli_args": args,
+            "sweep": dict(sweep) if sweep else None,
         }
         info["best_checkpoint_file"] = Path(result["best_checkpoint"]).name
         info["best_checkpoint"] = str(out / "best.ckpt")
@@ -217,6 +247,8 @@ def train_job(
     finally:
         started: SECLI | None = holder.get("cli")
         if started is not None and started.run_id and started.tracking_uri:
+            if sweep:
+                log_sweep_point(started.tracking_uri, started.run_id, model, sweep)
             _log_training_data(started.tracking_uri, started.run_id, db_url or default_db_url(config))
             attach_log_files(started.tracking_uri, started.run_id, log_files)
 
@@ -245,21 +277,19 @@ def predict_args(
     stats_file: str | os.PathLike | None = None,
     config_files: Sequence[str] | None = None,
     db_url: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """``se predict`` arguments for ``model`` on ``split`` under the validated workflow ``config``.
 
     Reads ``predict.batch_size``, ``predict.num_workers`` and ``predict.accelerator``
     (``train.accelerator`` when null); ``train.extra_args`` keys under ``data.``/``model.`` are
-    applied too, so the data module matches the one the model was trained with. The network's
+    applied too, and so are a sweep point's ``overrides`` under those prefixes, so the data module
+    matches the one the model was trained with. The network's
     hyper-parameters come from the checkpoint (LightningCLI reads them from ``--ckpt_path``); the
     wavs go to ``output_dir`` through the command's ``prediction_writer``.
     """
     train, pred = config["train"], config["predict"]
-    extra = []
-    for key, value in train["extra_args"].items():
-        key = key.lstrip("-")
-        if key.startswith(("data.", "model.")):
-            extra += [f"--{key}", cli_value(value)]
+    extra = override_args(train["extra_args"], PREDICT_PREFIXES) + override_args(overrides or {}, PREDICT_PREFIXES)
     args = _se_args(
         "predict",
         model,
