@@ -183,6 +183,11 @@ def test_sweep_views_draw_parallel_scatter_and_contour(tmp_path):
     plot_sweep_contour(table, *keys, ["test_si_sdri", "best_val_si_sdr"], tmp_path / "c.png", title="t")
     for name in ("p.png", "s.png", "c.png"):
         assert (tmp_path / name).stat().st_size > 5000, name
+    # every figure's data beside it as CSV, ready for a paper
+    assert set(pd.read_csv(tmp_path / "s.csv").columns) >= {*keys, "best_val_si_sdr", *metrics}
+    contour = pd.read_csv(tmp_path / "c.csv")
+    assert len(contour) == table.groupby(keys).ngroups and set(contour.columns) >= {*keys, "test_si_sdri"}
+    assert (tmp_path / "p.csv").is_file()
     assert metric_label("test_si_sdri") == "test SI-SDRi [dB]" and metric_label("best_val_si_sdr") == "best val_si_sdr"
     with pytest.raises(ValueError, match="no points"):
         plot_sweep_scatter(table.iloc[:0], keys, metrics, tmp_path / "e.png", title="t")

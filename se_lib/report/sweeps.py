@@ -149,7 +149,8 @@ def plot_sweep_scatter(
             ax.set_ylabel(metric_label(metric), fontsize=8)
             ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
-    save_figure(fig, path)
+    shown = [c for c in ("system", *keys, *metrics) if c in table.columns]
+    save_figure(fig, path, data=table[list(dict.fromkeys(shown))])
 
 
 def plot_sweep_contour(
@@ -190,4 +191,5 @@ def plot_sweep_contour(
         ax.set_ylabel(y_key, fontsize=8)
         ax.set_title(metric_label(metric), fontsize=9)
     fig.suptitle(title, fontsize=10)
-    save_figure(fig, path)
+    cells = table.groupby([x_key, y_key])[list(metrics)].mean().reset_index()  # the values drawn, per grid cell
+    save_figure(fig, path, data=cells)
