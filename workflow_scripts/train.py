@@ -1,14 +1,17 @@
-"""Snakemake glue for rule `train`: `se fit` for one model (resumable), then best/last + run.json."""
+"""Snakemake glue for rule `train`: GPU slot(s), then `se fit` for one model (resumable), then best/last + run.json."""
 
 from pathlib import Path
 
 from se_lib.tracking.runs import snakemake_context
-from se_lib.train.jobs import train_job
+from se_lib.train.gpu_slots import claim_gpus
 from se_lib.workflow import log_to_file
 
 ctx = snakemake_context(snakemake)
 model = snakemake.wildcards.model
 with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
+    claim_gpus(snakemake.resources.gpu, logger=log)  # before torch initialises CUDA; held until the job ends
+    from se_lib.train.jobs import train_job
+
     info = train_job(
         model,
         snakemake.config,
@@ -20,12 +23,13 @@ with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
         log_files=ctx["log_files"],
         db_url=snakemake.params.db_url,
     )
-    log.info(
-        "trained %s: run %s, best val_loss %s, registered %s v%s%s",
-        model,
-        info["run_id"],
-        info["best_val_loss"],
-        info["registered_model"],
-        info["registered_version"],
-        " (resumed)" if info["resumed"] else "",
-    )
+    if info.get("rank", 0) == 0:
+        log.info(
+            "trained %s: run %s, best val_loss %s, registered %s v%s%s",
+            model,
+            info["run_id"],
+            info["best_val_loss"],
+            info["registered_model"],
+            info["registered_version"],
+            " (resumed)" if info["resumed"] else "",
+        )

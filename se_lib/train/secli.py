@@ -75,6 +75,7 @@ TRAINER_PARAMS = (
     "precision",
     "accelerator",
     "devices",
+    "strategy",
     "limit_train_batches",
     "limit_val_batches",
     "check_val_every_n_epoch",
@@ -291,6 +292,13 @@ class SECLI(LightningCLI):
     def _prepare_resume(self, cfg: Any) -> None:
         state = read_resume_state(self.checkpoint_dir)
         last = self.checkpoint_dir / "last.ckpt"
+        if rank_zero_only.rank != 0:
+            # A DDP rank started by rank 0 (which ran this first, and cleared the folder unless it
+            # resumes): resume iff rank 0 does, i.e. iff its last.ckpt is there; no store calls.
+            if state is not None and state.config_digest == self.digest and last.is_file():
+                cfg.ckpt_path = str(last)
+                self.resume_run_id = state.run_id or None
+            return
         if state is None:
             if any(self.checkpoint_dir.glob("*.ckpt")):
                 log.warning("resume: %s holds checkpoints without a run id; starting afresh", self.checkpoint_dir)
@@ -416,6 +424,7 @@ class SECLI(LightningCLI):
             "best_val_loss": float(ckpt.best_model_score) if ckpt and ckpt.best_model_score is not None else None,
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
+            "world_size": int(trainer.world_size),
             "registered_model": reg.model_name if reg else None,
             "registered_version": reg.version if reg else None,
             "resumed": self.resume_run_id is not None,
