@@ -10,6 +10,7 @@ one last checkpoint; one registered version; the job's outputs written once.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -162,3 +163,27 @@ def test_ddp_two_processes_one_run_one_checkpoint_resumable(train_world, tmp_pat
     assert json.loads((out / "run.json").read_text())["run_id"] == info["run_id"]
     assert int(torch.load(out / "last.ckpt", weights_only=True)["global_step"]) == EPOCHS * STEPS_PER_EPOCH
     assert (out / "best.ckpt").is_file() and not (out / "checkpoints").exists()
+
+
+def test_slurm_step_with_one_task_lets_lightning_start_the_ranks(monkeypatch):
+    """The SLURM plugin runs a job as one task (``srun -n1``): with ``train.devices`` 2 the job names
+    Lightning's own environment, which starts the second rank itself; Lightning alone would take the
+    step's single SLURM task as the whole world."""
+    from lightning.pytorch import Trainer
+
+    from se_lib.train.jobs import cluster_args
+
+    step = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_PROCID": "0"}
+    step |= {"SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+    assert cluster_args(2, step)[0] == "--trainer.plugins"
+    assert cluster_args(2, {**step, "SLURM_NTASKS": "2"}) == [] and cluster_args(1, step) == []
+    assert cluster_args(2, {}) == []
+    for key, value in step.items():
+        monkeypatch.setenv(key, value)
+    module, name = cluster_args(2)[1].rsplit(".", 1)
+    kwargs = {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "logger": False, "enable_checkpointing": False}
+    ours = Trainer(plugins=[getattr(importlib.import_module(module), name)()], **kwargs).strategy.cluster_environment
+    assert type(ours).__name__ == "LightningEnvironment" and not ours.creates_processes_externally
+    plain = Trainer(**kwargs).strategy.cluster_environment
+    assert type(plain).__name__ == "SLURMEnvironment" and plain.creates_processes_externally
+    assert plain.world_size() == 1  # what Lightning would have trained with

@@ -16,11 +16,20 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
 
-from se_lib.train.gpu_slots import ASSIGNED_ENV, CUDA_ENV, DEVICES_ENV, LOCK_DIR_ENV, claim_gpus, job_gpus
+from se_lib.train.gpu_slots import (
+    ASSIGNED_ENV,
+    CUDA_ENV,
+    DEVICES_ENV,
+    LOCK_DIR_ENV,
+    claim_gpus,
+    job_gpus,
+    nvml_handle,
+)
 
 JOB_SCRIPT = """
 import json, os, time
@@ -141,3 +150,13 @@ def test_scheduler_cpu_and_limits(tmp_path, caplog):
     assert again.devices == ("a", "b")
     again.release()
     assert job_gpus(2, "auto") == 2 and job_gpus(2, "cpu") == 0
+
+
+def test_gpu_monitor_watches_the_slot_it_was_given():
+    """NVML numbers all GPUs of the machine; CUDA only the visible ones (by index or UUID)."""
+    nvml = types.SimpleNamespace(
+        nvmlDeviceGetHandleByIndex=lambda i: ("index", i), nvmlDeviceGetHandleByUUID=lambda u: ("uuid", u)
+    )
+    assert nvml_handle(nvml, 1, {}) == ("index", 1)
+    assert nvml_handle(nvml, 1, {CUDA_ENV: "3,2"}) == ("index", 2)
+    assert nvml_handle(nvml, 0, {CUDA_ENV: "GPU-5e1f"}) == ("uuid", "GPU-5e1f")

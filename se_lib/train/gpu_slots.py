@@ -34,6 +34,7 @@ import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,20 @@ def visible_devices(environ: Mapping[str, str] | None = None) -> list[str]:
     if env.get(CUDA_ENV) is not None:
         return [d for d in _split(env[CUDA_ENV]) if d != "-1"]
     return nvml_devices()
+
+
+def nvml_handle(nvml: Any, cuda_index: int, environ: Mapping[str, str] | None = None) -> Any:
+    """NVML handle of the GPU CUDA calls ``cuda:<cuda_index>`` in this process. NVML numbers every GPU
+    of the machine; CUDA only those ``CUDA_VISIBLE_DEVICES`` lists (by index or UUID), e.g. a job given
+    slot ``GPU-5e1...`` sees it as ``cuda:0``."""
+    env = os.environ if environ is None else environ
+    visible = _split(env.get(CUDA_ENV, "")) if env.get(CUDA_ENV) is not None else []
+    if not visible:
+        return nvml.nvmlDeviceGetHandleByIndex(int(cuda_index))
+    entry = visible[int(cuda_index)]
+    if entry.isdigit():
+        return nvml.nvmlDeviceGetHandleByIndex(int(entry))
+    return nvml.nvmlDeviceGetHandleByUUID(entry)
 
 
 def _lock_file(folder: Path, device: str) -> Path:
