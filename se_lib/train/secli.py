@@ -29,7 +29,9 @@ the error and a one-line hint, not the usage. On top of Lightning's CLI this add
 * ``--resume true``: if ``<checkpoint dir>/last.ckpt`` and the run id stored beside it
   (:mod:`se_lib.train.resume`) by an interrupted job with the same model/data/optimizer config
   exist, continue that MLflow run from ``last.ckpt`` (no duplicated or missing metric steps);
-  otherwise start afresh.
+  otherwise start afresh;
+* DDP (``--trainer.devices N --trainer.strategy ddp``): rank 0 alone creates and writes the MLflow
+  run, the resume state and the model version; the ranks it starts follow its resume decision.
 
 The workflow's jobs build their argument lists and run this class in-process: :mod:`se_lib.train.jobs`.
 """
