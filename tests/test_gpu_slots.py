@@ -35,9 +35,16 @@ JOB_SCRIPT = """
 import json, os, time
 from se_lib.train.gpu_slots import claim_gpus
 
+from pathlib import Path
+
 claim = claim_gpus(snakemake.resources.gpu, poll_seconds=0.1)
 start = time.time()
-time.sleep(2.0)
+started = Path("started")
+started.mkdir(exist_ok=True)
+(started / snakemake.wildcards.i).touch()
+while len(list(started.iterdir())) < 2 and time.time() < start + 60:  # the first two jobs overlap
+    time.sleep(0.05)
+time.sleep(1.0)
 record = {"job": snakemake.wildcards.i, "pid": os.getpid(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
           "devices": list(claim.devices), "start": start, "end": time.time()}
 open(snakemake.output[0], "w").write(json.dumps(record))
