@@ -7,7 +7,11 @@
 # job copies the best and last checkpoints to the declared outputs and writes run.json.
 
 
+from se_lib.train.gpu_slots import job_gpus
+
 TRAIN_SCRIPT = workflow_script("train.py")
+# GPUs of one training job: train.devices (DDP when > 1), none with train.accelerator cpu.
+TRAIN_GPUS = job_gpus(config["train"]["devices"], config["train"]["accelerator"])
 
 
 rule train:
@@ -28,8 +32,12 @@ rule train:
     conda:
         "../envs/train.yaml"
     threads: int(config["train"]["threads"])
+    # gpu: locally counted against --resources gpu=N, the job's devices picked by se_lib/train/gpu_slots.py;
+    # under SLURM (executor plugin) --gpus=<gpu> --ntasks-per-gpu=1: the N GPUs and N tasks of a DDP job.
+    # Derived from train.devices: profiles should not set gpu/tasks for this rule.
     resources:
-        gpu=1,
+        gpu=TRAIN_GPUS,
+        tasks_per_gpu=1,
         mem_mb=8000,
     params:
         model=lambda wc: system_model(wc.model),

@@ -3,7 +3,7 @@
 import mlflow
 
 from se_lib.tracking.history import read_run_json
-from se_lib.train.jobs import predict_job
+from se_lib.train.gpu_slots import claim_gpus
 from se_lib.workflow import rule_job
 
 
@@ -21,6 +21,9 @@ def main(smk) -> None:
             "db_url": smk.params.db_url,
         },
     ) as (log, run):
+        claim_gpus(smk.resources.gpu, logger=log)  # before torch initialises CUDA
+        from se_lib.train.jobs import predict_job
+
         mlflow.set_tag("se.model", model)
         mlflow.set_tag("se.train_run_id", train_run["run_id"])
         stats = predict_job(

@@ -1,14 +1,17 @@
-"""Snakemake glue for rule `train`: `se fit` for one model (resumable), then best/last + run.json."""
+"""Snakemake glue for rule `train`: GPU slot(s), then `se fit` for one model (resumable), then best/last + run.json."""
 
 from pathlib import Path
 
 from se_lib.tracking.runs import snakemake_context
-from se_lib.train.jobs import train_job
+from se_lib.train.gpu_slots import claim_gpus
 from se_lib.workflow import log_to_file
 
 ctx = snakemake_context(snakemake)
 model = snakemake.params.model  # the model config; the wildcard is the system (the model or a sweep point)
 with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
+    claim_gpus(snakemake.resources.gpu, logger=log)  # before torch initialises CUDA; held until the job ends
+    from se_lib.train.jobs import train_job
+
     info = train_job(
         model,
         snakemake.config,
@@ -21,13 +24,14 @@ with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
         db_url=snakemake.params.db_url,
         sweep=snakemake.params.sweep,
     )
-    log.info(
-        "trained %s%s: run %s, best val_loss %s, registered %s v%s%s",
-        model,
-        f" (sweep point {snakemake.wildcards.model})" if snakemake.params.sweep else "",
-        info["run_id"],
-        info["best_val_loss"],
-        info["registered_model"],
-        info["registered_version"],
-        " (resumed)" if info["resumed"] else "",
-    )
+    if info.get("rank", 0) == 0:
+        log.info(
+            "trained %s%s: run %s, best val_loss %s, registered %s v%s%s",
+            model,
+            f" (sweep point {snakemake.wildcards.model})" if snakemake.params.sweep else "",
+            info["run_id"],
+            info["best_val_loss"],
+            info["registered_model"],
+            info["registered_version"],
+            " (resumed)" if info["resumed"] else "",
+        )

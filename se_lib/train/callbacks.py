@@ -29,6 +29,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from se_lib.tracking.training import log_checkpoint, mlflow_logger, register_checkpoint
+from se_lib.train.gpu_slots import nvml_handle
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class GPUStatsMonitor(Callback):
     ``system/gpu_temperature_celsius`` of GPU ``device_index`` during training.
 
     Args:
-        device_index: NVML index of the GPU to watch; ``None`` uses the trainer's CUDA device (0 on CPU).
+        device_index: CUDA index (``cuda:<i>``) of the GPU to watch, mapped through ``CUDA_VISIBLE_DEVICES``
+            to NVML's (:func:`se_lib.train.gpu_slots.nvml_handle`), so a job given a GPU slot watches
+            its own GPU; ``None`` uses the trainer's CUDA device (0 on CPU).
         interval_steps: log every this many optimiser steps (ignored if ``interval_seconds`` is set).
         interval_seconds: log at most this often (wall clock) instead of counting steps.
     """
@@ -99,7 +102,7 @@ class GPUStatsMonitor(Callback):
         try:
             nvml = load_nvml()
             nvml.nvmlInit()
-            self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            self._handle = nvml_handle(nvml, index)
             self._nvml = nvml
         except Exception as exc:  # no driver / no GPU / bad index: NVMLError subclasses, ImportError
             self._disabled = True

@@ -36,12 +36,14 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "cli_value",
+    "cluster_args",
     "override_args",
     "predict_args",
     "predict_job",
     "resolve_config_files",
     "train_args",
     "train_job",
+    "wait_for_ranks",
 ]
 
 
@@ -123,6 +125,37 @@ PREDICT_PREFIXES = ("data.", "model.")
 
 
 # ------------------------------------------------------------------------------------------ train
+def cluster_args(devices: int, environ: Mapping[str, str] | None = None) -> list[str]:
+    """``se fit`` arguments that let a job whose SLURM step has fewer tasks than ``devices`` start its
+    DDP ranks itself.
+
+    Snakemake's SLURM plugin runs every job as one task (``srun -n1`` inside the allocation, which holds
+    ``devices`` GPUs and as many tasks). Lightning would take ``SLURM_NTASKS`` (1) as the world size
+    and leave the other GPUs idle, so the job names Lightning's own environment: rank 0 starts the
+    other ranks on its node, on the GPUs SLURM assigned. A step launched with one task per device
+    (``srun --ntasks-per-node=<devices>``) is left to Lightning's ``SLURMEnvironment``.
+    """
+    env = os.environ if environ is None else environ
+    if devices > 1 and env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1")) < devices:
+        return ["--trainer.plugins", "lightning.fabric.plugins.environments.LightningEnvironment"]
+    return []
+
+
+def wait_for_ranks(trainer: Any, timeout: float = 300.0) -> None:
+    """On rank 0 of a DDP fit whose ranks Lightning started as subprocesses: wait until they have exited,
+    so that the job (and its GPU slots) ends after all of them; one still running after ``timeout``
+    seconds is killed."""
+    import subprocess
+
+    for proc in getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("DDP rank process %d still running %.0f s after the fit; killing it", proc.pid, timeout)
+            proc.kill()
+            proc.wait()
+
+
 def train_args(
     model: str,
     config: Mapping[str, Any],
@@ -133,10 +166,11 @@ def train_args(
 ) -> list[str]:
     """``se fit`` arguments for model ``model`` under the validated workflow ``config``.
 
-    ``train.extra_args`` come last, then ``overrides`` (a sweep point's, :mod:`se_lib.sweep`), so the
-    point's values win. The job registers its best checkpoint as a version of ``se-<model>``
-    (``--mlflow.register true``) unless it is a sweep point (``overrides`` given): a point is one
-    trial, not the model's next version.
+    ``train.devices`` and ``train.strategy`` become ``--trainer.devices`` / ``--trainer.strategy`` (see
+    :func:`cluster_args`). ``train.extra_args`` come last, then ``overrides`` (a sweep point's,
+    :mod:`se_lib.sweep`), so the point's values win. The job registers its best checkpoint as a version of
+    ``se-<model>`` (``--mlflow.register true``) unless it is a sweep point (``overrides`` given): a point
+    is one trial, not the model's next version.
     """
     train = config["train"]
     args = _se_args(
@@ -163,6 +197,8 @@ def train_args(
         "--resume",
         "true",
     ]
+    args += ["--trainer.devices", str(train["devices"]), "--trainer.strategy", train["strategy"]]
+    args += cluster_args(train["devices"])
     if train["max_epochs"] is not None:
         args += ["--trainer.max_epochs", str(train["max_epochs"])]
     if train["batch_size"] is not None:
@@ -204,7 +240,9 @@ def train_job(
 
     Checkpoints live in ``<out_dir>/checkpoints/`` (not workflow outputs, so a killed job leaves them
     for the rerun to resume from); on success they are copied to the outputs and removed.
-    Returns the ``run.json`` content.
+    Returns the ``run.json`` content. With ``train.devices`` > 1 every DDP rank runs this function;
+    only rank 0 writes (MLflow, outputs) and returns ``run.json``'s content, after the other ranks
+    have exited; the others return ``{"rank": <rank>}``.
     """
     from se_lib.io import copy_file_atomic, write_json_atomic
     from se_lib.tracking.git import git_info
@@ -217,6 +255,9 @@ def train_job(
     try:
         _run_se(args, rule=rule, wildcards=wildcards or {"model": model}, config=config, threads=threads, holder=holder)
         cli: SECLI = holder["cli"]
+        if not cli.trainer.is_global_zero:
+            return {"rank": int(cli.trainer.global_rank)}
+        wait_for_ranks(cli.trainer)
         result = dict(cli.fit_result or {})
         if not result.get("best_checkpoint") or not Path(result["best_checkpoint"]).is_file():
             raise RuntimeError(f"training {model}: no best checkpoint was written (did validation run?)")

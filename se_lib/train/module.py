@@ -3,7 +3,9 @@
 Training minimises the negative SI-SDR (Le Roux et al., "SDR – half-baked or well done?", ICASSP
 2019), the objective of Conv-TasNet (Luo & Mesgarani, TASLP 2019); the plain negative SDR is
 selectable.  Padding beyond each item's ``lengths`` is excluded.  Validation reports ``val_loss``,
-``val_si_sdr`` and ``val_si_sdri`` (improvement over the unprocessed reference microphone).
+``val_si_sdr`` and ``val_si_sdri`` (improvement over the unprocessed reference microphone); under
+DDP the logged values are averaged over the ranks (``sync_dist``), so checkpointing, early stopping
+and the LR scheduler decide alike on every rank.
 Optimisation the LightningCLI way: the ``se`` command's standard ``optimizer:`` / ``lr_scheduler:``
 sections (defaults :data:`DEFAULT_OPTIMIZER`, Adam with lr 1e-3, and :data:`DEFAULT_LR_SCHEDULER`,
 ``lightning.pytorch.cli.ReduceLROnPlateau`` on ``val_loss`` with patience 5 and factor 0.5) replace
@@ -138,7 +140,9 @@ class EnhancementModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         enhanced = self._enhance(batch)
         loss = self.loss_fn(enhanced, batch["target"], batch.get("lengths"))
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=enhanced.shape[0])
+        self.log(
+            "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=enhanced.shape[0], sync_dist=True
+        )
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -150,11 +154,11 @@ class EnhancementModule(pl.LightningModule):
         loss = self.loss_fn(enhanced, target, lengths)
         out_sdr = si_sdr(enhanced, target, lengths)
         in_sdr = si_sdr(batch["noisy"][:, self.ref_mic], target, lengths)
-        bs = enhanced.shape[0]
-        self.log(f"{prefix}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log(f"{prefix}_loss_epoch", loss, on_step=False, on_epoch=True, batch_size=bs)
-        self.log(f"{prefix}_si_sdr", out_sdr.mean(), on_step=False, on_epoch=True, batch_size=bs)
-        self.log(f"{prefix}_si_sdri", (out_sdr - in_sdr).mean(), on_step=False, on_epoch=True, batch_size=bs)
+        per_epoch = {"on_step": False, "on_epoch": True, "batch_size": enhanced.shape[0], "sync_dist": True}
+        self.log(f"{prefix}_loss", loss, prog_bar=True, **per_epoch)
+        self.log(f"{prefix}_loss_epoch", loss, **per_epoch)
+        self.log(f"{prefix}_si_sdr", out_sdr.mean(), **per_epoch)
+        self.log(f"{prefix}_si_sdri", (out_sdr - in_sdr).mean(), **per_epoch)
         return enhanced, loss
 
     def validation_step(

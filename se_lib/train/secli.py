@@ -32,7 +32,9 @@ the error and a one-line hint, not the usage. On top of Lightning's CLI this add
 * ``--resume true``: if ``<checkpoint dir>/last.ckpt`` and the run id stored beside it
   (:mod:`se_lib.train.resume`) by an interrupted job with the same model/data/optimizer config
   exist, continue that MLflow run from ``last.ckpt`` (no duplicated or missing metric steps);
-  otherwise start afresh.
+  otherwise start afresh;
+* DDP (``--trainer.devices N --trainer.strategy ddp``): rank 0 alone creates and writes the MLflow
+  run, the resume state and the model version; the ranks it starts follow its resume decision.
 
 The workflow's jobs build their argument lists and run this class in-process: :mod:`se_lib.train.jobs`.
 """
@@ -80,6 +82,7 @@ TRAINER_PARAMS = (
     "precision",
     "accelerator",
     "devices",
+    "strategy",
     "limit_train_batches",
     "limit_val_batches",
     "check_val_every_n_epoch",
@@ -299,6 +302,13 @@ class SECLI(LightningCLI):
     def _prepare_resume(self, cfg: Any) -> None:
         state = read_resume_state(self.checkpoint_dir)
         last = self.checkpoint_dir / "last.ckpt"
+        if rank_zero_only.rank != 0:
+            # A DDP rank started by rank 0 (which ran this first, and cleared the folder unless it
+            # resumes): resume iff rank 0 does, i.e. iff its last.ckpt is there; no store calls.
+            if state is not None and state.config_digest == self.digest and last.is_file():
+                cfg.ckpt_path = str(last)
+                self.resume_run_id = state.run_id or None
+            return
         if state is None:
             if any(self.checkpoint_dir.glob("*.ckpt")):
                 log.warning("resume: %s holds checkpoints without a run id; starting afresh", self.checkpoint_dir)
@@ -424,6 +434,7 @@ class SECLI(LightningCLI):
             "best_val_loss": float(ckpt.best_model_score) if ckpt and ckpt.best_model_score is not None else None,
             "epochs": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
+            "world_size": int(trainer.world_size),
             "registered_model": reg.model_name if reg else None,
             "registered_version": reg.version if reg else None,
             "resumed": self.resume_run_id is not None,
