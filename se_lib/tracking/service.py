@@ -136,9 +136,9 @@ def is_loopback(host: str) -> bool:
 
 
 def server_command(s: ServiceSettings) -> list[str]:
-    """``mlflow server`` for resolved settings ``s``: the UI's command (:func:`se_lib.tracking.ui.server_command`)
+    """``mlflow server`` for resolved settings ``s``: the UI's command (:func:`se_lib.tracking.server.server_command`)
     with artifacts proxied, and the basic-auth app with ``s.auth``."""
-    from se_lib.tracking.ui import server_command as base_command
+    from se_lib.tracking.server import server_command as base_command
 
     cmd = base_command(s.backend_store_uri, s.host, s.port, s.workers)
     cmd += ["--serve-artifacts", "--artifacts-destination", s.artifacts_destination]
@@ -330,7 +330,7 @@ def start(s: ServiceSettings, *, admin_password_file: str | None = None, timeout
         raise ServiceError(busy_port_message(s.host, s.port, "mlflow-start"))
     if s.artifacts_destination.startswith("/") or "://" not in s.artifacts_destination:
         Path(s.artifacts_destination).mkdir(parents=True, exist_ok=True)
-    from se_lib.tracking.ui import server_env
+    from se_lib.tracking.server import server_env
 
     env = server_env()  # the environment without the server's GenAI job workers
     if s.auth:

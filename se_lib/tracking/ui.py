@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from se_lib.tracking.server import server_command, server_env
 from se_lib.tracking.urls import DEFAULT_HOST, DEFAULT_PORT, TRAINING_RUNS, run_url, runs_table_url
 
 __all__ = ["experiment_id", "main", "run_url", "runs_table_url", "server_command", "server_env"]
@@ -47,34 +47,6 @@ def experiment_id(experiment: str, tracking_uri: str) -> str:
         names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY))
         raise LookupError(f"experiment {experiment!r} not in {tracking_uri} (experiments: {', '.join(names)})")
     return exp.experiment_id
-
-
-def server_command(
-    tracking_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1
-) -> list[str]:
-    """``mlflow server`` over the store ``tracking_uri`` on ``host:port`` (one worker unless ``workers``);
-    the background service (:mod:`se_lib.tracking.service`) adds its options to it."""
-    exe = Path(sys.executable).with_name("mlflow")
-    mlflow = str(exe) if exe.exists() else (shutil.which("mlflow") or "mlflow")
-    return [
-        mlflow,
-        "server",
-        "--backend-store-uri",
-        tracking_uri,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-
-
-def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default ``os.environ``) with the server's job runner off unless set there."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    return env
 
 
 def main(argv: Sequence[str] | None = None) -> int:
