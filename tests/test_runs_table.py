@@ -162,11 +162,14 @@ def test_se_runs_on_the_tiny_workflow_run(workflow_run):
     assert len(table) == len(client.search_runs([client.get_experiment_by_name("tiny_smoke").experiment_id]))
     assert table["invocation"].nunique() == 1 and table["status"].eq("FINISHED").all()
     train = table[table["rule"] == "train"].set_index("model")
+    assert train.index.is_unique  # one row per system: the models and the sweep points (<model>--<point>)
     for run_json in (workdir / "results" / "models").glob("*/run.json"):
         info = json.loads(run_json.read_text())
-        row = train.loc[info["model"]]
+        row = train.loc[run_json.parent.name]
         assert row["run_id"] == info["run_id"] and row["commit"].startswith(info["git_commit"][:8])
-        assert row["model_version"] == f"{info['registered_model']}/{info['registered_version']}"
+        version = info.get("registered_version")
+        registered = f"{info['registered_model']}/{version}" if version else ""
+        assert row["model_version"] == registered, run_json  # sweep points are trials, not model versions
         assert pd.notna(row["best_val_si_sdr"]) and pd.notna(row["test_si_sdri"]) and pd.notna(row["test_stoi"])
     assert set(
         runs_table("tiny_smoke", tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}", rule="score")["model"]

@@ -1,7 +1,8 @@
 """The runs table of an experiment as people read it in the MLflow UI: ``uv run se runs``.
 
 One row per MLflow run, newest first: start time (UTC), run name, rule (``snakemake.rule``; ``cli``
-for an ad-hoc ``se`` command), model (``se.model``, else the ``model`` wildcard), status, short
+for an ad-hoc ``se`` command), model (the ``model`` wildcard, i.e. the system: a model or a sweep
+point ``<model>--<point>``; else ``se.model``), status, short
 commit (``*`` when the tree was dirty), the invocation id, the registered model version
 (``se.registered_model``), the best validation SI-SDR of a training run and the test summaries the
 scoring rules logged onto it (:data:`KEY_METRICS`), and the run id.
@@ -79,7 +80,7 @@ def _row(client: Any, run: Any) -> dict[str, Any]:
         "run_name": tags.get("mlflow.runName", run.info.run_name or ""),
         # the parent run of a `snakemake` invocation has no rule: it groups the rule runs under it
         "rule": tags.get("snakemake.rule") or ("(invocation)" if tags.get("se.run_kind") == "invocation" else ""),
-        "model": tags.get("se.model") or tags.get("snakemake.wildcards.model", ""),
+        "model": tags.get("snakemake.wildcards.model") or tags.get("se.model", ""),
         "status": run.info.status,
         "commit": _short_commit(tags),
         "invocation": tags.get("se.invocation_id", ""),
