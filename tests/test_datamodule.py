@@ -122,6 +122,22 @@ def test_predict_full_length_and_padding(world):
     assert v["noisy"].shape[-1] == 40000 and v["lengths"].tolist() == [32000] * 4
 
 
+def test_eval_segment_seconds(world):
+    """Short training crops, validation on other lengths: "train" (default) keeps the crop length, None
+    the whole mixtures, a number that many seconds; training crops are unaffected."""
+    lengths = {}
+    for value in ("train", None, 1.0):
+        dm = make_dm(world, eval_segment_seconds=value)
+        dm.setup("fit")
+        lengths[value] = next(iter(dm.val_dataloader()))["noisy"].shape[-1]
+        assert next(iter(dm.train_dataloader()))["noisy"].shape[-1] == 8000
+    assert lengths == {"train": 8000, None: 32000, 1.0: 16000}
+    with pytest.raises(ValueError, match="eval_segment_seconds"):
+        make_dm(world, eval_segment_seconds=0)
+    with pytest.raises(ValueError, match="eval_segment_seconds"):
+        make_dm(world, eval_segment_seconds="whole")
+
+
 def test_bad_arguments(world):
     with pytest.raises(ValueError, match="sample_rate"):
         make_dm(world, sample_rate=8000).setup("fit")
@@ -149,10 +165,15 @@ def test_lightning_cli_style_overrides(world):
             "1.5",
             "--data.corpus_root",
             str(root),
+            "--data.eval_segment_seconds",
+            "null",
         ]
     )
     dm = MixtureDataModule(**cfg.data.as_dict())
     assert dm.batch_size == 16 and dm.snr_range == (-5.0, 5.0) and dm.segment_seconds == 1.5
+    assert dm.eval_segment_seconds is None
+    assert p.parse_args(["--data.db_url", url, "--data.eval_segment_seconds", "2.5"]).data.eval_segment_seconds == 2.5
+    assert p.parse_args(["--data.db_url", url]).data.eval_segment_seconds == "train"
 
 
 class _Probe(L.LightningModule):

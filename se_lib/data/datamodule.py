@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as L
 import numpy as np
@@ -148,7 +148,12 @@ class MixtureDataModule(L.LightningDataModule):
         batch_size: items per batch.
         num_workers: DataLoader worker processes (persistent when > 0).
         snr_range: ``[low, high]`` dB; train SNRs are redrawn uniformly in it (None: the DB's).
-        segment_seconds: train crop / val-test segment length (None: the whole mixture).
+        segment_seconds: train crop length, and the val/test segment length unless
+            ``eval_segment_seconds`` is given (None: the whole mixture).
+        eval_segment_seconds: val/test segment length: ``"train"`` (default) the same as
+            ``segment_seconds``; ``None`` whole mixtures; a number that many seconds. E.g. short
+            crops for many cheap training steps but validation (and the live speech metrics: PESQ
+            wants more than a second of speech) on whole mixtures.
         sample_rate: expected sample rate; must match the DB.
         seed: seed of the shuffling, crops and SNR redraws.
         predict_split: split served by ``predict_dataloader``.
@@ -168,6 +173,7 @@ class MixtureDataModule(L.LightningDataModule):
         predict_split: str = "test",
         max_items: int | None = None,
         corpus_root: str = ".",
+        eval_segment_seconds: float | Literal["train"] | None = "train",
     ) -> None:
         super().__init__()
         if snr_range is not None:
@@ -176,6 +182,12 @@ class MixtureDataModule(L.LightningDataModule):
             snr_range = (float(snr_range[0]), float(snr_range[1]))
         if segment_seconds is not None and segment_seconds <= 0:
             raise ValueError(f"data.segment_seconds must be > 0, got {segment_seconds}")
+        if (
+            eval_segment_seconds != "train"
+            and eval_segment_seconds is not None
+            and not (isinstance(eval_segment_seconds, (int, float)) and eval_segment_seconds > 0)
+        ):
+            raise ValueError(f"data.eval_segment_seconds must be 'train', null or > 0, got {eval_segment_seconds!r}")
         if predict_split not in SPLITS:
             raise ValueError(f"data.predict_split must be one of {SPLITS}, got {predict_split!r}")
         if batch_size < 1 or num_workers < 0 or (max_items is not None and max_items < 1):
@@ -186,6 +198,7 @@ class MixtureDataModule(L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.snr_range = snr_range
         self.segment_seconds = segment_seconds
+        self.eval_segment_seconds = eval_segment_seconds
         self.sample_rate = int(sample_rate)
         self.seed = int(seed)
         self.predict_split = predict_split
@@ -216,8 +229,12 @@ class MixtureDataModule(L.LightningDataModule):
             self._channels = int(values[0])
         return self._channels
 
-    def _segment(self) -> int | None:
-        return None if self.segment_seconds is None else round(self.segment_seconds * self.sample_rate)
+    def _segment(self, mode: str = "train") -> int | None:
+        """Segment length in samples of ``mode``'s items (None: whole mixtures)."""
+        seconds = self.segment_seconds
+        if mode in ("val", "test") and self.eval_segment_seconds != "train":
+            seconds = self.eval_segment_seconds
+        return None if seconds is None else round(seconds * self.sample_rate)
 
     def _dataset(self, split: str, mode: str) -> MixtureDataset:
         rows = list(mixture_db.iter_mixtures(self.db_url, split, limit=self.max_items))
@@ -226,7 +243,7 @@ class MixtureDataModule(L.LightningDataModule):
         return MixtureDataset(
             rows,
             mode,
-            self._segment() if mode != "predict" else None,
+            self._segment(mode) if mode != "predict" else None,
             self.snr_range if mode == "train" else None,
             self.seed,
             self.corpus_root,

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from se_lib.tracking.table import add_store_options, format_table, runs_table, store_from_args
+from se_lib.tracking.table import add_run_filters, add_store_options, format_table, runs_table, store_from_args
 
 __all__ = ["collect_garbage", "delete_runs", "main", "parse_age"]
 
@@ -150,9 +150,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("delete", help="mark runs deleted (by run id, rule, model, invocation, age)")
     d.add_argument("run_ids", nargs="*", help="run ids")
-    d.add_argument("--rule", help="runs of this Snakemake rule (cli: ad-hoc `se` commands)")
-    d.add_argument("--model", help="runs of this model")
-    d.add_argument("--invocation", help="runs of this workflow invocation (id or prefix), its parent run too")
+    add_run_filters(d, parent_too=True)
     d.add_argument("--older-than", type=parse_age, help="runs started longer ago than this (30d, 12h, 2w)")
     g = sub.add_parser("gc", help="remove the deleted runs and their artifacts for good (mlflow gc)")
     g.add_argument("--backend-store-uri", help="the server's backend store (default: the running service's)")

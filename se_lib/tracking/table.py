@@ -214,6 +214,19 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_filters(p: argparse.ArgumentParser, *, parent_too: bool = False) -> None:
+    """``--model``, ``--rule`` and ``--invocation``: which runs a command selects (``se runs``, ``se runs
+    delete``); the same selection as :func:`runs_table`'s keyword arguments. ``parent_too``: the
+    invocation's parent run is selected with its children (``delete``)."""
+    p.add_argument("--model", help="only runs of this model or sweep point (tag se.model or wildcard model)")
+    p.add_argument("--rule", help="only runs of this Snakemake rule (cli: ad-hoc `se` commands)")
+    p.add_argument(
+        "--invocation",
+        help="only runs of this workflow invocation id (or a prefix of it)"
+        + (", its parent run too" if parent_too else ""),
+    )
+
+
 def store_from_args(args: argparse.Namespace) -> tuple[str, str]:
     """``(experiment, tracking URI)`` of :func:`add_store_options`' arguments: the options, else the workflow
     config's (:func:`se_lib.config.experiment_name`, :func:`se_lib.config.tracking_uri`). A tracking server
@@ -240,9 +253,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="examples:  se runs --rule train | se runs --model dprnn --csv > dprnn.csv | "
         "se runs --configfile config/config.yaml --configfile config/tiny.yaml",
     )
-    p.add_argument("--model", help="only runs of this model (tag se.model or wildcard model)")
-    p.add_argument("--rule", help="only runs of this Snakemake rule (cli: ad-hoc `se` commands)")
-    p.add_argument("--invocation", help="only runs of this workflow invocation id (or a prefix of it)")
+    add_run_filters(p)
     add_store_options(p)
     p.add_argument("--csv", action="store_true", help="write CSV (all digits) instead of the text table")
     return p
