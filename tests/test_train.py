@@ -22,7 +22,15 @@ from torch.utils.data import DataLoader
 
 from se_lib.train.cli import SECLI, arch_name, main
 from se_lib.train.jobs import train_args
-from se_lib.train.losses import MRSTFT_WEIGHT, get_loss, multi_resolution_stft, negative_si_sdr, sdr, si_sdr
+from se_lib.train.losses import (
+    MRSTFT_WEIGHT,
+    get_loss,
+    multi_resolution_stft,
+    negative_si_sdr,
+    preemphasis,
+    sdr,
+    si_sdr,
+)
 from se_lib.train.module import EnhancementModule
 from se_lib.train.resume import config_digest
 from se_lib.train.trainers import bare_trainer
@@ -71,6 +79,30 @@ def test_padding_is_excluded_by_lengths():
         torch.testing.assert_close(masked, per_item, atol=1e-4, rtol=1e-5)
     with pytest.raises(ValueError, match="lengths"):
         si_sdr(estimate, target, torch.tensor([1000, 0, 5]))
+
+
+def test_preemphasised_si_sdr_weighs_the_upper_bands():
+    """The same error energy costs more at 4 kHz than at 200 Hz under si_sdr_preemph, while plain
+    SI-SDR cannot tell them apart; still scale-invariant; padding beyond lengths is ignored."""
+    t = torch.arange(16000) / 16000
+    g = torch.Generator().manual_seed(7)
+    target = torch.randn(1, 16000, generator=g)
+    low, high = (0.1 * torch.sin(2 * torch.pi * f * t)[None] for f in (200.0, 4000.0))
+    plain, pre = get_loss("si_sdr"), get_loss("si_sdr_preemph")
+    assert float(plain(target + low, target)) == pytest.approx(float(plain(target + high, target)), abs=0.05)
+    assert float(pre(target + high, target)) > float(pre(target + low, target)) + 10.0  # dB
+    torch.testing.assert_close(pre(3.0 * (target + high), target), pre(target + high, target))
+    x = torch.randn(2, 50, generator=g)
+    torch.testing.assert_close(preemphasis(x)[:, 1:], x[:, 1:] - 0.95 * x[:, :-1])
+    padded_e, padded_t = (target + high).repeat(2, 1), target.repeat(2, 1)
+    padded_e[1, 12000:], padded_t[1, 12000:] = 9.0, -9.0
+    per_item = pre(padded_e[1:, :12000], padded_t[1:, :12000])
+    masked = -si_sdr(
+        preemphasis(padded_e, torch.tensor([16000, 12000])),
+        preemphasis(padded_t, torch.tensor([16000, 12000])),
+        torch.tensor([16000, 12000]),
+    )[1]
+    torch.testing.assert_close(masked, per_item)
 
 
 def test_multi_resolution_stft_loss():

@@ -64,9 +64,9 @@ class EnhancementModule(pl.LightningModule):
         net: the network; ``forward(noisy [B, C, T]) -> enhanced [B, T]``. Its optional attributes
             ``ref_mic`` (reference channel, default 0) and ``in_channels`` are used for the input
             SI-SDR baseline and for checking the data's channel count.
-        loss: ``"si_sdr"`` (negative SI-SDR, default), ``"sdr"`` (negative plain SDR) or
-            ``"si_sdr+mrstft"`` (negative SI-SDR + multi-resolution STFT loss; see
-            :mod:`se_lib.train.losses`).
+        loss: ``"si_sdr"`` (negative SI-SDR, default), ``"sdr"`` (negative plain SDR),
+            ``"si_sdr_preemph"`` (negative SI-SDR of pre-emphasised signals) or ``"si_sdr+mrstft"``
+            (negative SI-SDR + multi-resolution STFT loss); see :mod:`se_lib.train.losses`.
         num_val_samples_to_log: validation examples kept each epoch for
             :class:`se_lib.train.callbacks.AudioSampleLogger` (wavs + spectrogram).
         sample_rate: sampling rate (Hz) the network is trained at; must match the data module's.
