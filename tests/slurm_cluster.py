@@ -224,8 +224,8 @@ def slurm_cluster(base: Path) -> Iterator[Cluster]:
     # gres.conf is read from beside slurm.conf; no autodetection: two "GPUs" that are harmless tty devices
     (base / "gres.conf").write_text(f"AutoDetect=off\nNodeName={node} Name=gpu File=/dev/tty[0-{FAKE_GPUS - 1}]\n")
     cluster = Cluster(base, conf, node, bins)
-    if DEFAULT_CONF.is_symlink() and not DEFAULT_CONF.exists():
-        DEFAULT_CONF.unlink()  # left by a test cluster that was killed
+    if DEFAULT_CONF.is_symlink() and _left_by_a_test_cluster(DEFAULT_CONF):
+        DEFAULT_CONF.unlink()  # left by a test cluster that was killed before its cleanup
     if DEFAULT_CONF.exists() or DEFAULT_CONF.is_symlink():
         raise SlurmUnavailable(f"{DEFAULT_CONF} exists: this machine has a SLURM of its own, the test leaves it alone")
     key = base / "munge" / "munge.key"
@@ -266,6 +266,27 @@ def slurm_cluster(base: Path) -> Iterator[Cluster]:
             if DEFAULT_CONF.is_symlink() and DEFAULT_CONF.readlink() == conf:
                 DEFAULT_CONF.unlink()
         cluster.stop()
+
+
+def _left_by_a_test_cluster(link: Path) -> bool:
+    """Whether ``link`` (a symlink) is this module's own, left behind by a test cluster killed before its
+    cleanup: dangling, or pointing at a slurm.conf of ``ClusterName=se-test`` whose slurmctld is not
+    running (a live test cluster of another session keeps its link)."""
+    target = link.resolve()
+    if not target.exists():
+        return True
+    try:
+        text = target.read_text()
+    except OSError:
+        return False
+    if "ClusterName=se-test" not in text:
+        return False
+    pid_file = target.parent / "slurmctld.pid"
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return True  # no pid file, or its process is gone
+    return False
 
 
 @contextlib.contextmanager
