@@ -102,17 +102,16 @@ def negative_sdr(estimate: Tensor, target: Tensor, lengths: Tensor | None = None
     return -sdr(estimate, target, lengths).mean()
 
 
-def preemphasis(x: Tensor, lengths: Tensor | None = None, coefficient: float = PREEMPHASIS) -> Tensor:
-    """``y[n] = x[n] - coefficient * x[n-1]`` along the last axis (``y[0] = x[0]``), samples beyond
-    ``lengths`` zeroed first (so the filter does not reach into the padding)."""
-    x = x * valid_mask(lengths, x).to(x.dtype) if x.ndim == 2 else x
+def preemphasis(x: Tensor, coefficient: float = PREEMPHASIS) -> Tensor:
+    """``y[n] = x[n] - coefficient * x[n-1]`` along the last axis (``y[0] = x[0]``). Causal: a valid
+    sample's output depends on valid samples only, so padding needs no masking here (the loss masks)."""
     return torch.cat([x[..., :1], x[..., 1:] - coefficient * x[..., :-1]], dim=-1)
 
 
 def negative_si_sdr_preemph(estimate: Tensor, target: Tensor, lengths: Tensor | None = None) -> Tensor:
     """Batch-mean negative SI-SDR (dB) of the pre-emphasised signals (:func:`preemphasis`)."""
     _check_pair(estimate, target)
-    return -si_sdr(preemphasis(estimate, lengths), preemphasis(target, lengths), lengths).mean()
+    return -si_sdr(preemphasis(estimate), preemphasis(target), lengths).mean()
 
 
 def multi_resolution_stft(
