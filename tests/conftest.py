@@ -85,8 +85,25 @@ def snakemake_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+# How the tests schedule the tiny workflow, locally and through SLURM alike: one core per job, so two jobs share
+# the 2-core CI machine (a tiny job is mostly Python start-up and imports, which use one core; at the rules' own
+# 2 threads every job would wait for the one before it), and two GPU-declaring jobs in flight (no job runs on a
+# GPU here; the SLURM test cluster has two fake GPUs, and the plugin only submits what Snakemake lets through).
+TINY_SCHEDULING = (
+    "--set-threads",
+    "rooms=1",
+    "train=1",
+    "predict=1",
+    "score=1",
+    "score_noisy=1",
+    "--resources",
+    "gpu=2",
+)
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1700) -> subprocess.CompletedProcess:
-    """Run Snakemake on the workflow copy in ``workdir`` (tiny config, 2 cores), with :func:`snakemake_env`."""
+    """Run Snakemake on the workflow copy in ``workdir`` (tiny config, 2 cores, :data:`TINY_SCHEDULING`), with
+    :func:`snakemake_env`."""
     env = snakemake_env(workdir)
     cmd = [
         sys.executable,
@@ -100,6 +117,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 17
         str(workdir / "config" / "tiny.yaml"),
         "--cores",
         "2",
+        *TINY_SCHEDULING,
         *args,
     ]
     out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)

@@ -16,8 +16,11 @@ job's MLflow run carries a SLURM job id that the scheduler's own history (its jo
 plugin's per-job logs know too. ``test_timings`` prints where the extra wall time under SLURM goes.
 
 Test-only settings on top of the profile (a test cluster, not a site's): the first status check after 2 s
-(the plugin's default 40 s suits real clusters), and train/predict asking for a quarter of the node's memory
-(the rules' 8/4 GB may exceed a CI machine; SLURM rejects a job asking for more than a node has).
+(the plugin's default 40 s suits real clusters), train/predict asking for a quarter of the node's memory
+(the rules' 8/4 GB may exceed a CI machine; SLURM rejects a job asking for more than a node has), and the
+scheduling the local run uses too (conftest.TINY_SCHEDULING: one CPU per job, two GPU jobs in flight), so
+two jobs share the 2-CPU node and one is queued while another finishes (the local run: 367 -> 202 s, the SLURM
+run: 740 -> 391 s on an idle 2-core machine).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import mlflow
 import pytest
 import yaml
 
-from conftest import commit_workflow_source, copy_workflow_source, snakemake_env
+from conftest import TINY_SCHEDULING, commit_workflow_source, copy_workflow_source, snakemake_env
 from slurm_cluster import DEFAULT_CONF, Cluster, SlurmUnavailable, mlflow_server, slurm_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
@@ -88,6 +91,7 @@ def run_slurm_snakemake(workdir: Path, cluster: Cluster, env: dict, *extra: str,
         "2",
         "--set-resources",
         *profile_set_resources(workdir, real_memory(cluster) // 4),
+        *TINY_SCHEDULING,
         *extra,
         "--configfile",
         "config/tiny.yaml",
