@@ -10,8 +10,13 @@
 from se_lib.train.gpu_slots import job_gpus
 
 TRAIN_SCRIPT = workflow_script("train.py")
-# GPUs of one training job: train.devices (DDP when > 1), none with train.accelerator cpu.
-TRAIN_GPUS = job_gpus(config["train"]["devices"], config["train"]["accelerator"])
+
+
+def train_gpus(wildcards):
+    """GPUs of one training job: train.devices (DDP when > 1); none with train.accelerator cpu, or run by the
+    local executor on a machine without a GPU (se_lib/train/gpu_slots.py job_gpus). Evaluated per job, once
+    Snakemake knows its executor."""
+    return job_gpus(config["train"]["devices"], config["train"]["accelerator"], local=workflow.local_exec)
 
 
 rule train:
@@ -32,11 +37,12 @@ rule train:
     conda:
         "../envs/train.yaml"
     threads: int(config["train"]["threads"])
-    # gpu: locally counted against --resources gpu=N, the job's devices picked by se_lib/train/gpu_slots.py;
+    # gpu: locally counted against --resources gpu=N, the job's devices picked by se_lib/train/gpu_slots.py
+    # (0 on a machine without a GPU: trainings then run side by side, as many as cores / threads allow);
     # under SLURM (executor plugin) --gpus=<gpu> --ntasks-per-gpu=1: the N GPUs and N tasks of a DDP job.
     # Derived from train.devices: profiles should not set gpu/tasks for this rule.
     resources:
-        gpu=TRAIN_GPUS,
+        gpu=train_gpus,
         tasks_per_gpu=1,
         mem_mb=8000,
     params:

@@ -6,12 +6,14 @@
 * A slot held by a process that is SIGKILLed is free again: a job waiting for a device gets it.
 * Under SLURM the scheduler's ``CUDA_VISIBLE_DEVICES`` is kept; without a GPU the job says it runs on
   the CPU; asking for more GPUs than visible is a clear error.
+* The workflow's train/predict jobs ask for a ``gpu`` only where the machine has one (local executor).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,6 +144,12 @@ def test_scheduler_cpu_and_limits(tmp_path, caplog):
         claim = claim_gpus(1, environ=env)
     assert claim.source == "none" and CUDA_ENV not in env
     assert "this job runs on the CPU" in caplog.text
+    # ... also when the workflow asked for none because of that (job_gpus on a GPU-less machine), or the CPU
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert claim_gpus(0, environ=dict(env)).source == "none"
+        claim_gpus(0, environ={DEVICES_ENV: "0"})
+    assert "GPU: none found on" in caplog.text and "GPU: none requested; this job runs on the CPU" in caplog.text
     # more GPUs than visible: named, not waited for
     with pytest.raises(ValueError, match="needs 3 GPUs but only 2 are visible"):
         claim_gpus(3, environ={DEVICES_ENV: "0,1", LOCK_DIR_ENV: str(tmp_path / "locks")})
@@ -157,6 +165,11 @@ def test_scheduler_cpu_and_limits(tmp_path, caplog):
     assert again.devices == ("a", "b")
     again.release()
     assert job_gpus(2, "auto") == 2 and job_gpus(2, "cpu") == 0
+    # run here (local executor): only when this machine has a GPU to give; a cluster's jobs ask regardless
+    assert job_gpus(2, "auto", local=True, environ={DEVICES_ENV: "a,b"}) == 2
+    assert job_gpus(2, "auto", local=True, environ={DEVICES_ENV: ""}) == 0
+    assert job_gpus(1, "gpu", local=True, environ={CUDA_ENV: "-1"}) == 0
+    assert job_gpus(2, "auto", local=False, environ={DEVICES_ENV: ""}) == 2
 
 
 def test_gpu_monitor_watches_the_slot_it_was_given():
@@ -167,3 +180,20 @@ def test_gpu_monitor_watches_the_slot_it_was_given():
     assert nvml_handle(nvml, 1, {}) == ("index", 1)
     assert nvml_handle(nvml, 1, {CUDA_ENV: "3,2"}) == ("index", 2)
     assert nvml_handle(nvml, 0, {CUDA_ENV: "GPU-5e1f"}) == ("uuid", "GPU-5e1f")
+
+
+@pytest.mark.parametrize(("devices", "expected"), [("", "0"), ("0", "1")])
+def test_workflow_asks_for_a_gpu_only_where_there_is_one(tmp_path, devices, expected):
+    """The real workflow's train and predict jobs (a dry run, local executor): ``gpu=1`` on a machine with a GPU,
+    ``gpu=0`` without one, so there they run side by side instead of queueing behind ``--resources gpu=1``."""
+    from conftest import copy_workflow_source, snakemake_env
+
+    workdir = copy_workflow_source(tmp_path / "wf")
+    env = {**snakemake_env(workdir), DEVICES_ENV: devices}
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--resources", "gpu=1", "--configfile", "config/tiny.yaml"]
+    out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):.*?resources: ([^\n]*)", out.stdout, re.M | re.S)
+    gpus = {rule: dict(kv.split("=", 1) for kv in res.split(", ")).get("gpu") for rule, res in jobs}
+    assert gpus["train"] == gpus["predict"] == expected, gpus
+    assert gpus["score"] is None

@@ -13,7 +13,9 @@ CUDA) picks free devices and sets ``CUDA_VISIBLE_DEVICES`` for the job:
   (SLURM sets ``CUDA_VISIBLE_DEVICES`` for the GPUs it granted); nothing is locked.
 * **inherited** -- a process started by a job that claimed devices (Lightning's DDP ranks re-run the
   job script) keeps its parent's devices (:data:`ASSIGNED_ENV`).
-* **none** -- no GPU on the machine: the job runs on the CPU and says so in its log (one line).
+* **none** -- no GPU on the machine: the job runs on the CPU and says so in its log (one line). Run by the
+  local executor, such jobs ask for no ``gpu`` at all (:func:`job_gpus`), so they do not queue behind
+  ``--resources gpu=N`` and run side by side as cores allow.
 
 The devices to choose from: ``$SE_GPU_DEVICES`` (comma-separated ids: an override, e.g. fake devices
 in tests), else a ``CUDA_VISIBLE_DEVICES`` set before the workflow started (a subset the user allows),
@@ -67,9 +69,17 @@ class GpuClaim:
         self.release()
 
 
-def job_gpus(devices: int, accelerator: str) -> int:
-    """GPUs a training job asks the scheduler for: ``devices``, or none when it is told to use the CPU."""
-    return 0 if accelerator == "cpu" else int(devices)
+def job_gpus(
+    devices: int, accelerator: str | None, *, local: bool = False, environ: Mapping[str, str] | None = None
+) -> int:
+    """GPUs a job asks the scheduler for (its ``gpu`` resource): ``devices``; none when it is told to use the
+    CPU (``accelerator`` cpu), or when it runs on this machine (``local``: Snakemake's local executor) and the
+    machine has no GPU to give (:func:`visible_devices` empty). Such a job runs on the CPU either way; counting it
+    against ``--resources gpu=N`` would only keep the CPU jobs of a GPU-less machine from running side by side.
+    A cluster executor's jobs run elsewhere: they ask for ``devices`` whatever the submitting machine has."""
+    if accelerator == "cpu" or (local and not visible_devices(environ)):
+        return 0
+    return int(devices)
 
 
 def lock_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -179,8 +189,11 @@ def claim_gpus(
     env = os.environ if environ is None else environ
     say = logger or log
     count = int(count)
-    if count <= 0:
-        return GpuClaim((), "none", "GPU: none requested; this job runs on the CPU")
+    if count <= 0:  # accelerator cpu, or a GPU-less machine (job_gpus asked for none)
+        why = "none requested" if visible_devices(env) else f"none found on {socket.gethostname()}"
+        claim = GpuClaim((), "none", f"GPU: {why}; this job runs on the CPU")
+        say.info(claim.message)
+        return claim
     if env.get(ASSIGNED_ENV) is not None:
         devices = tuple(_split(env[ASSIGNED_ENV]))
         return GpuClaim(devices, "inherited", f"GPU: {CUDA_ENV}={','.join(devices)} (claimed by the parent job)")
