@@ -130,6 +130,15 @@ def test_multi_resolution_stft_loss():
         get_loss("si_sdr+mrstft")(estimate, target),
         negative_si_sdr(estimate, target) + MRSTFT_WEIGHT * multi_resolution_stft(estimate, target),
     )
+    torch.testing.assert_close(  # the weight is a setting (EnhancementModule mrstft_weight); 0: SI-SDR alone
+        get_loss("si_sdr+mrstft", mrstft_weight=1.5)(estimate, target),
+        negative_si_sdr(estimate, target) + 1.5 * multi_resolution_stft(estimate, target),
+    )
+    torch.testing.assert_close(get_loss("si_sdr+mrstft", 0.0)(estimate, target), negative_si_sdr(estimate, target))
+    module = EnhancementModule(torch.nn.Identity(), loss="si_sdr+mrstft", mrstft_weight=2.0)
+    torch.testing.assert_close(module.loss_fn(estimate, target), get_loss("si_sdr+mrstft", 2.0)(estimate, target))
+    with pytest.raises(ValueError, match="mrstft_weight must be >= 0"):
+        EnhancementModule(torch.nn.Identity(), loss="si_sdr+mrstft", mrstft_weight=-1.0)
     w = torch.zeros(2, 16000, requires_grad=True)
     opt = torch.optim.Adam([w], lr=0.05)
     losses = []

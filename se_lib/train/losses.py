@@ -26,6 +26,7 @@ energies), and returns one value per item ``[B]``; losses return the batch mean.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -138,23 +139,28 @@ def multi_resolution_stft(
     return total / len(resolutions)
 
 
-def negative_si_sdr_mrstft(estimate: Tensor, target: Tensor, lengths: Tensor | None = None) -> Tensor:
-    """Negative SI-SDR (dB) + :data:`MRSTFT_WEIGHT` x multi-resolution STFT loss, batch means."""
-    return negative_si_sdr(estimate, target, lengths) + MRSTFT_WEIGHT * multi_resolution_stft(estimate, target, lengths)
+def negative_si_sdr_mrstft(
+    estimate: Tensor, target: Tensor, lengths: Tensor | None = None, weight: float = MRSTFT_WEIGHT
+) -> Tensor:
+    """Negative SI-SDR (dB) + ``weight`` x multi-resolution STFT loss, batch means (``weight`` 0: plain
+    negative SI-SDR)."""
+    return negative_si_sdr(estimate, target, lengths) + weight * multi_resolution_stft(estimate, target, lengths)
 
 
 LossFn = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
 
 
-def get_loss(name: str) -> LossFn:
+def get_loss(name: str, mrstft_weight: float = MRSTFT_WEIGHT) -> LossFn:
     """Loss function by name: ``"si_sdr"`` (negative SI-SDR), ``"sdr"`` (negative SDR),
     ``"si_sdr_preemph"`` (negative SI-SDR of pre-emphasised signals) or ``"si_sdr+mrstft"`` (negative
-    SI-SDR + weighted multi-resolution STFT loss)."""
+    SI-SDR + ``mrstft_weight`` x multi-resolution STFT loss)."""
+    if mrstft_weight < 0:
+        raise ValueError(f"EnhancementModule: mrstft_weight must be >= 0, got {mrstft_weight}")
     table: dict[str, LossFn] = {
         "si_sdr": negative_si_sdr,
         "sdr": negative_sdr,
         "si_sdr_preemph": negative_si_sdr_preemph,
-        "si_sdr+mrstft": negative_si_sdr_mrstft,
+        "si_sdr+mrstft": functools.partial(negative_si_sdr_mrstft, weight=mrstft_weight),
     }
     try:
         return table[name]

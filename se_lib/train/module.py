@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.cli import ReduceLROnPlateau, instantiate_class
 from torch import nn
 
-from se_lib.train.losses import LOSSES, get_loss, si_sdr
+from se_lib.train.losses import LOSSES, MRSTFT_WEIGHT, get_loss, si_sdr
 
 # The defaults of the `se` command's `optimizer:` and `lr_scheduler:` sections (se_lib.train.cli).
 DEFAULT_OPTIMIZER: dict[str, Any] = {"class_path": "torch.optim.Adam", "init_args": {"lr": 1.0e-3}}
@@ -67,6 +67,8 @@ class EnhancementModule(pl.LightningModule):
         loss: ``"si_sdr"`` (negative SI-SDR, default), ``"sdr"`` (negative plain SDR),
             ``"si_sdr_preemph"`` (negative SI-SDR of pre-emphasised signals) or ``"si_sdr+mrstft"``
             (negative SI-SDR + multi-resolution STFT loss); see :mod:`se_lib.train.losses`.
+        mrstft_weight: weight of the STFT term of ``si_sdr+mrstft`` (dB of SI-SDR per unit of the STFT
+            loss; 0 leaves plain SI-SDR); the other losses do not use it.
         num_val_samples_to_log: validation examples kept each epoch for
             :class:`se_lib.train.callbacks.AudioSampleLogger` (wavs + spectrogram).
         sample_rate: sampling rate (Hz) the network is trained at; must match the data module's.
@@ -76,6 +78,7 @@ class EnhancementModule(pl.LightningModule):
         self,
         net: nn.Module,
         loss: str = "si_sdr",
+        mrstft_weight: float = MRSTFT_WEIGHT,
         num_val_samples_to_log: int = 4,
         sample_rate: int = 16000,
     ) -> None:
@@ -92,7 +95,7 @@ class EnhancementModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.loss_name = loss
-        self.loss_fn = get_loss(loss)
+        self.loss_fn = get_loss(loss, mrstft_weight)
         self.num_val_samples_to_log = num_val_samples_to_log
         self.sample_rate = sample_rate
         self.val_examples: list[dict[str, Any]] = []
