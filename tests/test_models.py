@@ -113,6 +113,18 @@ def test_bad_arguments_are_rejected() -> None:
         ICConvTasNet(X=0)
 
 
+def test_wave_u_net_difference_output() -> None:
+    """Stoller et al.'s difference output layer: the network estimates the noise, the output is the
+    reference microphone minus it (same weights, same input: the two outputs add up to that microphone)."""
+    torch.manual_seed(0)
+    plain = WaveUNet(in_channels=2, num_layers=2, Fc=2, ref_mic=1).eval()
+    diff = WaveUNet(in_channels=2, num_layers=2, Fc=2, ref_mic=1, difference_output=True).eval()
+    diff.load_state_dict(plain.state_dict())  # no extra parameters
+    x = _noisy(2, 2, 1000)
+    with torch.no_grad():
+        torch.testing.assert_close(diff(x), x[:, 1] - plain(x))
+
+
 class _Doubler(ReferenceMicNet):
     """Smallest model on the template: pads 3 + 5 samples, returns twice its first channel."""
 

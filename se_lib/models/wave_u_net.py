@@ -62,6 +62,10 @@ class WaveUNet(ReferenceMicNet):
         down_kernel: ``fd``, down-sampling conv kernel (15).
         up_kernel: ``fu``, up-sampling conv kernel (5).
         output_activation: ``"tanh"`` (paper) or ``"linear"``.
+        difference_output: the paper's difference output layer (Sec. 3.2.2, model M2) for the two sources
+            speech and noise: the network's output is the noise, and the enhanced speech is the reference
+            microphone minus it, so an untrained network starts from the noisy input instead of silence
+            (False: the output is the speech itself, the baseline M1).
         leaky_slope: negative slope of the LeakyReLUs (0.2).
         ref_mic: the reference microphone, whose signal the model enhances (rolled to the front).
     """
@@ -74,6 +78,7 @@ class WaveUNet(ReferenceMicNet):
         down_kernel: int = 15,
         up_kernel: int = 5,
         output_activation: str = "tanh",
+        difference_output: bool = False,
         leaky_slope: float = 0.2,
         ref_mic: int = 0,
     ) -> None:
@@ -85,6 +90,7 @@ class WaveUNet(ReferenceMicNet):
                 f"WaveUNet: unknown output_activation {output_activation!r}; expected one of {OUTPUT_ACTIVATIONS}"
             )
         self.num_layers = num_layers
+        self.difference_output = difference_output
         self.down = nn.ModuleList(
             _ConvAct(in_channels if i == 0 else Fc * i, Fc * (i + 1), down_kernel, leaky_slope)
             for i in range(num_layers)
@@ -113,5 +119,7 @@ class WaveUNet(ReferenceMicNet):
         for i in reversed(range(self.num_layers)):  # block i + 1 = Ls..1
             y = F.interpolate(y, scale_factor=2.0, mode="linear", align_corners=False)  # [batch, Fc*(i+2), Tp / 2**i]
             y = self.up[i](torch.cat([y, skips[i]], dim=1))  # [batch, Fc*(i+1), Tp / 2**i]
-        y = self.output_activation(self.output_conv(torch.cat([y, x], dim=1)))  # [batch, 1, Tp]
-        return y[:, 0]  # [batch, Tp]
+        y = self.output_activation(self.output_conv(torch.cat([y, x], dim=1)))[:, 0]  # [batch, Tp]
+        if self.difference_output:
+            return x[:, 0] - y  # the reference microphone minus the estimated noise: [batch, Tp]
+        return y  # [batch, Tp]
