@@ -62,10 +62,10 @@ class WaveUNet(ReferenceMicNet):
         down_kernel: ``fd``, down-sampling conv kernel (15).
         up_kernel: ``fu``, up-sampling conv kernel (5).
         output_activation: ``"tanh"`` (paper) or ``"linear"``.
-        difference_output: the paper's difference output layer (Sec. 3.2.2, model M2) for the two sources
-            speech and noise: the network's output is the noise, and the enhanced speech is the reference
-            microphone minus it, so an untrained network starts from the noisy input instead of silence
-            (False: the output is the speech itself, the baseline M1).
+        difference_output: the paper's difference output layer (sources add up to the mixture), for the
+            two sources speech and noise: the network's output is the noise, and the enhanced speech is the
+            reference microphone minus it, so an untrained network starts from the noisy input instead of
+            silence (False, the paper's baseline: the output is the speech itself).
         leaky_slope: negative slope of the LeakyReLUs (0.2).
         ref_mic: the reference microphone, whose signal the model enhances (rolled to the front).
     """
