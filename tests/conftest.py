@@ -21,8 +21,10 @@ Both are :class:`worlds.World` tuples (``root, config, url``; ``world.rows()`` l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +103,23 @@ TINY_SCHEDULING = (
 )
 
 
+def run_in_own_group(cmd: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` in a process group of its own: on a timeout the
+    whole group (Snakemake and the jobs it started) is killed, not just ``cmd``, then ``TimeoutExpired`` is
+    raised as usual."""
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1700) -> subprocess.CompletedProcess:
     """Run Snakemake on the workflow copy in ``workdir`` (tiny config, 2 cores, :data:`TINY_SCHEDULING`), with
     :func:`snakemake_env`."""
@@ -120,7 +139,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 17
         *TINY_SCHEDULING,
         *args,
     ]
-    out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    out = run_in_own_group(cmd, cwd=workdir, env=env, timeout=timeout)
     if check and out.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.glob("logs/**/*.log")))
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}\n{logs}")
