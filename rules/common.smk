@@ -200,3 +200,21 @@ def finish_tracking(success):
         end_invocation_run(config, success)
     except Exception as exc:
         print(f"warning: could not end the MLflow parent run of invocation {INVOCATION_ID}: {exc}")
+
+
+# GPUs a job asks for (resources `gpu`), evaluated per job once Snakemake knows its executor: none with the
+# accelerator cpu, or run by the local executor on a machine without a GPU (se_lib/train/gpu_slots.py job_gpus);
+# a cluster executor's jobs always ask.
+def train_gpus(wildcards):
+    """GPUs of one training job: train.devices (DDP when > 1)."""
+    from se_lib.train.gpu_slots import job_gpus
+
+    return job_gpus(config["train"]["devices"], config["train"]["accelerator"], local=workflow.local_exec)
+
+
+def predict_gpus(wildcards):
+    """One GPU per prediction job (predict.accelerator, else train.accelerator)."""
+    from se_lib.train.gpu_slots import job_gpus
+
+    accelerator = config["predict"]["accelerator"] or config["train"]["accelerator"]
+    return job_gpus(1, accelerator, local=workflow.local_exec)

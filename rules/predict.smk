@@ -9,13 +9,6 @@ PREDICT_BATCH_SIZE = int(config["predict"]["batch_size"])
 PREDICT_SCRIPT = workflow_script("predict.py")
 
 
-def predict_gpus(wildcards):
-    """One GPU per prediction job; none with predict.accelerator (else train.accelerator) cpu, or run by the
-    local executor on a machine without a GPU (job_gpus, rules/train.smk)."""
-    accelerator = config["predict"]["accelerator"] or config["train"]["accelerator"]
-    return job_gpus(1, accelerator, local=workflow.local_exec)
-
-
 rule predict:
     """LightningCLI `se predict` with the model's best checkpoint; its prediction writer writes noisy,
     enhanced and target wavs per mixture, plus inference statistics (real-time factor, parameters)."""

@@ -7,16 +7,7 @@
 # job copies the best and last checkpoints to the declared outputs and writes run.json.
 
 
-from se_lib.train.gpu_slots import job_gpus
-
 TRAIN_SCRIPT = workflow_script("train.py")
-
-
-def train_gpus(wildcards):
-    """GPUs of one training job: train.devices (DDP when > 1); none with train.accelerator cpu, or run by the
-    local executor on a machine without a GPU (se_lib/train/gpu_slots.py job_gpus). Evaluated per job, once
-    Snakemake knows its executor."""
-    return job_gpus(config["train"]["devices"], config["train"]["accelerator"], local=workflow.local_exec)
 
 
 rule train:
