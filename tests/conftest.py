@@ -88,9 +88,10 @@ def snakemake_env(workdir: Path) -> dict[str, str]:
 
 
 # How the tests schedule the tiny workflow, locally and through SLURM alike: one core per job, so two jobs share
-# the 2-core CI machine (a tiny job is mostly Python start-up and imports, which use one core; at the rules' own
-# 2 threads every job would wait for the one before it), and two GPU-declaring jobs in flight (no job runs on a
-# GPU here; the SLURM test cluster has two fake GPUs, and the plugin only submits what Snakemake lets through).
+# the 2-core CI machine (a tiny job is mostly Python start-up and imports, which use one core; at the 2 threads
+# rooms, predict and score ask for, each would wait for the one before it), and two GPU-declaring jobs in flight
+# (under SLURM, where train/predict ask for a GPU whatever the submitting machine has: the test cluster has two
+# fake GPUs, and the plugin only submits what Snakemake lets through; run locally here they ask for none).
 TINY_SCHEDULING = (
     "--set-threads",
     "rooms=1",
