@@ -197,7 +197,7 @@ class Cluster:
 def _pid(path: Path, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(FileNotFoundError, ValueError):
+        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):  # IndexError: created, not yet written
             return int(path.read_text().split()[0])
         time.sleep(0.1)
     raise RuntimeError(f"no pid file {path} after {timeout} s")
