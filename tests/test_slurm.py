@@ -8,7 +8,8 @@ One module fixture (``slurm_run``) does it all once, in order:
 2. in a fresh copy of the source tree, ``snakemake --profile profiles/slurm`` without a tracking URI: the
    workflow must refuse the local sqlite store before submitting anything;
 3. the same with ``MLFLOW_TRACKING_URI`` = the server: every job goes through sbatch;
-4. stops the server and the daemons (and records whether they are gone).
+4. in a second copy, one training with ``train.devices: 2`` through sbatch: DDP over the job's two tasks;
+5. stops the server and the daemons (and records whether they are gone).
 
 The tests then compare with the local run of the same config (the session fixture ``workflow_run``): the
 same jobs, the same mixture DB digest, the same output files, the same deterministic data files; and every
@@ -44,6 +45,7 @@ from slurm_cluster import DEFAULT_CONF, Cluster, SlurmUnavailable, mlflow_server
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 EXPERIMENT = "tiny_smoke"  # config/tiny.yaml
+DDP_EXPERIMENT = "tiny_ddp"  # the DDP training's own experiment (ddp_training)
 PROFILE = "profiles/slurm"
 GPU_RULES = ("train", "predict")
 # Files whose bytes depend on time, paths or float scheduling rather than on the config: compared by name only.
@@ -64,6 +66,9 @@ class SlurmRun:
     squeue: dict  # job id -> state, as squeue lists them at the end (MinJobAge keeps finished jobs an hour)
     alive_after_stop: dict
     scontrol_seconds_after: float
+    ddp_workdir: Path  # the DDP training (ddp_training) and its scheduler records
+    ddp: subprocess.CompletedProcess
+    ddp_history: list
 
 
 def profile_set_resources(workdir: Path, mem_mb: int) -> list[str]:
@@ -80,11 +85,19 @@ def real_memory(cluster: Cluster) -> int:
     return int(re.search(r"RealMemory=(\d+)", cluster.conf.read_text()).group(1))
 
 
-def run_slurm_snakemake(workdir: Path, cluster: Cluster, env: dict, *extra: str, timeout: float = 2400):
+def run_slurm_snakemake(
+    workdir: Path,
+    cluster: Cluster,
+    env: dict,
+    *targets: str,
+    configfiles: tuple[str, ...] = ("config/tiny.yaml",),
+    timeout: float = 2400,
+):
     cmd = [
         sys.executable,
         "-m",
         "snakemake",
+        *targets,  # first: --set-resources, --resources and --configfile take every following word as theirs
         "--profile",
         PROFILE,
         "--slurm-init-seconds-before-status-checks",
@@ -92,19 +105,39 @@ def run_slurm_snakemake(workdir: Path, cluster: Cluster, env: dict, *extra: str,
         "--set-resources",
         *profile_set_resources(workdir, real_memory(cluster) // 4),
         *TINY_SCHEDULING,
-        *extra,
         "--configfile",
-        "config/tiny.yaml",
+        *configfiles,
     ]
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def ddp_training(base: Path, cluster: Cluster, env: dict) -> tuple[Path, subprocess.CompletedProcess]:
+    """Step 4 of the module docstring: Conv-TasNet of the tiny config with ``train.devices: 2`` through sbatch,
+    in a copy of its own with MLflow experiment :data:`DDP_EXPERIMENT` (its data stage runs locally first: not
+    what this checks). ``(workdir, the SLURM run)``."""
+    workdir = copy_workflow_source(base / "ddp")
+    (workdir / "config" / "ddp.yaml").write_text(f"experiment: {DDP_EXPERIMENT}\ntrain:\n  devices: 2\n")
+    commit_workflow_source(workdir)
+    configfiles = ("config/tiny.yaml", "config/ddp.yaml")
+    local_env = {k: v for k, v in env.items() if k not in ("SLURM_CONF", "MLFLOW_TRACKING_URI")}
+    cmd = [sys.executable, "-m", "snakemake", "results/db/digest.txt", "--cores", "2", *TINY_SCHEDULING]
+    data = subprocess.run(
+        [*cmd, "--configfile", *configfiles], cwd=workdir, env=local_env, capture_output=True, text=True, timeout=900
+    )
+    if data.returncode != 0:
+        raise AssertionError(f"data stage for the DDP run failed:\n{data.stdout[-3000:]}\n{data.stderr[-3000:]}")
+    return workdir, run_slurm_snakemake(
+        workdir, cluster, env, "results/models/conv_tasnet/best.ckpt", configfiles=configfiles, timeout=1200
+    )
+
+
 def slurm_workflow(base: Path) -> SlurmRun:
-    """Steps 1-4 of the module docstring under ``base``; raises :class:`SlurmUnavailable` when SLURM cannot be
+    """Steps 1-5 of the module docstring under ``base``; raises :class:`SlurmUnavailable` when SLURM cannot be
     had."""
     workdir = copy_workflow_source(base / "wf")
     commit_workflow_source(workdir)
     squeue: dict = {}
+    history: list = []
     cluster_cm = slurm_cluster(base / "cluster")
     cluster = cluster_cm.__enter__()
     try:
@@ -116,10 +149,15 @@ def slurm_workflow(base: Path) -> SlurmRun:
             run = run_slurm_snakemake(workdir, cluster, {**env, "MLFLOW_TRACKING_URI": url})
             seconds = time.monotonic() - start
             print(f"tiny workflow through SLURM: {seconds:.0f} s", flush=True)
+            history = cluster.completed_jobs()
+            with contextlib.suppress(Exception):
+                squeue = dict(
+                    line.split() for line in cluster.run("squeue", "-h", "-t", "all", "-o", "%i %T").splitlines()
+                )
+            if run.returncode == 0:
+                ddp_workdir, ddp = ddp_training(base, cluster, {**env, "MLFLOW_TRACKING_URI": url})
     finally:
-        history = cluster.completed_jobs()
-        with contextlib.suppress(Exception):
-            squeue = dict(line.split() for line in cluster.run("squeue", "-h", "-t", "all", "-o", "%i %T").splitlines())
+        ddp_history = [rec for rec in cluster.completed_jobs() if rec not in history]
         logs = cluster.logs()
         cluster_cm.__exit__(None, None, None)
     if run.returncode != 0:
@@ -141,6 +179,9 @@ def slurm_workflow(base: Path) -> SlurmRun:
         squeue,
         cluster.alive(),
         time.monotonic() - t0,
+        ddp_workdir,
+        ddp,
+        ddp_history,
     )
 
 
@@ -227,6 +268,26 @@ def test_results_match_the_local_run(slurm_run, workflow_run):
     # artifacts went through the server (nodes need no shared artifact folder)
     train = next(r for r in runs if r.data.tags["snakemake.rule"] == "train")
     assert train.info.artifact_uri.startswith("mlflow-artifacts:")
+
+
+def test_ddp_training_through_sbatch(slurm_run):
+    """``train.devices: 2`` under SLURM: one sbatch job holding both (fake) GPUs and two tasks' CPUs; the job's
+    step is one task, so rank 0 starts the second rank itself (``cluster_args``: LightningEnvironment; gloo on
+    the CPU here, no CUDA); one MLflow run, its metrics logged once per epoch (rank 0), one checkpoint."""
+    out = slurm_run.ddp
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    (record,) = slurm_run.ddp_history
+    assert record["JobState"] == "COMPLETED" and record["ProcCnt"] == "2", record
+    client = mlflow.MlflowClient(slurm_run.store)
+    exp = client.get_experiment_by_name(DDP_EXPERIMENT)
+    runs = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("snakemake.rule") == "train"]
+    (train,) = runs
+    assert train.info.status == "FINISHED"
+    assert train.data.tags["slurm.job_id"] == record["JobId"] and train.data.tags["slurm.gpus"] == "0,1"
+    assert len(client.get_metric_history(train.info.run_id, "val_loss")) == 2  # max_epochs 2, rank 0 only
+    log = (slurm_run.ddp_workdir / "logs/train/conv_tasnet.log").read_text()
+    assert "LightningEnvironment" in log and "Starting with 2 processes" in log
+    assert (slurm_run.ddp_workdir / "results/models/conv_tasnet/best.ckpt").is_file()
 
 
 def test_daemons_are_stopped_afterwards(slurm_run):
