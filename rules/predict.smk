@@ -10,8 +10,8 @@ PREDICT_SCRIPT = workflow_script("predict.py")
 
 
 rule predict:
-    """LightningCLI `se predict` with the model's best checkpoint; its prediction writer writes noisy,
-    enhanced and target wavs per mixture, plus inference statistics (real-time factor, parameters)."""
+    """The model's best checkpoint on the split with plain torch (no Lightning, as `se predict` would):
+    noisy, enhanced and target wavs per mixture, plus inference statistics (real-time factor, parameters)."""
     input:
         ckpt="results/models/{model}/best.ckpt",
         run="results/models/{model}/run.json",

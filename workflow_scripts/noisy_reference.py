@@ -2,7 +2,7 @@
 
 import mlflow
 
-from se_lib.train.prediction_writer import export_references
+from se_lib.inference.writer import export_references
 from se_lib.workflow import rule_job
 
 

@@ -1,4 +1,6 @@
-"""Snakemake glue for rule `predict`: `se predict` with the best checkpoint; its prediction writer writes the wavs."""
+"""Snakemake glue for rule `predict`: the best checkpoint on a split with plain torch (se_lib.inference.predict)."""
+
+import sys
 
 import mlflow
 
@@ -22,7 +24,7 @@ def main(smk) -> None:
         },
     ) as (log, run):
         claim_gpus(smk.resources.gpu, logger=log)  # before torch initialises CUDA
-        from se_lib.train.jobs import predict_job
+        from se_lib.inference.predict import predict_job
 
         mlflow.set_tag("se.model", model)
         mlflow.set_tag("se.train_run_id", train_run["run_id"])
@@ -33,7 +35,6 @@ def main(smk) -> None:
             ckpt_path=smk.input.ckpt,
             output_dir=smk.output.wavs,
             stats_file=smk.output.stats,
-            wildcards=dict(smk.wildcards.items()),
             threads=smk.threads,
             db_url=smk.params.db_url,
             config_files=list(smk.input.model_config),
@@ -54,6 +55,7 @@ def main(smk) -> None:
             }
         )
         mlflow.set_tag("se.device", stats["device_name"])
+        mlflow.set_tag("se.lightning_imported", str("lightning" in sys.modules).lower())
         mlflow.log_artifact(smk.output.stats)
         log.info(
             "%s/%s: %d mixtures, RTF %.4f on %s",
