@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
-from se_lib.code_deps import config_class_modules, import_closure, module_closure
+from se_lib.code_deps import config_class_modules, import_closure, module_closure, net_class_modules
 from se_lib.config import db_url, tracking_uri, validate_config
 from se_lib.sweep import by_model, points
 
@@ -69,14 +69,17 @@ def script_code(script):
 
 
 @functools.cache
-def class_code(config_files):
+def class_code(config_files, net_only=False):
     """se_lib files behind the classes LightningCLI config files name (`class_path:`), with their imports.
 
-    The train and predict scripts load the model, data module and callbacks by these names at run time,
-    so the import closure of the script alone misses them. A missing file is skipped (Snakemake reports
-    it as a missing input of the rule).
+    The train script loads the model, data module and callbacks by these names at run time, so the import
+    closure of the script alone misses them; with `net_only`, just the network classes (`model.init_args.net`):
+    the predict script rebuilds the network from the checkpoint and imports nothing else by name. A missing
+    file is skipped (Snakemake reports it as a missing input of the rule).
     """
-    modules = config_class_modules([f for f in config_files if os.path.exists(f)], workflow.basedir)
+    existing = [f for f in config_files if os.path.exists(f)]
+    find = net_class_modules if net_only else config_class_modules
+    modules = find(existing, workflow.basedir)
     return [repo_path(os.path.relpath(p, workflow.basedir)) for p in module_closure(modules, workflow.basedir)]
 
 
@@ -125,8 +128,13 @@ def model_configs(wildcards):
 
 def model_code(wildcards):
     """se_lib files of the classes the shared and the model's config files name (model, data module,
-    callbacks, prediction writer)."""
+    callbacks, prediction writer): what a training job imports by name."""
     return class_code(tuple([SHARED_MODEL_CONFIG, *model_configs(wildcards)]))
+
+
+def net_code(wildcards):
+    """se_lib files of the network class the model's config files name: what a predict job imports by name."""
+    return class_code(tuple([SHARED_MODEL_CONFIG, *model_configs(wildcards)]), net_only=True)
 
 
 def db_outputs():

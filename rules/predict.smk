@@ -19,7 +19,7 @@ rule predict:
         model_config=model_configs,
         shared_config=SHARED_MODEL_CONFIG,
         code=PREDICT_SCRIPT.code,
-        model_code=model_code,
+        model_code=net_code,
     output:
         wavs=directory("results/predictions/{model}/{split}"),
         stats="results/predictions/{model}/{split}_predict_stats.json",

@@ -35,6 +35,7 @@ __all__ = [
     "import_graph",
     "module_closure",
     "module_file",
+    "net_class_modules",
 ]
 
 
@@ -250,4 +251,24 @@ def config_class_modules(config_files: Iterable[str | Path], root: str | Path, p
             if module_file(module, root) is None:
                 raise ImportResolutionError(f"{cfg}: class_path {dotted} names no module under {Path(root) / package}")
             modules.add(module)
+    return sorted(modules)
+
+
+def net_class_modules(config_files: Iterable[str | Path], root: str | Path, package: str = "se_lib") -> list[str]:
+    """Modules of ``package`` holding the network classes (``model.init_args.net.class_path``) of LightningCLI
+    config files: all the predict job imports by name (it rebuilds the network from the checkpoint, whose
+    ``net`` config the training took from these files; :mod:`se_lib.inference.checkpoint`)."""
+    import yaml
+
+    modules = set()
+    for cfg in config_files:
+        data = yaml.safe_load(Path(cfg).read_text(encoding="utf-8")) or {}
+        net = ((data.get("model") or {}).get("init_args") or {}).get("net") if isinstance(data, dict) else None
+        dotted = net.get("class_path") if isinstance(net, dict) else None
+        if not isinstance(dotted, str) or not dotted.startswith(package + "."):
+            continue
+        module = dotted.rpartition(".")[0]
+        if module_file(module, root) is None:
+            raise ImportResolutionError(f"{cfg}: class_path {dotted} names no module under {Path(root) / package}")
+        modules.add(module)
     return sorted(modules)

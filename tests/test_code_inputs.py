@@ -4,8 +4,9 @@ se_lib has no import cycles.
 The workflow test is table-driven over every se_lib module: after the tiny workflow run (the session
 fixture ``workflow_run``), appending a comment to the module makes ``snakemake -n`` plan exactly
 
-* the jobs that run the module: their script imports it, directly or transitively, or (train, predict)
-  a class their LightningCLI config names (``class_path:``) lives in it or imports it, and
+* the jobs that run the module: their script imports it, directly or transitively, or a class their
+  LightningCLI config names (train: any ``class_path:``; predict: the network's, ``model.init_args.net``,
+  which is all it rebuilds from the checkpoint) lives in it or imports it, and
 * the jobs downstream of those in the DAG (their inputs will be regenerated), ``all`` included,
 
 and no others; a module no job runs (e.g. one only the Snakefile or tests import) plans nothing. The
@@ -275,6 +276,13 @@ def _class_modules(config_file: Path) -> set[str]:
     return found
 
 
+def _net_class_modules(config_file: Path) -> set[str]:
+    """The module of the network class a LightningCLI YAML names (``model.init_args.net.class_path``), if any."""
+    net = ((yaml.safe_load(config_file.read_text()) or {}).get("model") or {}).get("init_args", {}).get("net") or {}
+    value = net.get("class_path")
+    return {value.rsplit(".", 1)[0]} if isinstance(value, str) and value.startswith("se_lib.") else set()
+
+
 # One interpreter imports Snakemake once and forks a child per dry run, which runs the real CLI
 # (`snakemake.cli.main`, fresh state in every child; the workflow's se_lib is imported by the child
 # only): each plan costs the Snakefile parse and the DAG, not Python's and Snakemake's start-up.
@@ -362,7 +370,8 @@ def code_plan(workflow_run, dry_run):
             continue
         assert rule in scripts, f"rule {rule}: no script found in the rule files (test needs updating?)"
         configs = [src / p for p in io["input"] if p.endswith(".yaml") and (src / p).is_file()]
-        runs[key] = _se_lib_files(src, scripts[rule], sorted(set().union(*map(_class_modules, configs))))
+        named = _net_class_modules if rule == "predict" else _class_modules
+        runs[key] = _se_lib_files(src, scripts[rule], sorted(set().union(*map(named, configs))))
     consumers = {k: {c for c, cio in jobs.items() if set(cio["input"]) & set(io["output"])} for k, io in jobs.items()}
     return src, runs, consumers
 
@@ -385,6 +394,9 @@ def test_expected_plan_is_not_trivial(code_plan):
     by_rule = {k[0]: v for k, v in runs.items()}
     # the model's class (named by class_path in its config; `se` also registers every model by name)
     assert "se_lib/models/dprnn.py" in runs[("train", "model=dprnn")]
+    # predict rebuilds the network with plain torch: the network's class, never the Lightning module
+    assert "se_lib/models/dprnn.py" in runs[("predict", "model=dprnn, split=test")]
+    assert "se_lib/train/module.py" in by_rule["train"] and "se_lib/train/module.py" not in by_rule["predict"]
     assert "se_lib/data/naming.py" in by_rule["mixture_db"]  # via data/db.py
     # training scores live metrics (se_lib.train.live_metrics: stoi, pesq_wb, dnsmos) but never runs the scorer
     assert "se_lib/metrics/stoi.py" in by_rule["score"] and "se_lib/metrics/stoi.py" in by_rule["train"]
