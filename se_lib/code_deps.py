@@ -27,6 +27,7 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ImportResolutionError",
@@ -244,14 +245,18 @@ def config_class_modules(config_files: Iterable[str | Path], root: str | Path, p
     for cfg in config_files:
         text = Path(cfg).read_text(encoding="utf-8")
         for match in _CLASS_PATH.finditer(text):
-            dotted = match.group(1)
-            if not dotted.startswith(package + "."):
-                continue
-            module = dotted.rpartition(".")[0]
-            if module_file(module, root) is None:
-                raise ImportResolutionError(f"{cfg}: class_path {dotted} names no module under {Path(root) / package}")
-            modules.add(module)
+            modules |= _class_module(match.group(1), cfg, root, package)
     return sorted(modules)
+
+
+def _class_module(dotted: Any, cfg: str | Path, root: str | Path, package: str) -> set[str]:
+    """``{module}`` of the class path ``dotted`` if it lies in ``package`` (checked to exist), else ``set()``."""
+    if not isinstance(dotted, str) or not dotted.startswith(package + "."):
+        return set()
+    module = dotted.rpartition(".")[0]
+    if module_file(module, root) is None:
+        raise ImportResolutionError(f"{cfg}: class_path {dotted} names no module under {Path(root) / package}")
+    return {module}
 
 
 def net_class_modules(config_files: Iterable[str | Path], root: str | Path, package: str = "se_lib") -> list[str]:
@@ -264,11 +269,5 @@ def net_class_modules(config_files: Iterable[str | Path], root: str | Path, pack
     for cfg in config_files:
         data = yaml.safe_load(Path(cfg).read_text(encoding="utf-8")) or {}
         net = ((data.get("model") or {}).get("init_args") or {}).get("net") if isinstance(data, dict) else None
-        dotted = net.get("class_path") if isinstance(net, dict) else None
-        if not isinstance(dotted, str) or not dotted.startswith(package + "."):
-            continue
-        module = dotted.rpartition(".")[0]
-        if module_file(module, root) is None:
-            raise ImportResolutionError(f"{cfg}: class_path {dotted} names no module under {Path(root) / package}")
-        modules.add(module)
+        modules |= _class_module(net.get("class_path") if isinstance(net, dict) else None, cfg, root, package)
     return sorted(modules)

@@ -41,6 +41,7 @@ __all__ = [
     "DATA_CLASSES",
     "data_args",
     "inference_device",
+    "log_stats",
     "predict_job",
     "predict_split",
     "prediction_stats",
@@ -201,15 +202,20 @@ def predict_split(
         inference_mode=True,
     )
     write_json_atomic(Path(stats_file) if stats_file else writer.output_dir / "predict_stats.json", stats)
+    log_stats(stats)
+    return stats
+
+
+def log_stats(stats: Mapping[str, Any]) -> None:
+    """One log line: mixtures, seconds of audio, inference seconds, real-time factor, where the files went."""
     log.info(
         "predicted %d mixtures (%.1f s audio) in %.2f s: RTF %.4f, wrote %s",
         stats["n_files"],
         stats["audio_seconds"],
-        inference_s,
+        stats["inference_seconds"],
         stats["real_time_factor"],
-        writer.output_dir,
+        stats["output_dir"],
     )
-    return stats
 
 
 def predict_job(

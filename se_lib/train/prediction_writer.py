@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from se_lib.inference.predict import prediction_stats
+from se_lib.inference.predict import log_stats, prediction_stats
 from se_lib.inference.writer import ItemWriter, export_references
 from se_lib.io import write_json_atomic
 
@@ -191,14 +191,7 @@ class AudioPredictionWriter(BasePredictionWriter):
         if getattr(trainer, "is_global_zero", True):
             path = Path(self.stats_file) if self.stats_file else writer.output_dir / STATS_NAME
             write_json_atomic(path, self.stats)
-            log.info(
-                "predicted %d mixtures (%.1f s audio) in %.2f s: RTF %.4f, wrote %s",
-                n_items,
-                self.stats["audio_seconds"],
-                inference_s,
-                self.stats["real_time_factor"],
-                writer.output_dir,
-            )
+            log_stats(self.stats)
 
 
 def predict_to_dir(
