@@ -5,8 +5,9 @@ resolves the runs table's address as ``make mlflow-ui`` prints it, starts ``mlfl
 127.0.0.1 port over that store (the command :func:`se_lib.tracking.ui.server_command` runs), and drives
 the UI as a user would:
 
-* the printed address shows the classic runs table (not MLflow 3's GenAI overview) listing every run
-  of the experiment, the training runs by name;
+* the printed address shows the classic runs table (not MLflow 3's GenAI overview or navigation)
+  listing every run of the experiment, the training runs by name; the experiment carries the
+  workflow's experiment-kind tag;
 * a training run's page shows its parameters and metrics (with their counts);
 * its artifact ``audio_samples/sample_0/enhanced.wav`` opens in the UI's audio player (a decoded
   waveform canvas and an ``<audio>`` element).
@@ -31,6 +32,7 @@ import mlflow
 import pytest
 
 from browser import BrowserUnavailable, chromium, find_browser, wait_for_script
+from se_lib.tracking.runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from se_lib.tracking.ui import run_url, runs_table_url, server_command, server_env
 from se_lib.tracking.urls import TRAINING_RUNS
 
@@ -57,6 +59,18 @@ if (!button) return false;
 button.click();
 return true;
 """
+
+
+def wait_for_texts(driver, texts, counts=None, timeout: float = 60.0) -> str:
+    """The page's text once it shows every string of ``texts`` and, for each ``{string: n}`` of ``counts``,
+    that string ``n`` times; else its text after ``timeout`` seconds (the caller's asserts say what lacked)."""
+    script = f"""
+const t = {BODY}, texts = arguments[0], counts = arguments[1];
+const ok = texts.every(w => t.includes(w)) && Object.entries(counts).every(([w, n]) => t.split(w).length - 1 >= n);
+return ok ? t : '';"""
+    return wait_for_script(driver, script, list(texts), dict(counts or {}), timeout=timeout) or driver.execute_script(
+        f"return {BODY};"
+    )
 
 
 def _free_port() -> int:
@@ -130,39 +144,44 @@ def test_runs_table_and_training_run_page_in_chromium(ui, tmp_path):
     }
     assert len(train) >= 2 and len(runs) > len(train)
 
+    assert exp.tags.get(EXPERIMENT_KIND_TAG) == EXPERIMENT_KIND, exp.tags
+    # the rule runs are nested under their invocation's parent run: the table shows the parent row
+    parents = [r for r in runs if r.data.tags.get("se.run_kind") == "invocation"]
+    assert len(parents) == 1
+    assert all(r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id for r in runs if r not in parents)
+
     with chromium(tmp_path) as driver:
         driver.get(address)
-        expected = f"{len(runs)} matching runs"  # "0 matching runs" while the table loads
-        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('{expected}') ? t : '';", timeout=120)
-        assert expected in text, driver.execute_script(f"return {BODY};")[-2000:]
-        assert "Run Name" in text and "Token Usage" not in text  # the runs table, not the GenAI overview
-        # the rule runs are nested under their invocation's parent run: the table shows the parent row
-        parents = [r for r in runs if r.data.tags.get("se.run_kind") == "invocation"]
-        assert len(parents) == 1 and parents[0].info.run_name in text, text[-2000:]
-        assert all(r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id for r in runs if r not in parents)
+        # The status line ("0 matching runs" while loading) is drawn before the table's header and rows:
+        # wait for all of them. "Run Name" heads the table; the parent's row names the invocation.
+        want = [f"{len(runs)} matching runs", "Run Name", parents[0].info.run_name]
+        text = wait_for_texts(driver, want, timeout=120)
+        assert all(w in text for w in want), (want, text[-2000:])
+        # the classic view: its navigation (Runs, Models, ...), not the GenAI one (Overview, Traces, ...)
+        assert "Token Usage" not in text and "Overview" not in text and "Model registry" in text, text[-2000:]
 
         # the training runs' Dataset column: the invocation's row unfolded, one line per split and run
         training = runs_table_url(base, exp.experiment_id, TRAINING_RUNS)
         assert f"training runs and their datasets: {training}" in printed
         driver.get(training)
-        wait_for_script(driver, f"const t = {BODY}; return t.includes('{len(train)} matching runs');", timeout=120)
+        wait_for_texts(driver, [f"{len(train)} matching runs"], timeout=120)
         assert wait_for_script(driver, UNFOLD_JS, parents[0].info.run_name, timeout=60)
-        want = [f"train[model={m}]" for m in train.values()]
-        text = wait_for_script(
-            driver, f"const t = {BODY}; return {json.dumps(want)}.every(w => t.includes(w)) ? t : '';", timeout=60
-        )
         digest = (workdir / "results" / "db" / "digest.txt").read_text().strip()[:36]
-        for split in ("train", "val", "test"):  # name (digest), then the split as the input's context
-            shown = f"mixtures-{split} ({digest})\n{split.capitalize()}"
+        # each training run by name; its Dataset cell: name (digest), then the split as the input's context
+        want = [f"train[model={m}]" for m in train.values()]
+        datasets = [f"mixtures-{split} ({digest})\n{split.capitalize()}" for split in ("train", "val", "test")]
+        text = wait_for_texts(driver, want, {d: len(train) for d in datasets}, timeout=60)
+        assert all(w in text for w in want), (want, text[-2000:])
+        for shown in datasets:
             assert text.count(shown) == len(train), (shown, text[-2000:])
 
         run_id, model = next(iter(sorted(train.items(), key=lambda t: t[1])))
         run = client.get_run(run_id)
         driver.get(run_url(base, exp.experiment_id, run_id))
-        text = wait_for_script(driver, f"const t = {BODY}; return t.includes('Parameters (') ? t : '';", timeout=120)
-        assert f"train[model={model}]" in text and run_id in text
-        assert f"Parameters ({len(run.data.params)})" in text and f"Metrics ({len(run.data.metrics)})" in text
-        assert "val_si_sdr" in text and "optimizer/class_path" in text
+        want = [f"train[model={model}]", run_id, f"Parameters ({len(run.data.params)})"]
+        want += [f"Metrics ({len(run.data.metrics)})", "val_si_sdr", "optimizer/class_path"]
+        text = wait_for_texts(driver, want, timeout=120)
+        assert all(w in text for w in want), (want, text[-2000:])
 
         wav = "audio_samples/sample_0/enhanced.wav"
         assert wav in {a.path for a in client.list_artifacts(run_id, "audio_samples/sample_0")}

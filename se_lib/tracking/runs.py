@@ -16,6 +16,13 @@ UI nests them. A ``snakemake`` killed outright (SIGKILL, a lost node, a closed l
 gone KILLED (:func:`close_abandoned_invocations`). A job finds its parent in the store by the
 invocation id (:func:`invocation_parent`), so nothing but ``SE_INVOCATION_ID`` has to reach a job, wherever it runs.
 
+Every experiment the workflow creates or uses (:func:`setup_tracking`) carries MLflow's experiment-kind
+tag ``mlflow.experimentKind = custom_model_development`` ("Machine learning" in the UI;
+:func:`ensure_experiment_kind`): MLflow 3 UIs that read the tag open the runs table and the classic
+navigation for it instead of inferring a kind (or offering the GenAI pages). A value a user chose
+is kept. (MLflow 3.17's UI decides the kind by its GenAI / Machine-learning switch instead, so the
+addresses :mod:`se_lib.tracking.urls` prints select "machine_learning" as well.)
+
 Beside the rule's own run: :func:`client_for` (a client for a given store) and
 :func:`log_split_metrics` (a split's test scores written onto the model's *training* run, so MLflow's
 runs table compares models).
@@ -52,6 +59,10 @@ INVOCATION_ENV = "SE_INVOCATION_ID"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's nesting tag (what mlflow.start_run(nested=True) sets)
 RUN_KIND_TAG = "se.run_kind"  # "invocation" on the parent run of a snakemake invocation
 INVOCATION_KIND = "invocation"
+# MLflow's experiment-kind tag and its value for a model-training experiment (the UI's "Machine learning";
+# others are e.g. "genai_development"): see ensure_experiment_kind
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def run_name(rule: str, wildcards: Mapping[str, Any] | None) -> str:
@@ -251,13 +262,38 @@ def setup_tracking(config: Mapping | None = None, experiment: str | None = None)
         exp = client.get_experiment_by_name(name)
         if exp is None:
             try:
-                exp_id = client.create_experiment(name)
+                exp_id = client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
             except mlflow.exceptions.MlflowException:  # created concurrently by a non-locking peer
-                exp_id = client.get_experiment_by_name(name).experiment_id
+                exp = client.get_experiment_by_name(name)
+                exp_id = exp.experiment_id
+                ensure_experiment_kind(client, exp)
         else:
             exp_id = exp.experiment_id
+            ensure_experiment_kind(client, exp)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def ensure_experiment_kind(client: Any, experiment: Any) -> bool:
+    """Tag ``experiment`` (an MLflow ``Experiment``) with :data:`EXPERIMENT_KIND_TAG` =
+    :data:`EXPERIMENT_KIND` unless it already has a kind (a user's own choice is kept) or is deleted;
+    return whether it was tagged. Experiments created before this tag existed get it on their next use.
+
+    Without the tag, MLflow 3 UIs that read it infer a kind in the browser from what the experiment
+    holds (a trace: GenAI, with its overview page; runs: Machine learning) on every visit. A store that
+    refuses the tag (a read-only user on a tracking server) only costs that hint: a warning, the
+    workflow goes on.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if EXPERIMENT_KIND_TAG in (experiment.tags or {}) or experiment.lifecycle_stage != "active":
+        return False
+    try:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    except MlflowException as exc:
+        log.warning("could not tag experiment %s with %s: %s", experiment.name, EXPERIMENT_KIND_TAG, exc)
+        return False
+    return True
 
 
 def log_git_diff_if_dirty(run_id: str, client: Any = None) -> None:

@@ -2,9 +2,12 @@
 
 MLflow 3's UI lands on a GenAI "Overview" page (traces, token usage) when opened at its root or at
 ``#/experiments/<id>``; the classic runs table of an experiment (run name, dataset, duration,
-metrics, parameters as columns) is at ``#/experiments/<id>/runs`` and a run's page (parameters,
-metrics, tags; artifacts with an audio player for wavs) at ``#/experiments/<id>/runs/<run_id>``
-(:func:`runs_table_url`, :func:`run_url`; checked in headless Chromium by tests/test_mlflow_ui.py).
+metrics, parameters as columns) is at ``#/experiments/<id>/runs?workflowType=machine_learning`` (the
+parameter picks MLflow 3.17's Machine-learning view over its default GenAI one; the experiment also
+carries ``mlflow.experimentKind = custom_model_development``, set by
+:func:`se_lib.tracking.runs.setup_tracking`) and a run's page (parameters, metrics, tags; artifacts
+with an audio player for wavs) at ``#/experiments/<id>/runs/<run_id>`` (:func:`runs_table_url`,
+:func:`run_url`; checked in headless Chromium by tests/test_mlflow_ui.py).
 
 :func:`main` (``python -m se_lib.tracking.ui``): resolves the experiment of the workflow config
 (:func:`se_lib.config.experiment_name`, store :func:`se_lib.config.tracking_uri`; ``--configfile``
@@ -32,20 +35,24 @@ def _store_missing(tracking_uri: str) -> bool:
     return tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///") :]).is_file()
 
 
-def experiment_id(experiment: str, tracking_uri: str) -> str:
+def experiment_id(experiment: str, tracking_uri: str, *, tag_kind: bool = False) -> str:
     """Id of ``experiment`` in the store; ``LookupError`` naming the store's experiments if absent
-    (or naming the path of a sqlite store that does not exist: it is not created)."""
+    (or naming the path of a sqlite store that does not exist: it is not created). ``tag_kind``: give
+    an experiment without an experiment-kind tag (a store written before the workflow set one) the
+    workflow's (:func:`se_lib.tracking.runs.ensure_experiment_kind`)."""
     if _store_missing(tracking_uri):
         raise LookupError(f"no MLflow store at {tracking_uri} (run the workflow first: make run)")
     from mlflow.entities import ViewType
 
-    from se_lib.tracking.runs import client_for
+    from se_lib.tracking.runs import client_for, ensure_experiment_kind
 
     client = client_for(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY))
         raise LookupError(f"experiment {experiment!r} not in {tracking_uri} (experiments: {', '.join(names)})")
+    if tag_kind:
+        ensure_experiment_kind(client, exp)
     return exp.experiment_id
 
 
@@ -66,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment, uri = store_from_args(args)
     base = f"http://{args.host}:{args.port}"
     try:
-        exp_id = experiment_id(experiment, uri)
+        exp_id = experiment_id(experiment, uri, tag_kind=True)
         print(f"MLflow UI, runs table of experiment {experiment}: {runs_table_url(base, exp_id)}", flush=True)
         print(
             f"  training runs and their datasets: {runs_table_url(base, exp_id, TRAINING_RUNS)}\n"
