@@ -15,7 +15,7 @@ MLFLOW_SERVICE_ARGS ?=
 MLFLOW_GC_ARGS ?=
 CLEAN_MLFLOW ?=
 
-.PHONY: run test env lint format report mlflow-ui mlflow-start mlflow-stop mlflow-status mlflow-gc clean-results bench help sysdeps dvc-yaml dvc-commit push pull
+.PHONY: run test test-quick env lint format report mlflow-ui mlflow-start mlflow-stop mlflow-status mlflow-gc clean-results bench help sysdeps dvc-yaml dvc-commit push pull
 
 # What a run leaves in the working directory (outputs, logs, Snakemake state, the report, Lightning's default
 # log folder); `make clean-results` removes exactly these. The local MLflow store (MLFLOW_LOCAL_STORE) is
@@ -27,7 +27,7 @@ help: ## this list
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  make \1|\2/' | \
 		awk -F'|' '{printf "%-20s %s\n", $$1, $$2}'
 	@echo "  Variables: SNAKEMAKE_ARGS (run, report; e.g. SNAKEMAKE_ARGS='--configfile config/tiny.yaml'),"
-	@echo "             PYTEST_ARGS (test), PYTHON (interpreter for a private uv), MLFLOW_PORT and"
+	@echo "             PYTEST_ARGS (test, test-quick), PYTHON (interpreter for a private uv), MLFLOW_PORT and"
 	@echo "             MLFLOW_UI_ARGS (mlflow-ui; e.g. MLFLOW_UI_ARGS='--configfile config/tiny.yaml'),"
 	@echo "             MLFLOW_HOST, MLFLOW_SERVICE_ARGS (mlflow-start; e.g. MLFLOW_SERVICE_ARGS='--auth'),"
 	@echo "             MLFLOW_GC_ARGS (mlflow-gc; e.g. MLFLOW_GC_ARGS=--dry-run), CLEAN_MLFLOW=1 (clean-results)"
@@ -70,6 +70,11 @@ sysdeps: ## system packages some tests use (PostgreSQL, Chromium + chromedriver)
 
 test: .venv/.synced sysdeps ## the test suite (uv run pytest, plus PYTEST_ARGS)
 	$(UV) run pytest $(PYTEST_ARGS)
+
+# The edit loop's tier: no workflow, Snakemake, server, cluster or end-to-end training (marker e2e, derived from
+# what each test uses in tests/conftest.py); `make test` (CI) runs everything.
+test-quick: .venv/.synced ## the quick tests only (pytest -m "not e2e", plus PYTEST_ARGS): a few minutes
+	$(UV) run pytest -m "not e2e" $(PYTEST_ARGS)
 
 LINT_PY := se_lib workflow_scripts tests bench main.py
 LINT_SMK := Snakefile rules

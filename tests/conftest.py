@@ -22,11 +22,13 @@ Both are :class:`worlds.World` tuples (``root, config, url``; ``world.rows()`` l
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,105 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 17
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.glob("logs/**/*.log")))
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}\n{logs}")
     return out
+
+
+# ------------------------------------------------------------------------------------------ test tiers
+# `make test-quick` runs `pytest -m "not e2e"`: the tests that start no workflow, server or cluster. The e2e
+# marker is derived here, at collection, from what each test uses (never kept by hand): a test is e2e when
+#   * it is marked with one of E2E_MARKERS,
+#   * it asks, directly or through its fixtures, for one of E2E_FIXTURES (the tiny workflow run, the helpers
+#     that run Snakemake on its copy, the world the training tests train on), or
+#   * its code, its fixtures' code or the module-level helpers they call start Snakemake (the program name
+#     "snakemake" in a command line) or refer to a function, class or module of E2E_MODULES (the helpers that
+#     start PostgreSQL, Chromium, a SLURM cluster, an MLflow server).
+# The reason is the marker's argument (e2e_reason(item)); `pytest -m e2e --collect-only -q` lists them.
+E2E_MARKERS = ("slow", "postgres")
+E2E_FIXTURES = {
+    "workflow_run": "the tiny workflow run",
+    "run_snakemake": "Snakemake on the workflow copy",
+    "snakemake_env": "Snakemake on the workflow copy",
+    "train_world": "trains a network on a mixture DB, end to end",
+}
+E2E_PROGRAMS = {"snakemake": "Snakemake"}  # a string constant naming the program a test runs
+E2E_MODULES = {
+    "pg": "a PostgreSQL server",
+    "browser": "Chromium",
+    "slurm_cluster": "the SLURM test cluster",
+    "se_lib.tracking.service": "an MLflow server",
+    "se_lib.tracking.server": "an MLflow server",
+}
+
+
+def _e2e_module(value: object) -> str | None:
+    """What ``value`` (a global a test refers to) starts, when it belongs to one of :data:`E2E_MODULES`
+    (exception classes do not count: a test may catch one without starting anything)."""
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return None
+    name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+    return E2E_MODULES.get(name) if isinstance(name, str) else None
+
+
+def _code_objects(code: types.CodeType):
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_objects(const)
+
+
+def _e2e_use(func: object, seen: set[int]) -> str | None:
+    """What ``func`` (a test or fixture function) starts: a program of :data:`E2E_PROGRAMS` its code names, or
+    what the globals its code refers to start (:data:`E2E_MODULES`), following the functions of its own module
+    (helpers) it calls; ``None`` when nothing."""
+    func = inspect.unwrap(getattr(func, "__func__", func))
+    code, namespace = getattr(func, "__code__", None), getattr(func, "__globals__", None)
+    if code is None or namespace is None or id(func) in seen:
+        return None
+    seen.add(id(func))
+    for obj in _code_objects(code):
+        for const in obj.co_consts:
+            if isinstance(const, str) and const in E2E_PROGRAMS:
+                return E2E_PROGRAMS[const]
+        for name in obj.co_names:
+            value = namespace.get(name)
+            if value is None:
+                continue
+            why = _e2e_module(value)
+            if why is None and inspect.isfunction(value) and value.__globals__ is namespace:
+                why = _e2e_use(value, seen)
+            if why:
+                return why
+    return None
+
+
+def e2e_reason(item: pytest.Item) -> str | None:
+    """Why test ``item`` is end-to-end (see :data:`E2E_MARKERS`, :data:`E2E_FIXTURES`, :data:`E2E_MODULES`),
+    or ``None`` for a quick test."""
+    for name in E2E_MARKERS:
+        if item.get_closest_marker(name):
+            return f"marked {name}"
+    fixtures = getattr(item, "fixturenames", ())
+    for name, why in E2E_FIXTURES.items():
+        if name in fixtures:
+            return f"uses {name} ({why})"
+    seen: set[int] = set()
+    funcs = [getattr(item, "obj", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for name in fixtures:
+        funcs += [d.func for d in (info.name2fixturedefs.get(name, ()) if info else ())]
+    for func in funcs:
+        why = _e2e_use(func, seen)
+        if why:
+            return f"starts {why}"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every end-to-end test ``e2e`` (:func:`e2e_reason`), so ``-m "not e2e"`` leaves the quick tier."""
+    for item in items:
+        why = e2e_reason(item)
+        if why:
+            item.add_marker(pytest.mark.e2e(why))
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,7 @@ def test_stoi_and_estoi_equal_direct_pystoi(speech):
 # --------------------------------------------------------------------------------------------------
 # DNSMOS
 # --------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # the reference implementation (speechmos + librosa) on every utterance
 def test_dnsmos_matches_speechmos(speech):
     from speechmos import dnsmos as speechmos_dnsmos
 

@@ -79,6 +79,7 @@ def _worker(args):
     return run.info.run_id
 
 
+@pytest.mark.slow  # parallel processes each importing MLflow and creating the store
 def test_parallel_first_use_of_a_fresh_store_loses_nothing(tmp_path):
     uri = f"sqlite:///{tmp_path}/fresh.db"
     ctx = mp.get_context("spawn")
@@ -261,6 +262,7 @@ time.sleep(600)  # a snakemake that hangs until it is killed
 """
 
 
+@pytest.mark.slow  # MLflow in fresh processes
 def test_a_killed_invocations_parent_run_is_closed_by_the_next_one(store, tmp_path):
     """SIGKILL leaves no onerror: the next invocation on this host marks the orphan parent KILLED, and
     leaves the parent of a still-running invocation alone."""

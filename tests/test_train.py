@@ -410,6 +410,7 @@ def _se(args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) ->
     return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # four `se` commands that import Lightning, in fresh processes
 def test_help_and_mistakes_read_well():
     """`se --help` describes the project; short class names resolve; a mistake is named before anything else."""
     out = _se(["--help"])
