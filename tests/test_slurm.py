@@ -14,7 +14,9 @@ One module fixture (``slurm_run``) does it all once, in order:
 The tests then compare with the local run of the same config (the session fixture ``workflow_run``): the
 same jobs, the same mixture DB digest, the same output files, the same deterministic data files; and every
 job's MLflow run carries a SLURM job id that the scheduler's own history (its job-completion log) and the
-plugin's per-job logs know too. ``test_timings`` prints where the extra wall time under SLURM goes.
+plugin's per-job logs know too. The profile's job groups (``groups:`` in profiles/slurm/config.yaml: the data
+stage, each split's noisy baseline, the report stage) went as one sbatch job each, so fewer sbatch jobs than
+rule jobs. ``test_timings`` prints the local and SLURM wall times, their ratio, and where the extra time goes.
 
 Test-only settings on top of the profile (a test cluster, not a site's): the first status check after 2 s
 (the plugin's default 40 s suits real clusters), train/predict asking for a quarter of the node's memory
@@ -32,6 +34,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +86,15 @@ def profile_set_resources(workdir: Path, mem_mb: int) -> list[str]:
 
 def real_memory(cluster: Cluster) -> int:
     return int(re.search(r"RealMemory=(\d+)", cluster.conf.read_text()).group(1))
+
+
+def node_cpus(cluster: Cluster) -> int:
+    return int(re.search(r"\bCPUs=(\d+)", cluster.conf.read_text()).group(1))
+
+
+def profile_groups(workdir: Path) -> dict[str, str]:
+    """The profile's job groups: rule -> group name (``groups:`` in profiles/slurm/config.yaml)."""
+    return dict(yaml.safe_load((workdir / PROFILE / "config.yaml").read_text()).get("groups") or {})
 
 
 def run_slurm_snakemake(
@@ -200,6 +212,14 @@ def rule_runs(store: str) -> list:
     return [r for r in runs if "snakemake.rule" in r.data.tags]
 
 
+def runs_by_job(runs: list) -> dict[str, list]:
+    """SLURM job id -> the rule runs that ran in that job (several for a group job)."""
+    jobs = defaultdict(list)
+    for r in runs:
+        jobs[r.data.tags["slurm.job_id"]].append(r)
+    return dict(jobs)
+
+
 def invocation_run(store: str):
     """The first ``snakemake`` invocation's parent run in ``store`` (later tests may add invocations)."""
     client = mlflow.MlflowClient(store)
@@ -225,7 +245,15 @@ def test_every_job_went_through_sbatch(slurm_run, workflow_run):
     names = [r.info.run_name for r in runs]
     assert len(set(names)) == len(names) and set(names) == {r.info.run_name for r in local}  # the same jobs
     ids = [r.data.tags.get("slurm.job_id") for r in runs]
-    assert all(ids) and len(set(ids)) == len(runs), ids
+    assert all(ids), ids
+    # one SLURM job per run, except the runs of a profile group, which share theirs (test_grouped_rules...)
+    groups = profile_groups(slurm_run.workdir)
+    for job_id, job_runs in runs_by_job(runs).items():
+        rules = [r.data.tags["snakemake.rule"] for r in job_runs]
+        assert len(job_runs) == 1 or (rules[0] in groups and {groups.get(x) for x in rules} == {groups[rules[0]]}), (
+            job_id,
+            rules,
+        )
     for r in runs:
         assert r.data.tags["slurm.cluster"] == "se-test" and r.data.tags["slurm.node"] == slurm_run.cluster.node
         assert r.data.tags["slurm.partition"] == "main"
@@ -234,18 +262,52 @@ def test_every_job_went_through_sbatch(slurm_run, workflow_run):
     assert set(history) == set(ids)
     assert {rec["JobState"] for rec in history.values()} == {"COMPLETED"}
     assert slurm_run.squeue == dict.fromkeys(ids, "COMPLETED")
-    # the plugin's logs: logs/slurm/rule_<rule>/<wildcards>/<job id>.log, one per job
+    # the plugin's logs, one per job: logs/slurm/rule_<rule>/<wildcards>/<job id>.log, and for a group job
+    # logs/slurm/group_<group>_<its rules>/<job id>.log
     logs = {p.stem: p for p in (slurm_run.workdir / "logs/slurm").rglob("*.log")}
     assert set(logs) == set(ids)
     for r in runs:
         log = logs[r.data.tags["slurm.job_id"]].relative_to(slurm_run.workdir / "logs/slurm")
-        assert log.parts[0] == f"rule_{r.data.tags['snakemake.rule']}", (log, r.info.run_name)
+        rule = r.data.tags["snakemake.rule"]
+        if rule in groups:
+            assert log.parts[0].startswith(f"group_{groups[rule]}_"), (log, r.info.run_name)
+        else:
+            assert log.parts[0] == f"rule_{rule}", (log, r.info.run_name)
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", slurm_run.run.stdout + slurm_run.run.stderr)
-    assert sorted(submitted) == sorted(ids)
+    assert sorted(submitted) == sorted(set(ids))
     # GPU jobs asked for a GPU and got one of the node's (fake) devices; the others got none
     for r in runs:
         gpus = r.data.tags.get("slurm.gpus")
         assert (gpus in {"0", "1"}) if r.data.tags["snakemake.rule"] in GPU_RULES else gpus is None, r.info.run_name
+
+
+def test_grouped_rules_went_as_one_sbatch_job_each(slurm_run):
+    """The profile's groups: the data stage (corpus -> rooms -> mixture DB) is one sbatch job, each split's noisy
+    baseline (references -> scores) one, the whole report stage one; every other rule job is a job of its own. So
+    the workflow took fewer sbatch jobs than rule jobs, and no group job asked for more CPUs than the node has."""
+    groups = profile_groups(slurm_run.workdir)
+    assert {"corpus", "rooms", "mixture_db", "noisy_reference", "score_noisy", "report_table"} <= set(groups)
+    runs = rule_runs(slurm_run.store)
+    jobs = {job_id: sorted(r.data.tags["snakemake.rule"] for r in rs) for job_id, rs in runs_by_job(runs).items()}
+    by_group = defaultdict(list)  # group -> its SLURM jobs' rule lists
+    for rules in jobs.values():
+        by_group[groups.get(rules[0])].append(rules)
+    assert by_group["data"] == [["corpus", "mixture_db", "rooms"]]
+    rules_run = [r.data.tags["snakemake.rule"] for r in runs]
+    splits = rules_run.count("noisy_reference")
+    assert splits >= 1 and by_group["baseline"] == [["noisy_reference", "score_noisy"]] * splits
+    report_rules = sorted(rule for rule in rules_run if groups.get(rule) == "report")
+    assert len(report_rules) >= 6 and by_group["report"] == [report_rules]
+    assert all(len(rules) == 1 for rules in by_group[None])  # ungrouped: one rule job per sbatch job
+    # the sbatch jobs submitted (plugin log lines) and the scheduler's history agree: fewer jobs than rule runs
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", slurm_run.run.stdout + slurm_run.run.stderr)
+    assert len(submitted) == len(slurm_run.history) == len(jobs) == len(by_group[None]) + 2 + splits < len(runs)
+    print(f"\nsbatch jobs: {len(jobs)} for {len(runs)} rule jobs (one each without the groups)", flush=True)
+    # a group job asks for what its jobs need side by side, no more than the node has (SLURM refuses more)
+    history = {rec["JobId"]: rec for rec in slurm_run.history}
+    for job_id, rules in jobs.items():
+        if len(rules) > 1:
+            assert 1 <= int(history[job_id]["ProcCnt"]) <= node_cpus(slurm_run.cluster), (rules, history[job_id])
 
 
 def test_results_match_the_local_run(slurm_run, workflow_run):
@@ -306,11 +368,12 @@ def test_daemons_are_stopped_afterwards(slurm_run):
 
 
 def test_timings(slurm_run, workflow_run):
-    """Where the extra wall time under SLURM goes (printed; asserts only that the parts add up)."""
+    """Local vs SLURM wall time, their ratio, and where the extra time under SLURM goes (printed; a benchmark:
+    asserts only that the parts add up, never a time)."""
     local_workdir, _ = workflow_run
     report = timing_report(slurm_run, f"sqlite:///{local_workdir}/mlflow.db")
     print("\n" + report)
-    assert "total" in report
+    assert "total" in report and "ratio" in report
 
 
 def _seconds(stamp: str) -> float:
@@ -318,43 +381,51 @@ def _seconds(stamp: str) -> float:
 
 
 def timing_report(slurm_run: SlurmRun, local_store: str) -> str:
-    """Wall time local vs SLURM (the invocations' parent runs), and per job: queue wait (sbatch -> start),
-    job start -> the rule's MLflow run start (job step launch, Python + Snakemake + imports), the rule body
-    (MLflow run), run end -> job end, and job end -> the next submission ("notice": the plugin's status
-    polling; an upper bound, as it also counts waits for jobs still running)."""
+    """Wall time local vs SLURM (the invocations' parent runs) and their ratio, and per SLURM job: queue wait
+    (sbatch -> start), job start -> its first rule's MLflow run start (job step launch, Python + Snakemake +
+    imports), the rule bodies (first run start -> last run end; several rules for a group job), the same rules'
+    run times in the local run (summed), last run end -> job end, and job end -> the next submission ("notice":
+    the plugin's status polling; an upper bound, as it also counts waits for jobs still running)."""
 
     def wall(store):
         run = invocation_run(store)
         return (run.info.end_time - run.info.start_time) / 1000
 
-    runs = {r.data.tags["slurm.job_id"]: r for r in rule_runs(slurm_run.store)}
+    runs = runs_by_job(rule_runs(slurm_run.store))
     local = {r.info.run_name: r for r in rule_runs(local_store)}
     hist = {rec["JobId"]: rec for rec in slurm_run.history}
     submits = sorted(_seconds(h["SubmitTime"]) for h in hist.values())
     rows, sums = [], dict.fromkeys(("queue", "launch", "body", "local_body", "tail", "notice"), 0.0)
-    for job_id, run in sorted(runs.items(), key=lambda kv: int(kv[0])):
+    for job_id, job_runs in sorted(runs.items(), key=lambda kv: int(kv[0])):
         h = hist[job_id]
         sub, start, end = (_seconds(h[k]) for k in ("SubmitTime", "StartTime", "EndTime"))
-        r0, r1 = run.info.start_time / 1000, run.info.end_time / 1000
-        lr = local[run.info.run_name]
+        r0 = min(r.info.start_time for r in job_runs) / 1000
+        r1 = max(r.info.end_time for r in job_runs) / 1000
         later = [s for s in submits if s >= end]
         part = {
             "queue": start - sub,
             "launch": r0 - start,
             "body": r1 - r0,
-            "local_body": (lr.info.end_time - lr.info.start_time) / 1000,
+            "local_body": sum(
+                (local[r.info.run_name].info.end_time - local[r.info.run_name].info.start_time) / 1000 for r in job_runs
+            ),
             "tail": end - r1,
             "notice": (later[0] - end) if later else 0.0,
         }
         for k, v in part.items():
             sums[k] += v
-        rows.append(f"  {job_id:>4} {run.info.run_name:<40} " + " ".join(f"{part[k]:7.1f}" for k in sums))
-    head = f"  {'job':>4} {'rule run':<40} " + " ".join(f"{k:>7}" for k in sums)
+        rules = sorted({r.data.tags["snakemake.rule"] for r in job_runs})
+        name = job_runs[0].info.run_name if len(job_runs) == 1 else f"group of {len(job_runs)}: " + ",".join(rules)
+        rows.append(f"  {job_id:>4} {name[:40]:<40} " + " ".join(f"{part[k]:7.1f}" for k in sums))
+    head = f"  {'job':>4} {'rule run (or group job)':<40} " + " ".join(f"{k:>7}" for k in sums)
     total = f"  {'':>4} {'total (s)':<40} " + " ".join(f"{sums[k]:7.1f}" for k in sums)
+    n_runs = sum(len(v) for v in runs.values())
+    local_s, slurm_s = wall(local_store), wall(slurm_run.store)
     return "\n".join(
         [
-            f"tiny workflow wall time (invocation parent run): local {wall(local_store):.0f} s, "
-            f"SLURM {wall(slurm_run.store):.0f} s (snakemake process {slurm_run.seconds:.0f} s)",
+            f"tiny workflow wall time (invocation parent run): local {local_s:.0f} s, SLURM {slurm_s:.0f} s, "
+            f"ratio {slurm_s / local_s:.2f} (snakemake process {slurm_run.seconds:.0f} s); "
+            f"{len(runs)} sbatch jobs for {n_runs} rule jobs",
             head,
             *rows,
             total,
