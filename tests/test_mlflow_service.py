@@ -206,6 +206,7 @@ def test_delete_selects_by_rule_model_invocation_age_and_id(store, capsys):
         cleanup.parse_age("30x")
 
 
+@pytest.mark.slow  # a store with artifacts, then `se runs gc` in a fresh process
 def test_gc_removes_only_deleted_runs_and_their_artifacts(store, capsys):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
