@@ -9,6 +9,9 @@
 * :mod:`se_lib.inference.predict` -- :func:`~se_lib.inference.predict.predict_job` (rule ``predict``):
   the split's mixtures through the network under ``torch.inference_mode()``, the same files and
   statistics ``se predict`` writes (byte-identical wavs: tests/test_inference.py).
+* :mod:`se_lib.inference.enhance` -- ``se enhance``: any checkpoint on recordings of any rate, length and
+  channel count the network accepts, in overlapping chunks (docs/enhance.md); its file reading and
+  checks in :mod:`se_lib.inference.audio_io`.
 
 Nothing here imports ``lightning``, ``mlflow.pytorch`` or ``matplotlib``: a predict job starts in
 the time of ``import torch`` (tests/test_inference.py checks ``sys.modules`` in a fresh interpreter).

@@ -52,6 +52,9 @@ LIGHT_SUBCOMMANDS: dict[str, LightSubcommand] = {
     "mlflow": LightSubcommand(
         "se_lib.tracking.service:main", "the MLflow tracking server as a background service: start|stop|status"
     ),
+    "enhance": LightSubcommand(
+        "se_lib.inference.enhance:main", "enhance your own recordings with a checkpoint (docs/enhance.md)"
+    ),
 }
 
 HELP = """\
