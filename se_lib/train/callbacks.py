@@ -11,6 +11,8 @@
 * :class:`ConfigArtifactSaver` logs the resolved LightningCLI config as ``config.yaml``.
 * :class:`CheckpointRegistrar` logs the best checkpoint as ``checkpoints/best.ckpt`` at the end of
   fitting and registers it as a new version of the registered model ``se-<arch>``.
+* :class:`FirstBatchTimer` logs how long a fit took to reach its first training batch
+  (:func:`se_lib.workflow.timing_line`; ``bench/bench_startup.py`` reads it).
 """
 
 from __future__ import annotations
@@ -254,6 +256,42 @@ class AudioSampleLogger(Callback):
 
 
 # ----------------------------------------------------------------------------- config + checkpoints
+class FirstBatchTimer(Callback):
+    """Logs one :func:`se_lib.workflow.timing_line` (kind ``train_first_batch``) at the first training batch
+    of a fit, on the global-zero process: ``startup`` (process start to this callback's creation, when the
+    trainer is built: interpreter, imports, parsing, model and data module, MLflow run), ``setup`` (to the
+    fit's start), ``work`` (fit start to the first batch: data set-up, loaders, sanity validation),
+    in seconds, and ``process_start`` (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.created = time.time()
+        self.fit_start: float | None = None
+        self.done = False
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.fit_start = time.time()
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.done or not trainer.is_global_zero:
+            return
+        self.done = True
+        from se_lib.workflow import process_start_time, timing_line
+
+        now, started = time.time(), process_start_time()
+        fit_start = self.fit_start if self.fit_start is not None else self.created
+        log.info(
+            timing_line(
+                "train_first_batch",
+                startup=self.created - started,
+                setup=fit_start - self.created,
+                work=now - fit_start,
+                process_start=started,
+            )
+        )
+
+
 class ConfigArtifactSaver(Callback):
     """Log the resolved LightningCLI config (text) as the MLflow artifact ``config.yaml`` at setup,
     plus ``params`` (e.g. the data and trainer settings, which the module's hparams do not hold)."""

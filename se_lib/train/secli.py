@@ -65,7 +65,12 @@ import se_lib.models  # noqa: F401  ConvTasNet, ICConvTasNet, DPRNN, WaveUNet
 from se_lib.config import SHARED_MODEL_CONFIG, available_models, experiment_name, schema_default
 from se_lib.config import tracking_uri as default_tracking_uri
 from se_lib.tracking.training import build_logger, mark_run_killed, run_is_active
-from se_lib.train.callbacks import CheckpointRegistrar, ConfigArtifactSaver, best_checkpoint_callback
+from se_lib.train.callbacks import (
+    CheckpointRegistrar,
+    ConfigArtifactSaver,
+    FirstBatchTimer,
+    best_checkpoint_callback,
+)
 from se_lib.train.live_metrics import SpeechMetricsMonitor
 from se_lib.train.module import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER, EnhancementModule, optimizer_config
 from se_lib.train.prediction_writer import AudioPredictionWriter
@@ -362,6 +367,8 @@ class SECLI(LightningCLI):
                 )
         elif not user_logger:
             kwargs["logger"] = False
+        if self.subcommand == "fit":
+            extra.append(FirstBatchTimer())  # one log line: how long the job took to its first batch
         if self.subcommand == "fit" and rank_zero_only.rank == 0:
             write_resume_state(self.checkpoint_dir, self.run_id or "", self.digest)
         defaults = self.trainer_defaults.get("callbacks", [])
