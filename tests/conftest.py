@@ -155,7 +155,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 17
 #   * it is marked with one of E2E_MARKERS,
 #   * it asks, directly or through its fixtures, for one of E2E_FIXTURES (the tiny workflow run, the helpers
 #     that run Snakemake on its copy, the world the training tests train on), or
-#   * its code, its fixtures' code or the module-level helpers they call start Snakemake (the program name
+#   * its code, its fixtures' code or the helpers of tests/ they call start Snakemake (the program name
 #     "snakemake" in a command line) or refer to a function, class or module of E2E_MODULES (the helpers that
 #     start PostgreSQL, Chromium, a SLURM cluster, an MLflow server).
 # The reason is the marker's argument (e2e_reason(item)); `pytest -m e2e --collect-only -q` lists them.
@@ -192,10 +192,16 @@ def _code_objects(code: types.CodeType):
             yield from _code_objects(const)
 
 
+def _is_test_helper(func: types.FunctionType) -> bool:
+    """Whether ``func`` is defined in tests/ (a test module, conftest.py, worlds.py, ...): followed by
+    :func:`_e2e_use`; library functions are judged by their module (:data:`E2E_MODULES`) alone."""
+    return Path(func.__code__.co_filename).resolve().parent == ROOT / "tests"
+
+
 def _e2e_use(func: object, seen: set[int]) -> str | None:
     """What ``func`` (a test or fixture function) starts: a program of :data:`E2E_PROGRAMS` its code names, or
-    what the globals its code refers to start (:data:`E2E_MODULES`), following the functions of its own module
-    (helpers) it calls; ``None`` when nothing."""
+    what the globals its code refers to start (:data:`E2E_MODULES`), following the helpers of tests/ it calls;
+    ``None`` when nothing."""
     func = inspect.unwrap(getattr(func, "__func__", func))
     code, namespace = getattr(func, "__code__", None), getattr(func, "__globals__", None)
     if code is None or namespace is None or id(func) in seen:
@@ -210,7 +216,7 @@ def _e2e_use(func: object, seen: set[int]) -> str | None:
             if value is None:
                 continue
             why = _e2e_module(value)
-            if why is None and inspect.isfunction(value) and value.__globals__ is namespace:
+            if why is None and inspect.isfunction(value) and _is_test_helper(value):
                 why = _e2e_use(value, seen)
             if why:
                 return why
