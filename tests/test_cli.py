@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fresh import modules_after
 from se_lib.train.cli import LIGHT_SUBCOMMANDS, TRAINING_SUBCOMMANDS, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +29,7 @@ def loaded_after(*argvs: list[str]) -> dict:
     """Run ``se`` with each of ``argvs`` in one fresh interpreter; its exit statuses and which of
     :data:`HEAVY` it had imported at the end."""
     code = (
-        "import json, sys\n"
+        "import json\n"
         "from se_lib.train.cli import main\n"
         "codes = []\n"
         f"for argv in {list(argvs)!r}:\n"
@@ -36,11 +37,10 @@ def loaded_after(*argvs: list[str]) -> dict:
         "        main(argv)\n"
         "    except SystemExit as exc:\n"
         "        codes.append(exc.code)\n"
-        f"print(json.dumps({{'codes': codes, 'loaded': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
+        "print(json.dumps(codes))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    printed, loaded = modules_after(code, HEAVY)
+    return {"codes": json.loads(printed.strip().splitlines()[-1]), "loaded": loaded}
 
 
 def test_help_lists_every_subcommand_without_lightning():
