@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -48,3 +49,18 @@ def run_script(script: str | Path, *args: str) -> str:
 def last_json(stdout: str) -> dict:
     """The JSON object a child printed last (children report one JSON line at the end)."""
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def machine_info() -> dict:
+    """Where a benchmark ran: platform, CPU count, torch version and the load average at the start (a
+    benchmark adds ``load_avg_end`` when it is done: figures taken under load say so)."""
+    import platform
+
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "load_avg": os.getloadavg(),
+    }

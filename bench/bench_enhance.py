@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import last_json, peak_rss_mib, run_script  # noqa: E402
+from _common import last_json, machine_info, peak_rss_mib, run_script  # noqa: E402
 from se_lib.io import write_json_atomic  # noqa: E402
 
 SR = 16000
@@ -271,16 +270,7 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "bench_enhance.json"))
     args = ap.parse_args()
-    import torch
-
-    result: dict = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "load_avg": os.getloadavg(),
-        }
-    }
+    result: dict = {"machine": machine_info()}
     with tempfile.TemporaryDirectory(prefix="bench-enhance-") as tmp_name:
         tmp = Path(tmp_name)
         ckpt = make_checkpoint(tmp / "ic_conv_tasnet.ckpt")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import last_json, peak_rss_mib, run_script  # noqa: E402
+from _common import last_json, machine_info, peak_rss_mib, run_script  # noqa: E402
 from se_lib.io import write_json_atomic  # noqa: E402
 
 PAPER = dict(N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3)
@@ -228,16 +227,7 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "bench_inference.json"))
     args = ap.parse_args()
-    import torch
-
-    result: dict = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "load_avg": os.getloadavg(),
-        }
-    }
+    result: dict = {"machine": machine_info()}
     if not args.skip_speed:
         print(f"(a) paper-size Conv-TasNet, batch {args.batch} x {args.seconds:g} s, {args.threads} threads, CPU")
         sp = bench_speed(args.repeats, args.batch, args.seconds, args.threads)
