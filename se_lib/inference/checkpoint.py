@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "LoadedNetwork", "import_class", "load_network", "network_state_dict"]
+__all__ = ["CheckpointError", "LoadedNetwork", "import_class", "load_network", "network_state_dict", "torch_device"]
 
 NET_PREFIX = "net."
 
@@ -68,6 +68,27 @@ class LoadedNetwork:
     @property
     def parameters(self) -> int:
         return int(sum(p.numel() for p in self.net.parameters()))
+
+
+def torch_device(name: str = "auto") -> torch.device:
+    """The device a network runs on: ``auto`` (the first visible CUDA GPU, else the CPU), ``cpu``, ``gpu`` or
+    ``cuda`` (the first visible GPU), ``cuda:N``, ``mps``. ``ValueError`` for a name that is not a device or a
+    GPU that is not visible; the caller says which option it came from."""
+    text = str(name).lower()
+    if text == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device("cuda:0" if text in ("gpu", "cuda") else text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name!r}: not a device name (auto, cpu, gpu/cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}: no CUDA device is visible")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    elif device.type not in ("cpu", "mps"):
+        raise ValueError(f"{name!r}: not a device name (auto, cpu, gpu/cuda, cuda:N, mps)")
+    return device
 
 
 def import_class(class_path: str, *, what: str = "class_path") -> type:

@@ -54,7 +54,7 @@ import torch
 
 from se_lib.data.audio import AudioError, AudioInfo, audio_info, read_audio, resample_audio
 from se_lib.inference.audio_io import AUDIO_SUFFIXES, BlockReader, InputFile, find_inputs, open_wav_writer, probe_audio
-from se_lib.inference.checkpoint import CheckpointError, LoadedNetwork, load_network
+from se_lib.inference.checkpoint import CheckpointError, LoadedNetwork, load_network, torch_device
 from se_lib.io import write_text_atomic
 
 __all__ = [
@@ -126,20 +126,12 @@ def resolve_model(uri: str | os.PathLike, device: str | torch.device = "cpu") ->
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (the first CUDA GPU if one is visible, else the CPU) or a torch device name
-    (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    """``--device``: ``auto`` (the first CUDA GPU if one is visible, else the CPU) or a torch device name
+    (``cpu``, ``cuda``, ``cuda:1``, ``mps``): :func:`se_lib.inference.checkpoint.torch_device`."""
     try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as exc:
-        raise EnhanceError(f"--device {name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EnhanceError(f"--device {name}: no CUDA device is visible")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise EnhanceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    return device
+        return torch_device(name)
+    except ValueError as exc:
+        raise EnhanceError(f"--device {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------ channels

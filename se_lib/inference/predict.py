@@ -31,7 +31,7 @@ import yaml
 
 from se_lib.config import SHARED_MODEL_CONFIG, deep_merge
 from se_lib.config import db_url as default_db_url
-from se_lib.inference.checkpoint import LoadedNetwork, load_network
+from se_lib.inference.checkpoint import LoadedNetwork, load_network, torch_device
 from se_lib.inference.writer import ItemWriter
 from se_lib.io import write_json_atomic
 
@@ -97,17 +97,12 @@ def writer_args(config_files: Sequence[str | os.PathLike]) -> dict[str, Any]:
 
 
 def inference_device(accelerator: str = "auto") -> torch.device:
-    """``auto``: the (first visible) GPU if CUDA has one, else the CPU; ``cpu``; ``gpu``/``cuda``; ``mps``."""
-    name = str(accelerator).lower()
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if name in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"accelerator {accelerator!r}: no CUDA device is visible to this job")
-        return torch.device("cuda:0")
-    if name in ("cpu", "mps"):
-        return torch.device(name)
-    raise ValueError(f"accelerator {accelerator!r}: expected auto, cpu, gpu/cuda or mps")
+    """The device of the workflow's ``predict.accelerator`` / ``train.accelerator`` (Lightning's names: ``auto``,
+    ``cpu``, ``gpu``/``cuda``, ``mps``): :func:`se_lib.inference.checkpoint.torch_device`."""
+    try:
+        return torch_device(accelerator)
+    except ValueError as exc:
+        raise ValueError(f"accelerator {exc}") from None
 
 
 def _sync(device: torch.device) -> None:
