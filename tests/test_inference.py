@@ -21,7 +21,7 @@ import yaml
 
 from fresh import modules_after
 from se_lib.inference.checkpoint import CheckpointError, load_network
-from se_lib.inference.predict import data_args, inference_device, writer_args
+from se_lib.inference.predict import data_args, inference_device, model_config, writer_args
 from se_lib.models.conv_tasnet import ConvTasNet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,16 +92,16 @@ def test_load_network_names_the_file_and_what_is_wrong(tmp_path):
 def test_data_and_writer_args_merge_the_config_files_as_se_does(tmp_path):
     model = REPO / "config/models/conv_tasnet.yaml"
     demo = REPO / "config/models/demo/conv_tasnet.yaml"
-    args = data_args([model, demo], {"data.batch_size": 4, "data.init_args.num_workers": 0, "model.x": 1})
+    args = data_args(model_config([model, demo]), {"data.batch_size": 4, "data.init_args.num_workers": 0, "model.x": 1})
     shared = yaml.safe_load((REPO / "config/models/_shared.yaml").read_text())["data"]["init_args"]
     assert args["db_url"] == shared["db_url"] and args["seed"] == shared["seed"]  # from the shared file
     assert args["segment_seconds"] == 0.5 and args["eval_segment_seconds"] is None  # the demo overlay
     assert args["batch_size"] == 4 and args["num_workers"] == 0  # overrides, both spellings
-    assert writer_args([model]) == {"write_noisy": True, "write_target": True, "subtype": "FLOAT"}
+    assert writer_args(model_config([model])) == {"write_noisy": True, "write_target": True, "subtype": "FLOAT"}
     other = tmp_path / "other.yaml"
     other.write_text("data:\n  class_path: my.DataModule\n")
     with pytest.raises(ValueError, match=r"data\.class_path 'my\.DataModule'"):
-        data_args([model, other])
+        data_args(model_config([model, other]))
     assert inference_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="accelerator 'tpu'"):
         inference_device("tpu")

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from se_lib.config import SHARED_MODEL_CONFIG, deep_merge
+from se_lib.config import SHARED_MODEL_CONFIG, read_config_files
 from se_lib.config import db_url as default_db_url
 from se_lib.inference.checkpoint import LoadedNetwork, load_network, torch_device
 from se_lib.inference.writer import ItemWriter
@@ -41,6 +40,7 @@ __all__ = [
     "DATA_CLASSES",
     "data_args",
     "inference_device",
+    "model_config",
     "log_stats",
     "predict_job",
     "predict_split",
@@ -53,26 +53,14 @@ DATA_CLASSES = ("se_lib.data.datamodule.MixtureDataModule", "se_lib.data.mixture
 WRITER_DEFAULTS: dict[str, Any] = {"write_noisy": True, "write_target": True, "subtype": "FLOAT"}
 
 
-def _read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"model config {path}: expected a mapping of keys, got {type(data).__name__}")
-    return data
-
-
-def _model_config(config_files: Sequence[str | os.PathLike]) -> dict[str, Any]:
+def model_config(config_files: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """The shared config, then ``config_files`` in order, merged as the ``se`` command reads them."""
-    merged: dict[str, Any] = {}
-    for path in [SHARED_MODEL_CONFIG, *config_files]:
-        merged = deep_merge(merged, _read_yaml(path))
-    return merged
+    return read_config_files([SHARED_MODEL_CONFIG, *config_files])[0]
 
 
-def data_args(config_files: Sequence[str | os.PathLike], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``data.init_args`` the ``se`` command would build from ``config_files`` (after the shared config)
-    and ``overrides`` (``--data.K`` / ``--data.init_args.K`` keys; others are ignored)."""
-    cfg = _model_config(config_files)
+def data_args(cfg: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``data.init_args`` the ``se`` command would build from the merged model config ``cfg``
+    (:func:`model_config`) and ``overrides`` (``--data.K`` / ``--data.init_args.K`` keys; others are ignored)."""
     data = cfg.get("data") or {}
     class_path = data.get("class_path", DATA_CLASSES[0])
     if class_path not in DATA_CLASSES:
@@ -90,9 +78,9 @@ def data_args(config_files: Sequence[str | os.PathLike], overrides: Mapping[str,
     return args
 
 
-def writer_args(config_files: Sequence[str | os.PathLike]) -> dict[str, Any]:
-    """``write_noisy``, ``write_target`` and ``subtype`` of the ``prediction_writer:`` section."""
-    section = _model_config(config_files).get("prediction_writer") or {}
+def writer_args(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``write_noisy``, ``write_target`` and ``subtype`` of the merged model config's ``prediction_writer:``."""
+    section = cfg.get("prediction_writer") or {}
     return {k: section.get(k, v) for k, v in WRITER_DEFAULTS.items()}
 
 
@@ -240,7 +228,8 @@ def predict_job(
     if threads:
         torch.set_num_threads(int(threads))
     train, pred = config["train"], config["predict"]
-    args = data_args(config_files, {**train["extra_args"], **(overrides or {})})
+    cfg = model_config(config_files)
+    args = data_args(cfg, {**train["extra_args"], **(overrides or {})})
     args.update(
         db_url=db_url or default_db_url(config),
         sample_rate=int(config["sample_rate"]),
@@ -279,7 +268,7 @@ def predict_job(
         output_dir,
         device=device,
         stats_file=stats_file,
-        **writer_args(config_files),
+        **writer_args(cfg),
     )
     stats["data_args"] = args
     return stats
