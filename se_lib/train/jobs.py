@@ -4,12 +4,13 @@ run in-process, and what each job leaves behind.
 * :func:`train_job` (rule ``train``): ``se fit`` with :func:`train_args`, resumable; writes
   ``best.ckpt``, ``last.ckpt`` and ``run.json``, and records the DB's splits as the run's MLflow
   dataset inputs.
-* :func:`predict_job` (rule ``predict``): ``se predict`` with :func:`predict_args` on the best
-  checkpoint; the command's :class:`~se_lib.train.prediction_writer.AudioPredictionWriter` writes the
-  wavs and the statistics file.
+* :func:`predict_job`: ``se predict`` with :func:`predict_args` on the best checkpoint, as the workflow's
+  config asks; the command's :class:`~se_lib.train.prediction_writer.AudioPredictionWriter` writes the
+  wavs and the statistics file. Rule ``predict`` itself runs the Lightning-free
+  :func:`se_lib.inference.predict.predict_job`, which writes the same bytes (tests/test_inference.py
+  compares the two).
 
-The model-free job of rule ``noisy_reference`` is
-:func:`se_lib.train.prediction_writer.export_references` (it needs no Lightning CLI).
+The model-free job of rule ``noisy_reference`` is :func:`se_lib.inference.writer.export_references`.
 
 Every function takes the *validated* workflow config (:func:`se_lib.config.load_config` or
 Snakemake's ``config``) and reads its keys without fallbacks: the schema holds the defaults. Model
@@ -372,7 +373,8 @@ def predict_job(
     threads: int | None = None,
     **args_kwargs: Any,
 ) -> dict[str, Any]:
-    """Run ``se predict`` in-process as the workflow does; returns the statistics written to ``stats_file``.
+    """Run ``se predict`` in-process with the workflow's settings (the LightningCLI twin of
+    :func:`se_lib.inference.predict.predict_job`); returns the statistics written to ``stats_file``.
 
     ``args_kwargs`` are the further keyword arguments of :func:`predict_args` (``ckpt_path`` and
     ``output_dir`` required, ``config_files``, ``db_url``).
