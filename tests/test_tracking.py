@@ -1,5 +1,6 @@
 """Tracking helpers against a real MLflow sqlite store: tags, diff artifact, parallel first use."""
 
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from fresh import modules_after
 from se_lib.tracking.git import git_info
 from se_lib.tracking.runs import rule_run, run_name, standard_tags
 
@@ -359,3 +361,27 @@ def test_registered_version_carries_lineage_and_scores(store, caplog):
     gone = {**train_run, "run_id": "0" * 32}
     assert record_scores_on_training_run(gone, summary, "test", tracking_uri=store) == {}
     assert f"training run {'0' * 32} is not in the tracking store" in caplog.text
+
+
+def test_environment_tags_name_torch_and_device_without_importing_torch():
+    """A score or report job runs no network: its run's environment tags (torch version, CUDA build, device) are
+    read without the 2-4 s of ``import torch`` and agree with what torch itself says."""
+    out, loaded = modules_after(
+        "import json\nfrom se_lib.tracking.env import environment_tags\nprint(json.dumps(environment_tags()))",
+        ["torch"],
+    )
+    assert loaded == []
+    tags = json.loads(out)
+    out, _ = modules_after(
+        "import json, platform, torch\n"
+        "gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None\n"
+        "print(json.dumps([torch.__version__, torch.version.cuda or 'none', gpu]))",
+        [],
+    )
+    version, cuda, gpu = json.loads(out)
+    assert (tags["se.env.torch"], tags["se.env.cuda"]) == (version, cuda)
+    assert tags["se.env.cuda_available"] == ("true" if gpu else "false")
+    if gpu:
+        assert tags["se.env.device"] == gpu
+    else:
+        assert tags["se.env.device"].startswith("cpu (")
