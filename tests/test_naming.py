@@ -71,7 +71,9 @@ def test_round_trip_property():
     [
         "sid_a_nids_b_c_rid_d_snr_5dB_clean.wav",  # unknown kind
         "sid_a_nids_b_rid_d_snr_5dB_noisy.wav",  # one noise id
-        "sid_a_b_nids_b_c_rid_d_snr_5dB_noisy.wav",  # underscore inside an id
+        "sid_a_nids_b_x_c_rid_d_snr_5dB_noisy.wav",  # underscore inside a noise id
+        "sid_a_nids_b_c_rid_d_x_snr_5dB_noisy.wav",  # underscore inside a room id
+        "sid_a__b_nids_b_c_rid_d_snr_5dB_noisy.wav",  # empty token in a speech id
         "sid_a_nids_b_c_rid_d_snr_5.25dB_noisy.wav",  # two decimals
         "sid_a_nids_b_c_rid_d_snr_5dB_noisy.flac",
     ],
@@ -82,8 +84,11 @@ def test_rejects_bad_names(bad):
 
 
 def test_rejects_unsafe_ids():
-    with pytest.raises(ValueError, match="sid"):
-        mixture_filename({"sid": "a_b", "nid1": "n", "nid2": "m", "rid": "r", "snr_db": 1}, "noisy")
+    for sid in ("a_nids_b", "a b", "a__b", "_a", "p232.001"):
+        with pytest.raises(ValueError, match="sid"):
+            mixture_filename({"sid": sid, "nid1": "n", "nid2": "m", "rid": "r", "snr_db": 1}, "noisy")
+    with pytest.raises(ValueError, match="nid1"):
+        mixture_filename({"sid": "a", "nid1": "n_x", "nid2": "m", "rid": "r", "snr_db": 1}, "noisy")
     with pytest.raises(ValueError, match="kind"):
         mixture_filename({"sid": "a", "nid1": "n", "nid2": "m", "rid": "r", "snr_db": 1}, "clean")
 
@@ -99,3 +104,12 @@ def test_find_mixture_maps_every_name_to_its_row(tmp_path):
     missing = dict(parse_mixture_filename(mixture_filename(rows[0], "noisy")), snr_db=99.0)  # outside the range
     with pytest.raises(LookupError, match="snr_db=99.0"):
         find_mixture(url, missing)
+
+
+@pytest.mark.parametrize("sid", ["p232_001", "F01_22GC010A_BUS-real", "fileid_12-noreverb", "a_b_c", "nids-x_y"])
+def test_recorded_speech_ids_keep_the_source_stem(sid):
+    """A public corpus's file stem (underscores included) survives the name round trip."""
+    row = {"sid": sid, "nid1": "living", "nid2": "none", "rid": "vbd-test", "snr_db": 7.5}
+    name = mixture_filename(row, "enhanced")
+    assert sid in name
+    assert parse_mixture_filename(name) == {**row, "kind": "enhanced"}

@@ -87,7 +87,7 @@ from se_lib.io import atomic_file
 
 SCHEMA_VERSION = "1"
 NOISE2_REL_DB_RANGE = (-10.0, 0.0)
-VOLATILE_META = frozenset({"created_at"})
+VOLATILE_META = frozenset({"created_at", "recordings_root"})  # not in the digest: when and where, not what
 CHUNK_SIZE = 5000
 KEY_COLUMNS = ("sid", "nid1", "nid2", "rid", "snr_tenths")  # the unique mixture key
 _KEY_PROBE = 500  # keys per collision query
@@ -191,7 +191,24 @@ class Mixture(Base):
         return self.room.rir_path
 
 
-TABLES = (Meta, Speech, Noise, Room, Mixture)  # digest order
+class Recording(Base):
+    """A recorded mixture's files (public corpora, :mod:`se_lib.data.corpora`): its ``mixture`` row names no
+    render parameters but these. ``noisy``: JSON ``[[path, channel], ...]`` per input channel; ``clean``: JSON
+    ``[path, channel]`` or empty; ``sha256``: JSON ``{path: digest}`` of every file (in the DB digest); paths
+    relative to ``meta.recordings_root``."""
+
+    __tablename__ = "recording"
+    mid: Mapped[str] = mapped_column(ForeignKey("mixture.mid"), primary_key=True)
+    corpus: Mapped[str] = mapped_column(String(32))
+    noisy: Mapped[str] = mapped_column(Text)
+    clean: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text)
+    sr: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer)
+    snr_source: Mapped[str] = mapped_column(String(16))
+
+
+TABLES = (Meta, Speech, Noise, Room, Mixture, Recording)  # digest order
 
 
 # ----------------------------------------------------------------------------------------- URLs
@@ -502,6 +519,8 @@ def build_db(
     t0 = time.perf_counter()
     url = resolve_url(url or db_url(config))
     root, corpus_dir, rooms_dir = Path(root), Path(corpus_dir), Path(rooms_dir)
+    if (corpus_dir / "recordings.tsv").exists():
+        return build_recorded_db(config, url, corpus_dir, log=log)
     sr = int(config["sample_rate"])
     length = round(float(config["mixtures"]["seconds"]) * sr)
     speech = _audio_rows(
@@ -566,6 +585,52 @@ def build_db(
     return result
 
 
+def build_recorded_db(config: dict, url: str, corpus_dir: str | os.PathLike, log: Callable[[str], None] = print) -> str:
+    """Build the DB of a recorded corpus (the corpus stage's ``recordings.tsv``/``manifest.tsv``,
+    :func:`se_lib.data.corpora.recordings.db_tables`); returns its digest. Same atomicity as :func:`build_db`."""
+    import json as _json
+
+    from se_lib.data.corpora.recordings import CorpusLayoutError, db_tables
+
+    t0 = time.perf_counter()
+    url = resolve_url(url)
+    corpus_dir = Path(corpus_dir)
+    sr = int(config["sample_rate"])
+    try:
+        tables = db_tables(corpus_dir, sr, int(config["seed"]), config["corpus"]["kind"])
+        stats = _json.loads((corpus_dir / "stats.json").read_text())
+    except (CorpusLayoutError, FileNotFoundError, ValueError) as exc:
+        raise DBError(str(exc)) from exc
+    missing = [s for s in SPLITS if not any(m["split"] == s for m in tables["mixture"])]
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "config_digest": config_digest(config),
+        "seed": str(config["seed"]),
+        "sample_rate": str(sr),
+        "source": f"recorded:{config['corpus']['kind']}",
+        "splits_without_mixtures": _canon(missing),
+        "channels": str(tables["room"][0]["channels"]),
+        "recordings_root": stats["root"],
+        "created_by": _version(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with _build_target(url) as engine, engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        Base.metadata.create_all(conn)
+        conn.execute(insert(Meta), [{"key": k, "value": v} for k, v in meta.items()])
+        for model in (Speech, Noise, Room, Mixture, Recording):
+            rows = tables[model.__tablename__]
+            for i in range(0, len(rows), CHUNK_SIZE):
+                conn.execute(insert(model), rows[i : i + CHUNK_SIZE])
+    result = digest(url)
+    log(
+        f"mixture DB {make_url(url).render_as_string(hide_password=True)}: {len(tables['mixture'])} recorded "
+        f"mixtures of {config['corpus']['kind']} at {stats['root']}, digest {result[:12]}, "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    return result
+
+
 # -------------------------------------------------------------------------------------- readers
 def _ordered(col: Any, dialect: str) -> Any:
     """Order by byte value on every backend (PostgreSQL/MySQL collations may differ otherwise)."""
@@ -607,11 +672,15 @@ def _render_select(dialect: str):
             Room.rir_path,
             Room.ref_mic,
             Room.channels,
+            Recording.noisy.label("recorded_noisy"),
+            Recording.clean.label("recorded_clean"),
+            Recording.sr.label("recorded_sr"),
         )
         .join(Speech, Speech.sid == Mixture.sid)
         .join(n1, n1.nid == Mixture.nid1)
         .join(n2, n2.nid == Mixture.nid2)
         .join(Room, Room.rid == Mixture.rid)
+        .outerjoin(Recording, Recording.mid == Mixture.mid)
     )
     return stmt, _ordered(Mixture.mid, dialect)
 
@@ -629,9 +698,28 @@ def iter_mixtures(
     stmt = stmt.order_by(order)
     if limit is not None:
         stmt = stmt.limit(int(limit))
+    meta = None
     with engine.connect() as conn:
         for row in conn.execution_options(stream_results=True, yield_per=CHUNK_SIZE).execute(stmt):
-            yield dict(row._mapping)
+            if row.recorded_noisy is not None and meta is None:
+                meta = read_meta(url_or_path)
+            yield _render_row(row._mapping, meta)
+
+
+def _render_row(mapping: Mapping[str, Any], meta: Mapping[str, str] | None) -> dict[str, Any]:
+    """A render-ready row; a recorded one's ``recorded_noisy``/``recorded_clean`` decoded, paths under the DB's
+    ``meta.recordings_root`` (or ``$SE_RECORDINGS_ROOT`` where the corpus has moved), and the DB's
+    ``sample_rate`` (the rate it is rendered at)."""
+    row = dict(mapping)
+    if row.get("recorded_noisy") is None:
+        return row
+    meta = meta or {}
+    row["sample_rate"] = int(meta["sample_rate"])
+    base = Path(os.environ.get("SE_RECORDINGS_ROOT") or meta.get("recordings_root") or ".")
+    row["recorded_noisy"] = [(str(base / p), int(c)) for p, c in json.loads(row["recorded_noisy"])]
+    clean = json.loads(row["recorded_clean"]) if row["recorded_clean"] else None
+    row["recorded_clean"] = (str(base / clean[0]), int(clean[1])) if clean else None
+    return row
 
 
 def lookup_mixture(session_or_url: Any, sid: str, nid1: str, nid2: str, rid: str, snr_db: float) -> dict[str, Any]:
@@ -657,7 +745,10 @@ def lookup_mixture(session_or_url: Any, sid: str, nid1: str, nid2: str, rid: str
         row = executor.execute(stmt).first()
     if row is None:
         raise LookupError(f"no mixture with sid={sid} nid1={nid1} nid2={nid2} rid={rid} snr_db={snr_db}")
-    return dict(row._mapping)
+    if row.recorded_noisy is None:
+        return dict(row._mapping)
+    url = session_or_url if executor is None else bind.url.render_as_string(hide_password=False)
+    return _render_row(row._mapping, read_meta(url))
 
 
 def find_mixture(session_or_url: Any, name: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:

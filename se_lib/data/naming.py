@@ -5,8 +5,11 @@ One module owns both directions of the file-name contract (``docs/contracts.md``
     sid_{sid}_nids_{nid1}_{nid2}_rid_{rid}_snr_{snr}dB_{kind}.wav
 
 IDs are tokens matching ``[A-Za-z0-9-]+`` (no underscores), so the name splits unambiguously on
-``_``; the SNR is printed with at most one decimal (the DB stores it rounded to 0.1 dB), without a
-trailing ``.0`` (``5``, ``-2.5``, ``0``). ``kind`` is ``noisy`` (all mic channels), ``enhanced`` or
+``_``. The one exception is the ``sid`` of a recorded mixture (a public corpus's file): it keeps the
+source file's stem, underscores included (``p232_001``, ``F01_22GC010A_BUS-real``), as tokens joined
+by ``_``, none of them ``nids``, so ``_nids_`` still ends it unambiguously (:data:`SID_PATTERN`,
+:func:`check_sid`). The SNR is printed with at most one decimal (the DB stores it rounded to 0.1 dB),
+without a trailing ``.0`` (``5``, ``-2.5``, ``0``). ``kind`` is ``noisy`` (all mic channels), ``enhanced`` or
 ``target`` (mono, reference mic). :func:`se_lib.data.db.find_mixture` maps a name back to its DB
 row; this module imports no other module of the project.
 """
@@ -21,10 +24,12 @@ from typing import Any
 
 ID_PATTERN = r"[A-Za-z0-9-]+"
 ID_RE = re.compile(rf"^{ID_PATTERN}$")
+SID_PATTERN = rf"{ID_PATTERN}(?:_{ID_PATTERN})*"
+SID_RE = re.compile(rf"^{SID_PATTERN}$")
 KINDS = ("noisy", "enhanced", "target")
 _SNR_PATTERN = r"-?\d+(?:\.\d)?"
 _NAME_RE = re.compile(
-    rf"^sid_(?P<sid>{ID_PATTERN})_nids_(?P<nid1>{ID_PATTERN})_(?P<nid2>{ID_PATTERN})"
+    rf"^sid_(?P<sid>{SID_PATTERN}?)_nids_(?P<nid1>{ID_PATTERN})_(?P<nid2>{ID_PATTERN})"
     rf"_rid_(?P<rid>{ID_PATTERN})_snr_(?P<snr>{_SNR_PATTERN})dB_(?P<kind>{'|'.join(KINDS)})\.wav$"
 )
 
@@ -57,6 +62,17 @@ def check_id(value: Any, field: str) -> str:
     return text
 
 
+def check_sid(value: Any, field: str = "sid") -> str:
+    """``value`` as str if it is a valid speech id (:data:`SID_PATTERN`, no ``nids`` token), else ValueError."""
+    text = str(value)
+    if not SID_RE.match(text) or "nids" in text.split("_"):
+        raise ValueError(
+            f"{field} {text!r} is not a file-name-safe speech ID "
+            "(allowed: [A-Za-z0-9-]+ tokens joined by '_', none of them 'nids')"
+        )
+    return text
+
+
 def _field(row: Any, key: str) -> Any:
     if isinstance(row, Mapping):
         if key not in row:
@@ -69,7 +85,8 @@ def mixture_filename(row: Any, kind: str) -> str:
     """File name of ``row`` (a mapping or an object with sid/nid1/nid2/rid/snr_db) for ``kind``."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {KINDS}")
-    sid, nid1, nid2, rid = (check_id(_field(row, k), k) for k in ("sid", "nid1", "nid2", "rid"))
+    sid = check_sid(_field(row, "sid"))
+    nid1, nid2, rid = (check_id(_field(row, k), k) for k in ("nid1", "nid2", "rid"))
     snr = format_snr(float(_field(row, "snr_db")))
     return f"sid_{sid}_nids_{nid1}_{nid2}_rid_{rid}_snr_{snr}dB_{kind}.wav"
 

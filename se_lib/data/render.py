@@ -38,7 +38,7 @@ import numpy as np
 import scipy.fft as sfft
 import torch
 
-from se_lib.data.audio import AudioError, read_audio
+from se_lib.data.audio import AudioError, read_audio, resample_audio
 
 __all__ = ["PEAK_LIMIT", "RENDER_FIELDS", "AudioError", "Rendered", "Renderer"]
 
@@ -156,6 +156,61 @@ class Renderer:
 
         return self._spectra.get_or((rel_path, nfft), make)
 
+    def channel(self, path: str, channel: int, source_sr: int, sr: int) -> np.ndarray:
+        """Cached channel ``channel`` of ``path`` at ``sr`` (resampled from the file's ``source_sr``)."""
+
+        def load() -> np.ndarray:
+            data, file_sr = read_audio(self._path(path), mono=False, min_peak=None)
+            if file_sr != source_sr:
+                raise AudioError(path, f"sample rate {file_sr} Hz, the mixture DB recorded {source_sr} Hz")
+            if channel >= data.shape[0]:
+                raise AudioError(path, f"has {data.shape[0]} channel(s), the mixture DB uses channel {channel}")
+            return resample_audio(data[channel], source_sr, sr)
+
+        return self._audio.get_or((path, channel, sr), load)
+
+    def recorded(self, row: Mapping[str, Any], snr_db: float | None = None) -> Rendered:
+        """A recorded mixture: its noisy channels and clean reference, resampled to the DB's rate and cut or
+        zero-padded to ``length``; no anti-clipping scale (the recording's own level). Without a reference
+        (real recordings) the target is zeros and the SNR NaN. ``snr_db`` (training's SNR redraw) rescales the
+        recording's noise, ``noisy - clean``, at every channel: only where the clean reference covers them all
+        (a mono pair); a multichannel recording has its clean speech at the reference mic only."""
+        length, sr, source_sr = int(row["length"]), int(row["sample_rate"]), int(row["recorded_sr"])
+        noisy = np.zeros((len(row["recorded_noisy"]), length), dtype=np.float32)
+        for c, (path, ch) in enumerate(row["recorded_noisy"]):
+            x = self.channel(path, int(ch), source_sr, sr)[:length]
+            noisy[c, : len(x)] = x
+        target = np.zeros(length, dtype=np.float32)
+        clean = row.get("recorded_clean")
+        if clean is not None:
+            x = self.channel(clean[0], int(clean[1]), source_sr, sr)[:length]
+            target[: len(x)] = x
+        ref = int(row["ref_mic"])
+        noise = noisy - target[None, :] if clean is not None else noisy.copy()
+        if snr_db is not None:
+            if clean is None or noisy.shape[0] != 1:
+                raise ValueError(
+                    f"mixture {row.get('mid', '?')}: data.snr_range redraws SNRs of simulated mixtures and mono "
+                    "recorded pairs; this recording has "
+                    + ("no clean reference" if clean is None else f"{noisy.shape[0]} channels and one clean mic")
+                )
+            e_s = float(np.sum(target.astype(np.float64) ** 2))
+            e_n = float(np.sum(noise[ref].astype(np.float64) ** 2))
+            if e_s > 0.0 and e_n > 0.0:
+                noise = noise * np.float32(np.sqrt(e_s / (e_n * 10.0 ** (float(snr_db) / 10.0))))
+                noisy = target[None, :] + noise
+        achieved = float("nan")
+        if clean is not None:
+            e_s = float(np.sum(target.astype(np.float64) ** 2))
+            e_n = float(np.sum(noise[ref].astype(np.float64) ** 2))
+            if e_s > 0.0 and e_n > 0.0:
+                achieved = 10.0 * np.log10(e_s / e_n)
+
+        def as_t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+        return Rendered(noisy=as_t(noisy), target=as_t(target), noise=as_t(noise), scale=1.0, snr_db=float(achieved))
+
     def sources(self, row: Any, rir_len: int) -> np.ndarray:
         """Dry source signals ``[3, L - 1 + T]`` (speech, noise 1, noise 2) incl. the pre-roll."""
         length = int(_get(row, "length"))
@@ -172,7 +227,11 @@ class Renderer:
         return x
 
     def render(self, row: Any, snr_db: float | None = None) -> Rendered:
-        """Render ``row`` (mapping or object with the ``RENDER_FIELDS``); ``snr_db`` overrides the row's."""
+        """Render ``row`` (mapping or object with the ``RENDER_FIELDS``); ``snr_db`` overrides the row's.
+
+        A recorded mixture (a public corpus's row: ``recorded_noisy`` set) is read instead, :meth:`recorded`."""
+        if isinstance(row, Mapping) and row.get("recorded_noisy") is not None:
+            return self.recorded(row, snr_db)
         rir_path = _get(row, "rir_path")
         room = self.rirs(rir_path)
         ref = int(room["ref_mic"])
