@@ -15,7 +15,7 @@ MLFLOW_SERVICE_ARGS ?=
 MLFLOW_GC_ARGS ?=
 CLEAN_MLFLOW ?=
 
-.PHONY: run test test-quick env lint format report mlflow-ui mlflow-start mlflow-stop mlflow-status mlflow-gc clean-results bench help sysdeps dvc-yaml dvc-commit push pull
+.PHONY: run test test-quick env lint format report mlflow-ui mlflow-start mlflow-stop mlflow-status mlflow-gc clean-results bench help sysdeps dvc-yaml dvc-commit push pull corpus
 
 # What a run leaves in the working directory (outputs, logs, Snakemake state, the report, Lightning's default
 # log folder); `make clean-results` removes exactly these. The local MLflow store (MLFLOW_LOCAL_STORE) is
@@ -142,3 +142,13 @@ push: .venv/.synced ## upload the DVC-tracked results to the default remote (dvc
 
 pull: .venv/.synced ## fresh clone: dvc pull, then snakemake --touch on the pulled outputs (snakemake -n: nothing to do)
 	$(UV) run --frozen python -m se_lib.dvc_stages $(foreach f,$(DVC_CONFIG),--configfile $(f)) restore
+
+# Public corpora (config/corpora/<CORPUS>.yaml; se_lib/data/corpora/download.py): download, check and unpack the
+# archives into ROOT, resuming interrupted downloads, then verify ROOT; VERIFY=1 only verifies. Licensed corpora
+# (CHiME-4) and those without an archive (DNS 2020) are only verified; the recipe says how to obtain them.
+corpus: .venv/.synced ## download + verify a public corpus: make corpus CORPUS=voicebank_demand ROOT=/data/vbd (VERIFY=1: verify only)
+	@if [ -z "$(CORPUS)" ] || [ -z "$(ROOT)" ]; then \
+		echo "make corpus: set CORPUS (one of: $$(ls config/corpora/ | sed -n 's/\.yaml$$//p' | tr '\n' ' '| sed 's/ $$//')) and ROOT (the corpus folder)," >&2; \
+		echo "  e.g. make corpus CORPUS=voicebank_demand ROOT=/data/vbd   (VERIFY=1: only verify ROOT)" >&2; exit 2; \
+	fi
+	$(UV) run --frozen python -m se_lib.data.corpora.download --recipe 'config/corpora/$(CORPUS).yaml' --root '$(ROOT)' $(if $(filter 1 yes true,$(VERIFY)),--verify-only)
