@@ -342,9 +342,15 @@ def _canon(x: Any) -> str:
 
 
 def config_digest(config: dict) -> str:
-    """sha256 of the config sections that determine the DB content."""
+    """sha256 of the config sections that determine the DB content. A recorded corpus's ``root`` is left out:
+    where the corpus lies is not what it holds (its files' checksums are in the DB)."""
     keys = ("seed", "sample_rate", "corpus", "rooms", "mixtures")
-    return hashlib.sha256(_canon({k: config.get(k) for k in keys}).encode()).hexdigest()
+    sections = {k: config.get(k) for k in keys}
+    corpus = sections["corpus"]
+    if isinstance(corpus, dict) and isinstance(corpus.get(corpus.get("kind")), dict):
+        kind = corpus["kind"]
+        sections["corpus"] = {**corpus, kind: {k: v for k, v in corpus[kind].items() if k != "root"}}
+    return hashlib.sha256(_canon(sections).encode()).hexdigest()
 
 
 def _version() -> str:

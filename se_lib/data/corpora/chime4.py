@@ -58,13 +58,14 @@ def options_of(options: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"sets": list(opts["sets"]), "channels": channels, "reference_channel": int(opts["reference_channel"])}
 
 
-def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], list[str]]:
+def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], dict[str, int]]:
     """Recordings of the chosen sets (counted in utterances per ``<set>_<simu|real>``), the layout problems
-    (a missing channel file or clean file names the file), and the count groups scanned."""
+    (a missing channel file or clean file names the file), and the utterances found per ``<set>_<simu|real>``."""
     opts = options_of(options)
     channels, ref = opts["channels"], opts["reference_channel"]
     recordings: list[Recording] = []
     problems: list[tuple[str, str]] = []
+    found = dict.fromkeys(opts["sets"], 0)
     if not (root / "isolated").is_dir():
         problems.append(
             ("isolated", "folder missing (ROOT must hold isolated/ and isolated_ext/, e.g. CHiME3/data/audio/16kHz)")
@@ -76,14 +77,15 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
             if not folder.is_dir():
                 problems.append((relative(folder, root), "folder missing"))
                 continue
-            found: dict[str, dict[int, Path]] = defaultdict(dict)
+            by_stem: dict[str, dict[int, Path]] = defaultdict(dict)
             for path in sorted(folder.glob("*.wav")):
                 m = _NAME.match(path.name)
                 if m is None:
                     problems.append((relative(path, root), "not named <spk>_<utt>_<ENV>.CH<n>.wav"))
                     continue
-                found[m["stem"]][int(m["ch"])] = path
-            for stem, by_channel in sorted(found.items()):
+                by_stem[m["stem"]][int(m["ch"])] = path
+            found[name] += len(by_stem)
+            for stem, by_channel in sorted(by_stem.items()):
                 missing = [c for c in channels if c not in by_channel]
                 if missing:
                     for c in missing:
@@ -109,4 +111,4 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
                         ref=channels.index(ref),
                     )
                 )
-    return recordings, problems, list(opts["sets"])
+    return recordings, problems, found

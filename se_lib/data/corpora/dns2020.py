@@ -35,20 +35,22 @@ def group_of(name: str) -> str:
     return name if name == "real_recordings" else f"synthetic/{name}"
 
 
-def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], list[str]]:
-    """Recordings of the chosen sets, the pairing problems, and the count groups scanned."""
+def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], dict[str, int]]:
+    """Recordings of the chosen sets, the pairing problems, and the noisy files found per recipe count key."""
     sets = list({**DEFAULTS, **dict(options or {})}["sets"])
     unknown = [s for s in sets if s not in SETS]
     if unknown:
         raise ValueError(f"corpus.dns2020.sets: unknown set(s) {unknown}; choose from {SETS}")
     recordings: list[Recording] = []
     problems: list[tuple[str, str]] = []
+    found: dict[str, int] = {}
     for name in sets:
         tag = name.replace("_", "")  # noreverb, withreverb, realrecordings: a token for ids
         if name == "real_recordings":
             folder = root / TEST_SET / "real_recordings"
             if not folder.is_dir():
                 problems.append((relative(folder, root), "folder missing"))
+            found[group_of(name)] = len(wav_files(folder))
             for path in wav_files(folder):
                 recordings.append(
                     Recording(
@@ -74,6 +76,7 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
             else:
                 clean[m["n"]] = path
         noisy: dict[str, Path] = {}
+        found[group_of(name)] = len(wav_files(base / "noisy"))
         for path in wav_files(base / "noisy"):
             m = _FILEID.search(path.name)
             if m is None:
@@ -104,4 +107,4 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
                     snr_db=float(snr["snr"]) if snr else None,
                 )
             )
-    return recordings, problems, [group_of(s) for s in sets]
+    return recordings, problems, found

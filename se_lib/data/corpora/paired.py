@@ -45,8 +45,9 @@ def groups_of(options: Mapping[str, Any]) -> dict[str, int]:
     return {f"paired-{s}": int(n) for s, n in dict(options.get("counts") or {}).items()}
 
 
-def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], list[str]]:
-    """Pairs found by the options (see the module docstring), the pairing problems, and the splits' groups."""
+def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], dict[str, int]]:
+    """Pairs found by the options (see the module docstring), the pairing problems, and the pairs per split's
+    group (``paired-<split>``)."""
     opts = dict(options or {})
     for k in ("noisy", "clean", "key", "splits"):
         if k not in opts:
@@ -126,4 +127,7 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
         )
     for k in sorted(set(clean) - set(seen)):
         problems.append((relative(clean[k], root), "no noisy partner"))
-    return recordings, problems, sorted(groups_of(opts))
+    found = dict.fromkeys(groups_of(opts), 0)
+    for r in recordings:
+        found[r.group] = found.get(r.group, 0) + 1
+    return recordings, problems, found

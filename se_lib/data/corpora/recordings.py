@@ -164,7 +164,8 @@ def _inspect(root: Path, rel: str, keep: bool) -> _FileInfo:
     try:
         data, sr = sf.read(io.BytesIO(raw), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile's own message
-        info.problem = f"unreadable audio ({str(exc).splitlines()[0][:120]})"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        info.problem = f"unreadable audio ({reason.split('>: ', 1)[-1][:120]})"  # not the BytesIO's repr
         return info
     info.sr, info.frames, info.channels = int(sr), int(data.shape[0]), int(data.shape[1])
     if info.frames == 0:
@@ -217,6 +218,7 @@ def check_recordings(
     *,
     layout_problems: Iterable[tuple[str, str]] = (),
     expected: Mapping[str, int] | None = None,
+    found: Mapping[str, int] | None = None,
     channels: int | None = None,
     on_bad_file: str = "fail",
     threads: int = 1,
@@ -226,15 +228,16 @@ def check_recordings(
     """Read and check every file of ``recordings`` (see the module docstring); returns the checked rows.
 
     ``layout_problems``: what the adapter found while pairing (missing partners, unparsable names); they count
-    as bad files. ``expected``: group -> count (after scaling); ``channels``: the channel count every recording
-    must have. Raises :class:`CorpusLayoutError` naming every problem (``what`` names the corpus in it).
+    as bad files. ``expected``: group -> count (after scaling), compared with ``found`` (group -> items the
+    adapter found, paired or not; default: the recordings per group); ``channels``: the channel count every
+    recording must have. Raises :class:`CorpusLayoutError` naming every problem (``what`` names the corpus in it).
     """
     if on_bad_file not in ("fail", "skip"):
         raise ValueError(f"corpus.on_bad_file must be fail or skip, got {on_bad_file!r}")
     t0 = time.perf_counter()
     root = Path(root)
     fatal: list[str] = []
-    found = Counter(r.group for r in recordings)
+    found = Counter(found) if found is not None else Counter(r.group for r in recordings)
     for group, want in (expected or {}).items():
         if found.get(group, 0) != want:
             fatal.append(f"{group}: {found.get(group, 0)} recordings found, the recipe expects {want}")

@@ -73,17 +73,18 @@ def scan_corpus(config: Mapping[str, Any], log: Callable[[str], None] = print, t
     root = corpus_root(config)
     module = adapter(kind)
     try:
-        recordings, problems, groups = module.scan(root, options)
+        recordings, problems, found = module.scan(root, options)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     counts = module.groups_of(options) if kind == "paired" else recipe_counts(kind)
-    expected = {g: n for g, n in expected_counts(counts, float(c["count_scale"])).items() if g in groups}
-    log(f"{kind} at {root}: {len(recordings)} recordings in {groups}; expected {expected or 'no counts'}")
+    expected = {g: n for g, n in expected_counts(counts, float(c["count_scale"])).items() if g in found}
+    log(f"{kind} at {root}: {len(recordings)} recordings; found {found}, expected {expected or 'no counts'}")
     return check_recordings(
         root,
         recordings,
         layout_problems=problems,
         expected=expected if kind != "paired" or expected else None,
+        found=found,
         channels=c["channels"],
         on_bad_file=c["on_bad_file"],
         threads=threads,

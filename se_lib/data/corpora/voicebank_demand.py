@@ -46,8 +46,8 @@ def _log_entries(root: Path, name: str) -> dict[str, tuple[str, float]]:
     return out
 
 
-def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], list[str]]:
-    """Recordings of the chosen sets, the pairing problems, and the count groups scanned (recipe keys)."""
+def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], dict[str, int]]:
+    """Recordings of the chosen sets, the pairing problems, and the noisy files found per recipe count key."""
     opts = {**DEFAULTS, **dict(options or {})}
     if opts["trainset"] not in TRAINSETS:
         raise ValueError(f"corpus.voicebank_demand.trainset must be one of {TRAINSETS}, got {opts['trainset']!r}")
@@ -62,15 +62,15 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
         folders.append(("testset", "log_testset.txt"))
     recordings: list[Recording] = []
     problems: list[tuple[str, str]] = []
-    groups: list[str] = []
+    found: dict[str, int] = {}
     for name, log_name in folders:
         clean_dir, noisy_dir = root / f"clean_{name}_wav", root / f"noisy_{name}_wav"
-        groups.append(noisy_dir.name)
         for folder in (clean_dir, noisy_dir):
             if not folder.is_dir():
                 problems.append((relative(folder, root), "folder missing"))
         clean = {p.name: p for p in wav_files(clean_dir)}
         noisy = {p.name: p for p in wav_files(noisy_dir)}
+        found[noisy_dir.name] = len(noisy)
         for base in sorted(set(clean) - set(noisy)):
             problems.append((relative(clean[base], root), f"no noisy partner in {noisy_dir.name}/"))
         logged = _log_entries(root, log_name)
@@ -99,4 +99,4 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
     if "train" in sets and not any(r.split == "val" for r in recordings) and recordings:
         folder = f"noisy_trainset_{opts['trainset']}_wav"
         problems.append((folder, f"no file of the val speakers {sorted(val_speakers)}"))
-    return recordings, problems, groups
+    return recordings, problems, found
