@@ -17,7 +17,7 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     model=r"[A-Za-z0-9_\-]+",
-    split="|".join(SPLITS),
+    split="|".join([*SPLITS, *TEST_SETS]),
 
 
 include: "rules/data.smk"

@@ -20,7 +20,13 @@ INVOCATION_ID = os.environ.setdefault("SE_INVOCATION_ID", uuid.uuid4().hex)
 
 from se_lib.data.splits import SPLITS
 
+from se_lib.data.corpora.stage import is_recorded, reference_mic
+
 CORPUS_DIR = "results/corpus"
+# A recorded public corpus (corpus.kind voicebank_demand | dns2020 | chime4 | paired) has no simulated rooms.
+RECORDED = is_recorded(config)
+# The reference microphone the scorer and reports use: the simulated array's, or the recorded corpus's.
+REF_MIC = reference_mic(config)
 ROOMS_DIR = "results/rooms"
 # The DB digest file stands for the mixture DB whatever its backend (sqlite file or server URL).
 DB_FILE = "results/db/digest.txt"
@@ -226,3 +232,72 @@ def predict_gpus(wildcards):
 
     accelerator = config["predict"]["accelerator"] or config["train"]["accelerator"]
     return job_gpus(1, accelerator, local=workflow.local_exec)
+
+
+# ---------------------------------------------------------------------------------------- test sets
+# Public test sets (config `test_sets`, se_lib/data/corpora/stage.py): split `test_<name>` has its own corpus
+# stage and DB under results/test_sets/<name>/ (the `test` split of that DB) and its own reference mic; every
+# other stage treats it as one more split.
+from se_lib.config import read_config_files
+from se_lib.data.corpora.stage import corpus_channels, test_set_config, test_set_splits
+
+TEST_SETS = test_set_splits(config)  # split -> test set name
+TEST_SET_CONFIGS = {name: test_set_config(config, name) for name in TEST_SETS.values()}
+NET_CHANNELS_KEY = "model.init_args.net.init_args.in_channels"
+
+
+def test_set_dir(name):
+    return f"results/test_sets/{name}"
+
+
+def split_db_file(wildcards):
+    """The digest file of the DB that holds split `wildcards.split` (a test set's own DB for `test_<name>`)."""
+    name = TEST_SETS.get(wildcards.split)
+    return DB_FILE if name is None else f"{test_set_dir(name)}/db/digest.txt"
+
+
+def split_db_url(wildcards):
+    name = TEST_SETS.get(wildcards.split)
+    return DB_URL if name is None else f"sqlite:///{test_set_dir(name)}/db/mixtures.sqlite"
+
+
+def split_db_split(wildcards):
+    """The split of that DB: the split itself, or a test set DB's `test`."""
+    return "test" if wildcards.split in TEST_SETS else wildcards.split
+
+
+def split_ref_mic(wildcards):
+    name = TEST_SETS.get(wildcards.split)
+    return REF_MIC if name is None else reference_mic(TEST_SET_CONFIGS[name])
+
+
+def split_published(wildcards):
+    """The published-results file (config/published/<name>.yaml) of a test set split, else None."""
+    name = TEST_SETS.get(wildcards.split)
+    return None if name is None else config["test_sets"][name]["published"]
+
+
+@functools.cache
+def system_channels(system):
+    """Microphones system `system`'s network takes (`in_channels` of its config files, then train.extra_args and
+    its sweep overrides): 1 enhances the reference mic of any array."""
+    files = [SHARED_MODEL_CONFIG, *model_configs(SimpleNamespace(model=system))]
+    cfg, _ = read_config_files([f for f in files if os.path.exists(f)])
+    value = ((cfg.get("model") or {}).get("init_args") or {}).get("net", {}).get("init_args", {}).get("in_channels", 1)
+    value = config["train"]["extra_args"].get(NET_CHANNELS_KEY, value)
+    point = SWEEP_POINTS.get(system)
+    return int(point.overrides.get(NET_CHANNELS_KEY, value) if point else value)
+
+
+def eval_systems(split, systems=None):
+    """The systems evaluated on `split`: all of them, but on a test set only those whose network takes its channel
+    count (or one channel); where the config cannot tell a test set's channels, all (predict checks the files)."""
+    systems = SYSTEMS if systems is None else systems
+    name = TEST_SETS.get(split)
+    channels = None if name is None else corpus_channels(TEST_SET_CONFIGS[name]["corpus"])
+    return [s for s in systems if channels is None or system_channels(s) in (1, channels)]
+
+
+def eval_splits_of(system):
+    """Every split `system` is predicted and scored on."""
+    return [s for s in EVAL_SPLITS if system in eval_systems(s)]

@@ -3,6 +3,8 @@
 # baseline the scorer compares against.
 
 PREDICT_SPLITS = list(config["predict"]["splits"])
+# The splits every model is evaluated on: the DB's prediction splits, then each public test set (`test_<name>`).
+EVAL_SPLITS = PREDICT_SPLITS + list(TEST_SETS)
 PREDICT_BATCH_SIZE = int(config["predict"]["batch_size"])
 
 
@@ -15,7 +17,7 @@ rule predict:
     input:
         ckpt="results/models/{model}/best.ckpt",
         run="results/models/{model}/run.json",
-        db=DB_FILE,
+        db=split_db_file,
         model_config=model_configs,
         shared_config=SHARED_MODEL_CONFIG,
         code=PREDICT_SCRIPT.code,
@@ -35,7 +37,9 @@ rule predict:
         sweep=sweep_point,
         batch_size=PREDICT_BATCH_SIZE,
         overlay=config["train"]["overlay"],
-        db_url=DB_URL,
+        db_url=split_db_url,
+        db_split=split_db_split,
+        ref_mic=split_ref_mic,
     script:
         PREDICT_SCRIPT.path
 
@@ -47,7 +51,7 @@ rule noisy_reference:
     """Noisy (all mics) and target wavs of every mixture of a split, rendered from the mixture DB with
     the data path prediction uses: the noisy baseline does not depend on any model."""
     input:
-        db=DB_FILE,
+        db=split_db_file,
         code=NOISY_REFERENCE_SCRIPT.code,
     output:
         directory("results/references/{split}"),
@@ -59,7 +63,8 @@ rule noisy_reference:
     resources:
         mem_mb=2000,
     params:
-        db_url=DB_URL,
+        db_url=split_db_url,
+        db_split=split_db_split,
         sample_rate=config["sample_rate"],
         batch_size=PREDICT_BATCH_SIZE,
     script:

@@ -25,7 +25,7 @@ REPORT_TARGETS = [
     REPORT_PROVENANCE,
 ] + [
     path
-    for split in PREDICT_SPLITS
+    for split in EVAL_SPLITS
     for path in [
         f"{REPORT_DIR}/{split}/comparison.html",
         f"{REPORT_DIR}/{split}/comparison.tsv",
@@ -42,9 +42,13 @@ REPORT_TABLE_SCRIPT = workflow_script("report_table.py")
 rule report_table:
     """Comparison table: every metric with its 95 % CI, parameters and real-time factor, per system."""
     input:
-        summaries=expand("results/scores/{model}/{{split}}_summary.tsv", model=SYSTEMS),
+        summaries=lambda wc: expand(
+            "results/scores/{model}/{split}_summary.tsv", model=eval_systems(wc.split), split=wc.split
+        ),
         noisy="results/scores/noisy/{split}_summary.tsv",
-        stats=expand("results/predictions/{model}/{{split}}_predict_stats.json", model=SYSTEMS),
+        stats=lambda wc: expand(
+            "results/predictions/{model}/{split}_predict_stats.json", model=eval_systems(wc.split), split=wc.split
+        ),
         code=REPORT_TABLE_SCRIPT.code,
     output:
         html=report(
@@ -71,7 +75,8 @@ rule report_table:
     resources:
         mem_mb=1000,
     params:
-        models=SYSTEMS,
+        models=lambda wc: eval_systems(wc.split),
+        published=split_published,
     script:
         REPORT_TABLE_SCRIPT.path
 
@@ -82,7 +87,7 @@ REPORT_SNR_SCRIPT = workflow_script("report_snr.py")
 rule report_snr:
     """One plot per metric: mean and 95 % CI per input-SNR bin, every model and the noisy input."""
     input:
-        per_file=expand("results/scores/{model}/{{split}}.tsv", model=SYSTEMS),
+        per_file=lambda wc: expand("results/scores/{model}/{split}.tsv", model=eval_systems(wc.split), split=wc.split),
         noisy="results/scores/noisy/{split}.tsv",
         code=REPORT_SNR_SCRIPT.code,
     output:
@@ -106,7 +111,7 @@ rule report_snr:
     resources:
         mem_mb=1000,
     params:
-        models=SYSTEMS,
+        models=lambda wc: eval_systems(wc.split),
         metrics=list(METRICS),
         n_bins=REPORT_SNR_BINS,
     script:
@@ -120,8 +125,12 @@ rule report_spectrograms:
     """Spectrogram panels (noisy reference mic / each model / target, kHz axis) for a few test files
     spread over the input-SNR range."""
     input:
-        predictions=expand("results/predictions/{model}/{{split}}", model=MODELS),
-        scores=expand("results/scores/{model}/{{split}}.tsv", model=MODELS),
+        predictions=lambda wc: expand(
+            "results/predictions/{model}/{split}", model=eval_systems(wc.split, MODELS), split=wc.split
+        ),
+        scores=lambda wc: expand(
+            "results/scores/{model}/{split}.tsv", model=eval_systems(wc.split, MODELS), split=wc.split
+        ),
         references="results/references/{split}",
         noisy="results/scores/noisy/{split}.tsv",
         code=REPORT_SPECTROGRAMS_SCRIPT.code,
@@ -142,9 +151,9 @@ rule report_spectrograms:
     resources:
         mem_mb=2000,
     params:
-        models=MODELS,
+        models=lambda wc: eval_systems(wc.split, MODELS),
         n_examples=REPORT_EXAMPLES,
-        ref_mic=config["rooms"]["mic_array"]["reference_mic"],
+        ref_mic=split_ref_mic,
         sample_rate=config["sample_rate"],
     script:
         REPORT_SPECTROGRAMS_SCRIPT.path

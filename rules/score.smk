@@ -33,7 +33,7 @@ rule score:
         mem_mb=4000,
     params:
         mode="enhanced",
-        ref_mic=config["rooms"]["mic_array"]["reference_mic"],
+        ref_mic=split_ref_mic,
         sample_rate=config["sample_rate"],
     script:
         SCORE_SCRIPT.path
@@ -56,7 +56,7 @@ rule score_noisy:
         mem_mb=4000,
     params:
         mode="noisy",
-        ref_mic=config["rooms"]["mic_array"]["reference_mic"],
+        ref_mic=split_ref_mic,
         sample_rate=config["sample_rate"],
     script:
         SCORE_SCRIPT.path

@@ -2,6 +2,7 @@
 
 import mlflow
 
+from se_lib.data.corpora.stage import test_set_config
 from se_lib.data.db import build_db, summary_table
 from se_lib.io import write_text_atomic
 from se_lib.workflow import rule_job
@@ -10,8 +11,13 @@ url = snakemake.params.url
 with rule_job(
     snakemake, params={"mixtures": snakemake.params.mixtures, "seed": snakemake.params.seed, "db_url": url}
 ) as (log, run):
+    name = snakemake.params.get("test_set")  # rule test_set_db: a public test set's own DB
     digest = build_db(
-        snakemake.config, url, corpus_dir=snakemake.input.corpus, rooms_dir=snakemake.input.rooms, log=log.info
+        test_set_config(snakemake.config, name) if name else snakemake.config,
+        url,
+        corpus_dir=snakemake.input.corpus,
+        rooms_dir=snakemake.input.get("rooms", "results/rooms"),
+        log=log.info,
     )
     table = summary_table(url)
     write_text_atomic(snakemake.output.summary, table.to_csv(sep="\t", index=False))

@@ -8,13 +8,11 @@ from se_lib.workflow import rule_job
 
 def main(smk) -> None:
     split = smk.wildcards.split
-    with rule_job(smk, params={"split": split, "db_url": smk.params.db_url, "sample_rate": smk.params.sample_rate}) as (
-        log,
-        run,
-    ):
+    params = {"split": split, "db_url": smk.params.db_url, "db_split": smk.params.db_split}
+    with rule_job(smk, params={**params, "sample_rate": smk.params.sample_rate}) as (log, run):
         counts = export_references(
             smk.params.db_url,
-            split,
+            smk.params.db_split,
             smk.output[0],
             sample_rate=smk.params.sample_rate,
             batch_size=smk.params.batch_size,

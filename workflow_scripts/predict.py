@@ -21,6 +21,8 @@ def main(smk) -> None:
             "checkpoint": smk.input.ckpt,
             "train_run_id": train_run["run_id"],
             "db_url": smk.params.db_url,
+            "db_split": smk.params.db_split,
+            "ref_mic": smk.params.ref_mic,
         },
     ) as (log, run):
         claim_gpus(smk.resources.gpu, logger=log)  # before torch initialises CUDA
@@ -39,6 +41,8 @@ def main(smk) -> None:
             db_url=smk.params.db_url,
             config_files=list(smk.input.model_config),
             overrides=(smk.params.sweep or {}).get("overrides"),
+            db_split=smk.params.db_split,
+            ref_mic=smk.params.ref_mic,
         )
         mlflow.log_metrics(
             {

@@ -12,7 +12,9 @@ def main(smk) -> None:
     with rule_job(smk, params={"split": split, "models": models}) as (log, run):
         summaries = {BASELINE: smk.input.noisy, **dict(zip(models, smk.input.summaries, strict=True))}
         stats = {BASELINE: None, **dict(zip(models, smk.input.stats, strict=True))}
-        table = write_comparison(summaries, stats, smk.output.tsv, smk.output.html, split=split)
+        table = write_comparison(
+            summaries, stats, smk.output.tsv, smk.output.html, split=split, published=smk.params.published
+        )
         write_metrics(table, smk.output.metrics)
         for path in (smk.output.tsv, smk.output.html):
             mlflow.log_artifact(path, artifact_path="report")

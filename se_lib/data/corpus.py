@@ -1,6 +1,7 @@
 """Corpus stage: speech + noise files and their manifests (``results/corpus/``).
 
-Two sources, chosen by ``corpus.kind``:
+Sources, chosen by ``corpus.kind`` (a recorded public corpus -- ``voicebank_demand``, ``dns2020``, ``chime4``,
+``paired`` -- is read where it lies by :mod:`se_lib.data.corpora.stage` instead: ``recordings.tsv``, ``manifest.tsv``):
 
 * ``demo``  -- generated here: eSpeak NG speakers and synthetic/babble noises
   (:mod:`se_lib.data.demo_corpus`); needs no data and takes seconds.
@@ -111,6 +112,10 @@ def build_corpus(config: dict, out_dir: str | os.PathLike = "results/corpus", lo
     """
     t0 = time.perf_counter()
     kind = _cfg(config, "corpus.kind")
+    from se_lib.data.corpora.stage import RECORDED_KINDS, build_recorded_corpus
+
+    if kind in RECORDED_KINDS:  # a public corpus read where it lies: recordings.tsv + manifest.tsv
+        return build_recorded_corpus(config, out_dir, log=log)
     sr = int(_cfg(config, "sample_rate"))
     _cfg(config, "seed")
     out = Path(out_dir)
@@ -123,7 +128,9 @@ def build_corpus(config: dict, out_dir: str | os.PathLike = "results/corpus", lo
         plan = _plan_files(config, log)  # validates every file before anything is written
         build = partial(_build_files, plan, sr, log=log)
     else:
-        raise ConfigError(f"config key 'corpus.kind': unknown kind {kind!r} (demo | files)")
+        raise ConfigError(
+            f"config key 'corpus.kind': unknown kind {kind!r} (demo | files | {' | '.join(RECORDED_KINDS)})"
+        )
 
     with atomic_dir(out) as tmp:
         stats = build(tmp, out)

@@ -213,9 +213,15 @@ def predict_job(
     threads: int | None = None,
     db_url: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    db_split: str | None = None,
+    ref_mic: int | None = None,
 ) -> dict[str, Any]:
     """Rule ``predict``: ``model``'s checkpoint on ``split`` under the validated workflow ``config`` (see
     the module docstring); returns the statistics written to ``stats_file``.
+
+    A public test set (``test_sets``, split ``test_<name>``) is the ``db_split`` (``test``) of its own DB
+    (``db_url``), and its reference microphone ``ref_mic`` is the network's: a one-channel network enhances that
+    channel, a C-channel one sees the channels rolled so it comes first (:mod:`se_lib.models.base`).
 
     ``config_files`` are the model's LightningCLI files (the rule's inputs, without the shared one);
     ``overrides`` a sweep point's. Reads ``predict.batch_size``, ``predict.num_workers`` and
@@ -234,7 +240,7 @@ def predict_job(
         db_url=db_url or default_db_url(config),
         sample_rate=int(config["sample_rate"]),
         seed=int(config["seed"]),
-        predict_split=split,
+        predict_split=db_split or split,
         batch_size=int(pred["batch_size"]),
     )
     if pred["num_workers"] is not None:
@@ -252,6 +258,17 @@ def predict_job(
             f"predict {model}: the mixture DB has {data.num_channels} microphones, the network of {ckpt_path} "
             f"takes {loaded.in_channels}"
         )
+    if ref_mic is not None and ref_mic != getattr(loaded.net, "ref_mic", ref_mic):
+        if not 0 <= ref_mic < data.num_channels:
+            raise ValueError(f"predict {model}/{split}: reference mic {ref_mic} of a {data.num_channels}-channel DB")
+        log.info(
+            "predict %s/%s: reference mic %d (the network was trained with %d)",
+            model,
+            split,
+            ref_mic,
+            loaded.net.ref_mic,
+        )
+        loaded.net.ref_mic = int(ref_mic)
     log.info(
         "predict %s/%s: %s (%d parameters) from %s on %s, batch %d",
         model,

@@ -249,6 +249,12 @@ def score_mixture(
         )
     row: dict[str, Any] = {"mixture": mix.mixture, **mix.ids}
     problems: list[str] = []
+    if not np.any(target):  # a real recording (CHiME-4 et05_real, DNS real_recordings): no clean reference
+        intrusive = {"si_sdr": ("si_sdr", "si_sdri"), "pesq": ("pesq_wb",), "stoi": ("stoi", "estoi")}
+        for col in (c for m in metrics for c in intrusive.get(m, ())):
+            row[col] = math.nan
+        problems.append("no clean reference (a real recording): DNSMOS only")
+        metrics = [m for m in metrics if m == "dnsmos"]
     if "si_sdr" in metrics:
         row["si_sdr"] = si_sdr(estimate, target)
         if mode == "noisy":

@@ -174,9 +174,27 @@ def best_models(df: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float]:
     return best
 
 
-def table_html(df: pd.DataFrame, caption: str, note: str = "") -> str:
+def published_html(published: pd.DataFrame | None, metrics: Sequence[str]) -> str:
+    """The rows papers report on this test set (:func:`se_lib.report.published.published_frame`), marked as not
+    run here, each with its source and PESQ implementation: a ``<tbody>`` under ours (empty without any)."""
+    if published is None or published.empty:
+        return ""
+    from se_lib.report.published import PUBLISHED_LABEL
+
+    span = 2 + len(metrics) + 2
+    rows = [f'<tr class="published-head"><th colspan="{span}">{html.escape(PUBLISHED_LABEL.capitalize())}</th></tr>']
+    for _, r in published.iterrows():
+        cells = [f'<th scope="row">{html.escape(str(r["system"]))}</th>', "<td></td>"]
+        cells += [f"<td>{_fmt(r[m], _digits(m)) if np.isfinite(r[m]) else ''}</td>" for m in metrics]
+        source = f"{r['source']}; PESQ: {r['pesq_implementation']}"
+        cells.append(f'<td colspan="2" class="source">{html.escape(source)}</td>')
+        rows.append('<tr class="published">' + "".join(cells) + "</tr>")
+    return '<tbody class="published">\n' + "\n".join(rows) + "\n</tbody>"
+
+
+def table_html(df: pd.DataFrame, caption: str, note: str = "", published: pd.DataFrame | None = None) -> str:
     """Standalone HTML page with the comparison table (best model per metric in bold where it beats the
-    noisy input, :func:`best_models`)."""
+    noisy input, :func:`best_models`), and under it the published rows of the test set, if any."""
     metrics = [m for m in METRICS if m in df.columns]
     best = best_models(df, metrics)
     head = "".join(f"<th>{html.escape(METRIC_LABELS.get(m, m))}</th>" for m in metrics)
@@ -206,6 +224,9 @@ th[scope=row], thead th:first-child {{ text-align: left; }}
 thead th {{ background: #f1f5f9; }}
 tr.baseline {{ color: #64748b; font-style: italic; }}
 td.best {{ font-weight: 700; }}
+tr.published {{ color: #475569; }}
+tr.published-head th {{ text-align: left; background: #f8fafc; font-style: italic; }}
+td.source {{ text-align: left; white-space: normal; font-size: 0.85em; }}
 p {{ font-size: 0.85em; color: #475569; max-width: 60em; }}
 </style></head>
 <body>
@@ -215,6 +236,7 @@ p {{ font-size: 0.85em; color: #475569; max-width: 60em; }}
 <tbody>
 {chr(10).join(body)}
 </tbody>
+{published_html(published, metrics)}
 </table>
 <p>Mean ± half-width of the 95 % confidence interval of the mean over test files. Bold: best model
 per metric (higher is better for every metric), only where it beats the noisy input. RTF: inference
@@ -231,8 +253,13 @@ def write_comparison(
     out_html: str | os.PathLike,
     *,
     split: str = "test",
+    published: str | None = None,
+    published_dir: str | os.PathLike = "config/published",
 ) -> pd.DataFrame:
-    """Read the summaries and statistics, write the comparison TSV and HTML atomically; return the table."""
+    """Read the summaries and statistics, write the comparison TSV and HTML atomically; return the table (our rows).
+
+    ``published``: the name of a file of ``published_dir`` (``config/published/<name>.yaml``) whose rows the HTML
+    shows under ours and the TSV appends (``source`` column set), marked as not run here."""
     from se_lib.io import write_text_atomic
 
     summaries = {name: read_summary(p) for name, p in summary_paths.items()}
@@ -240,6 +267,22 @@ def write_comparison(
     df = comparison_table(summaries, stats)
     devices = sorted({d for d in df["device"] if d})
     note = f"Inference device(s): {', '.join(devices)}." if devices else ""
-    write_text_atomic(out_tsv, df.to_csv(sep="\t", index=False, float_format="%.6g"))
-    write_text_atomic(out_html, table_html(df, f"Model comparison on the {split} split", note))
+    rows = None
+    if published:
+        from se_lib.report.published import published_for, published_frame
+
+        table = published_for(published, published_dir)
+        if table is None:
+            raise FileNotFoundError(
+                f"published results {published_dir}/{published}.yaml not found (test_sets.*.published)"
+            )
+        metrics = [m for m in METRICS if m in df.columns]
+        rows = published_frame(table, metrics, drop_empty=True)
+        note = (note + " " if note else "") + (
+            "Published rows were not run here: papers' own numbers, each from the table cited, with the PESQ "
+            "implementation it names (they differ: compare PESQ only across rows that used the same one)."
+        )
+    tsv = df if rows is None else pd.concat([df.assign(source=""), rows.assign(n_files=np.nan)], ignore_index=True)
+    write_text_atomic(out_tsv, tsv.to_csv(sep="\t", index=False, float_format="%.6g"))
+    write_text_atomic(out_html, table_html(df, f"Model comparison on the {split} split", note, rows))
     return df

@@ -7,7 +7,7 @@ Options (``corpus.paired``), paths relative to ROOT::
     key: "(?P<split>[^/]+)/(?:mix_single|s1)/(?P<key>[^/]+)\\.wav$"
                                                   # searched in each relative path; equal ``key`` (and
                                                   # ``split`` group, if any) = a pair
-    splits: {train: "^train-360/", val: "^dev/", test: "^test/"}
+    splits: {train: "/train-(100|360)/", val: "/dev/", test: "/test/"}
                                                   # regex per split, searched in the noisy path; or one
                                                   # split name for all, e.g. ``splits: test``
     channels: null                                # channels of multichannel noisy files (0-based; null: all)

@@ -10,7 +10,6 @@ file used) is what the stage's output versions, and the mixture DB digest covers
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,10 +30,14 @@ def is_recorded(config: Mapping[str, Any]) -> bool:
 
 
 def adapter(kind: str):
-    """The adapter module of a recorded corpus kind (``scan(root, options)``)."""
-    if kind not in RECORDED_KINDS:
+    """The adapter module of a recorded corpus kind (``scan(root, options)``). Imported by name, each one
+    spelled out, so that the corpus job's code inputs (its import closure, :mod:`se_lib.code_deps`) hold them."""
+    from se_lib.data.corpora import chime4, dns2020, paired, voicebank_demand
+
+    modules = {"voicebank_demand": voicebank_demand, "dns2020": dns2020, "chime4": chime4, "paired": paired}
+    if kind not in modules:
         raise ConfigError(f"config key 'corpus.kind': {kind!r} is not a recorded corpus kind {RECORDED_KINDS}")
-    return importlib.import_module(f"se_lib.data.corpora.{kind}")
+    return modules[kind]
 
 
 def recipe_counts(kind: str, recipes: Path = RECIPES) -> dict[str, int]:
@@ -106,3 +109,62 @@ def build_recorded_corpus(
         "sample_rate": config["sample_rate"],
     }
     return write_recorded_corpus(out_dir, checked, info, log=log)
+
+
+def reference_mic(config: Mapping[str, Any]) -> int:
+    """The reference microphone's index among the channels the models and the scorer see: CHiME-4's
+    ``reference_channel`` among its chosen ``channels``; a mono recorded corpus's only channel; else the
+    simulated array's ``rooms.mic_array.reference_mic``."""
+    kind = config["corpus"]["kind"]
+    if kind == "chime4":
+        from se_lib.data.corpora.chime4 import options_of
+
+        try:
+            opts = options_of({k: v for k, v in dict(config["corpus"].get("chime4") or {}).items() if k != "root"})
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return opts["channels"].index(opts["reference_channel"])
+    if kind in RECORDED_KINDS:
+        return 0
+    return int(config["rooms"]["mic_array"]["reference_mic"])
+
+
+# ------------------------------------------------------------------------------------------ test sets
+TEST_SET_PREFIX = "test_"
+
+
+def test_set_splits(config: Mapping[str, Any]) -> dict[str, str]:
+    """``test_<name>`` -> ``name`` for every configured public test set (``test_sets``), in config order."""
+    return {f"{TEST_SET_PREFIX}{name}": name for name in config["test_sets"]}
+
+
+def test_set_config(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The workflow config with the test set ``name``'s corpus as its corpus (what its corpus and DB stages
+    build from); a test set must be a recorded corpus."""
+    try:
+        entry = config["test_sets"][name]
+    except KeyError:
+        raise ConfigError(f"config key 'test_sets.{name}' does not exist") from None
+    if entry["corpus"]["kind"] not in RECORDED_KINDS:
+        raise ConfigError(
+            f"config key 'test_sets.{name}.corpus.kind': a test set is a recorded corpus {RECORDED_KINDS}, "
+            f"got {entry['corpus']['kind']!r}"
+        )
+    return {**config, "corpus": entry["corpus"]}
+
+
+def corpus_channels(corpus: Mapping[str, Any]) -> int | None:
+    """The channels a corpus's recordings have, where its configuration says (``channels``, CHiME-4's choice,
+    the mono corpora); None when only the files can tell (a paired corpus of multichannel files)."""
+    if corpus["channels"] is not None:
+        return int(corpus["channels"])
+    kind = corpus["kind"]
+    if kind in ("voicebank_demand", "dns2020"):
+        return 1
+    if kind == "chime4":
+        from se_lib.data.corpora.chime4 import options_of
+
+        return len(options_of({k: v for k, v in dict(corpus.get("chime4") or {}).items() if k != "root"})["channels"])
+    if kind == "paired" and (corpus.get("paired") or {}).get("channels") is not None:
+        return len(corpus["paired"]["channels"])
+    return None

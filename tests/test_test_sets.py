@@ -1,0 +1,145 @@
+"""Public test sets end to end: the tiny workflow's trained models scored on a VoiceBank-DEMAND-layout and a
+CHiME-4-layout test set, added after training (config `test_sets`), with their comparison tables and the
+published rows in the report.
+
+The module fixture copies the finished shared tiny run (``workflow_run``: the models are trained once per
+session), points the copy's MLflow store at the copy's own artifact folder, builds the two stand-ins
+(tests/corpus_standins.py) and runs Snakemake again with one more config file naming them. Adding a test set
+must not retrain anything: only the test sets' corpus, DB, prediction, scoring and report jobs run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+import corpus_standins as standins
+from conftest import snakemake
+from se_lib.data import db as mixture_db
+from se_lib.data.naming import parse_mixture_filename
+from se_lib.report.published import PUBLISHED_LABEL
+
+EXPERIMENT = "tiny_smoke"
+VBD_SCALE, CHIME_SCALE = 0.002, 0.0031  # 2 test pairs; 4 et05_simu utterances (one per environment)
+
+
+def relocate_store(workdir: Path, old: Path) -> None:
+    """Point a copied MLflow sqlite store's artifact locations at the copy (they are absolute paths)."""
+    with sqlite3.connect(workdir / "mlflow.db") as db:
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (str(old), str(workdir)))
+
+
+def rule_runs(workdir: Path, rule: str) -> list:
+    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([exp.experiment_id], f"tags.`snakemake.rule` = '{rule}'", max_results=1000)
+
+
+@pytest.fixture(scope="module")
+def test_sets_run(workflow_run, tmp_path_factory):
+    source, _ = workflow_run
+    base = tmp_path_factory.mktemp("test_sets")
+    workdir = base / "wf"
+    shutil.copytree(source, workdir, symlinks=True)
+    relocate_store(workdir, source)
+    trained = {r.info.run_id for r in rule_runs(workdir, "train")}
+    vbd = standins.voicebank_demand(base / "VoiceBank-DEMAND", VBD_SCALE)
+    chime = standins.chime4(base / "CHiME3" / "16kHz", CHIME_SCALE, sets=("et05_simu",))
+    extra = base / "test_sets.yaml"
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "test_sets": {
+                    "vbd": {
+                        "corpus": {
+                            "kind": "voicebank_demand",
+                            "count_scale": VBD_SCALE,
+                            "voicebank_demand": {"root": str(vbd.root), "sets": ["test"]},
+                        },
+                        "published": "voicebank_demand",
+                    },
+                    "chime4": {
+                        "corpus": {
+                            "kind": "chime4",
+                            "count_scale": CHIME_SCALE,
+                            "chime4": {
+                                "root": str(chime.root),
+                                "sets": ["et05_simu"],
+                                "channels": [1, 3, 4, 5],  # the tiny models' 4 microphones
+                                "reference_channel": 5,
+                            },
+                        }
+                    },
+                }
+            }
+        )
+    )
+    snakemake(workdir, "--configfile", str(workdir / "config" / "tiny.yaml"), str(extra))
+    return workdir, trained, vbd, chime
+
+
+def test_adding_test_sets_retrains_nothing(test_sets_run):
+    workdir, trained, _, _ = test_sets_run
+    assert {r.info.run_id for r in rule_runs(workdir, "train")} == trained
+    for rule in ("test_set_corpus", "test_set_db"):
+        names = sorted(r.info.run_name for r in rule_runs(workdir, rule))
+        assert names == [f"{rule}[test_set=chime4]", f"{rule}[test_set=vbd]"], names
+
+
+def test_channel_count_decides_which_models_run_on_a_test_set(test_sets_run):
+    workdir, *_ = test_sets_run
+    by_split: dict[str, set[str]] = {}
+    for p in (workdir / "results" / "predictions").glob("*/test_*"):
+        if p.is_dir():
+            by_split.setdefault(p.name, set()).add(p.parent.name)
+    # VB-DEMAND is mono: only the one-channel networks (Conv-TasNet and its sweep points, DPRNN) take it
+    assert by_split["test_vbd"] == {"conv_tasnet", "dprnn"} | {
+        s for s in by_split["test_chime4"] if s.startswith("conv_tasnet--")
+    }
+    # the 4-channel CHiME-4 choice: every system, the 4-microphone networks included
+    assert {"ic_conv_tasnet", "wave_u_net", "conv_tasnet", "dprnn"} <= by_split["test_chime4"]
+
+
+def test_prediction_names_keep_the_corpus_stems_and_parse_back(test_sets_run):
+    workdir, _, vbd, _ = test_sets_run
+    url = f"sqlite:///{workdir}/results/test_sets/vbd/db/mixtures.sqlite"
+    enhanced = sorted((workdir / "results/predictions/conv_tasnet/test_vbd").glob("*_enhanced.wav"))
+    assert len(enhanced) == 2
+    stems = {p.stem for p in (vbd.root / "noisy_testset_wav").glob("*.wav")}
+    for path in enhanced:
+        row = mixture_db.find_mixture(url, parse_mixture_filename(path.name))
+        assert row["sid"] in stems and row["sid"] in path.name  # e.g. sid_p232_001_nids_living_none_rid_vbd-test_...
+    chime = sorted((workdir / "results/predictions/ic_conv_tasnet/test_chime4").glob("*_noisy.wav"))
+    assert len(chime) == 4 and all("-simu_nids_" in p.name for p in chime)
+
+
+def test_each_test_set_has_its_table_with_published_rows_under_ours(test_sets_run):
+    workdir, *_ = test_sets_run
+    html = (workdir / "results/report/test_vbd/comparison.html").read_text()
+    assert PUBLISHED_LABEL.capitalize() in html and "Wave-U-Net" in html and "Table 1" in html
+    assert html.index(">noisy<") < html.index(PUBLISHED_LABEL.capitalize())  # ours first, then the papers'
+    tsv = pd.read_csv(workdir / "results/report/test_vbd/comparison.tsv", sep="\t")
+    ours, published = tsv[tsv["source"].isna()], tsv[tsv["source"].notna()]
+    assert {"noisy", "conv_tasnet", "dprnn"} <= set(ours["system"])
+    assert "Wave-U-Net" in set(published["system"]) and published["pesq_wb"].notna().any()
+    chime = (workdir / "results/report/test_chime4/comparison.html").read_text()
+    assert "ic_conv_tasnet" in chime and PUBLISHED_LABEL.capitalize() not in chime
+    for split in ("test_vbd", "test_chime4"):
+        assert (workdir / f"results/report/{split}/snr/si_sdr.png").exists()
+        assert (workdir / f"results/report/{split}/metrics.json").exists()
+
+
+def test_test_set_metrics_on_the_training_runs(test_sets_run):
+    workdir, *_ = test_sets_run
+    runs = {r.info.run_name: r for r in rule_runs(workdir, "train")}
+    metrics = runs["train[model=conv_tasnet]"].data.metrics
+    assert {"test_vbd_si_sdr", "test_vbd_pesq_wb", "test_chime4_si_sdr"} <= set(metrics)
+    assert "test_vbd_si_sdr" not in runs["train[model=ic_conv_tasnet]"].data.metrics  # mono: not run there
+    assert "test_chime4_si_sdr" in runs["train[model=ic_conv_tasnet]"].data.metrics
