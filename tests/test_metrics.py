@@ -263,15 +263,16 @@ def test_scorer_counts_unscorable_files_as_nan(tmp_path, speech):
     target = speech[:SR]
     for i in range(2):
         _write_mixture(tmp_path, i, target, np.stack([_add_noise(target, 0, seed=i)] * 2), target + 0.01)
-    silent = np.zeros(SR, np.float32)  # PESQ and STOI cannot score a silent target
+    silent = np.zeros(SR, np.float32)  # no reference (a real recording's target): intrusive metrics are NaN
     _write_mixture(tmp_path, 2, silent, np.stack([_add_noise(target, 0, seed=7)] * 2), target)
     df = score_directory(
         tmp_path, tmp_path / "o.tsv", tmp_path / "s.tsv", metrics=("pesq", "stoi", "si_sdr"), threads=0, progress=False
     )  # in-process
-    assert df.loc[df["sid"] == "s2", ["pesq_wb", "stoi", "estoi"]].isna().all(axis=None)
+    assert df.loc[df["sid"] == "s2", ["pesq_wb", "stoi", "estoi", "si_sdr", "si_sdri"]].isna().all(axis=None)
     summary = summarize(df).set_index("metric")
     assert summary.loc["pesq_wb", "nan_count"] == 1 and summary.loc["pesq_wb", "count"] == 2
-    assert summary.loc["stoi", "nan_count"] == 1 and summary.loc["si_sdr", "nan_count"] == 0
+    assert summary.loc["stoi", "nan_count"] == 1 and summary.loc["si_sdr", "nan_count"] == 1
+    assert df.loc[df["sid"] != "s2", ["pesq_wb", "stoi", "si_sdr"]].notna().all(axis=None)
 
 
 @pytest.mark.parametrize(
@@ -342,3 +343,14 @@ def test_scorer_cli(pred_dir, tmp_path, capsys):
     assert rc == 0 and (tmp_path / "o.tsv").exists()
     assert "si_sdri" in capsys.readouterr().out
     assert main([str(tmp_path / "missing"), "--out", "o.tsv", "--summary", "s.tsv"]) == 2
+
+
+def test_real_recording_without_reference_gets_dnsmos_only(tmp_path, speech):
+    """A recorded mixture without a clean reference (CHiME-4 et05_real, DNS real_recordings) has an all-zero
+    target file: its intrusive scores are NaN with the reason, DNSMOS still scores the estimate."""
+    noisy = _add_noise(speech[: 2 * SR], 5, seed=3)
+    _write_mixture(tmp_path, 0, np.zeros(2 * SR, np.float32), np.stack([noisy, noisy]), noisy)
+    df = score_directory(tmp_path, tmp_path / "o.tsv", tmp_path / "s.tsv", threads=0, progress=False)
+    row = df.iloc[0]
+    assert np.isnan(row[["si_sdr", "si_sdri", "pesq_wb", "stoi", "estoi"]].astype(float)).all()
+    assert np.isfinite(row[["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]].astype(float)).all()
