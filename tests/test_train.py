@@ -554,7 +554,22 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     assert best_meta["score"] == pytest.approx(min(val_losses), abs=1e-5)
 
     versions = client.search_model_versions("name='se-conv_tasnet'")
-    assert [(str(v.version), v.run_id, v.source) for v in versions] == [("1", run_id, f"runs:/{run_id}/checkpoints")]
+    assert [(str(v.version), v.run_id, v.source) for v in versions] == [("1", run_id, f"runs:/{run_id}/model")]
+    # the version is an MLflow pyfunc model of the best checkpoint: MLflow's own loader runs it
+    import mlflow.pyfunc
+    import numpy as np
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        served = mlflow.pyfunc.load_model("models:/se-conv_tasnet/1")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert served.metadata.metadata["sample_rate"] == 16000
+    channels = served.metadata.metadata["in_channels"]
+    assert served.predict(np.zeros((1, channels, 4000), np.float32)).shape == (1, 4000)
     ckpts = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
     assert (out / "checkpoints" / "mlflow_run_id").read_text().strip() == run_id

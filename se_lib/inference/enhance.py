@@ -27,11 +27,12 @@ What it does, per recording (wav/flac/ogg, any rate, length and channel count th
 
 Every input is checked before anything is written (the check pass: headers, channel counts, a decode of
 the samples for NaN/Inf and truncation); bad inputs are named in one message, and by default
-(``--on-bad-file fail``) nothing is enhanced. Nothing here imports Lightning, MLflow or matplotlib.
+(``--on-bad-file fail``) nothing is enhanced. Nothing here imports Lightning or matplotlib; MLflow only for a
+model URI.
 
 The model is a ``se fit`` checkpoint (:func:`se_lib.inference.checkpoint.load_network`, plain torch,
-``weights_only=True``); MLflow URIs (``runs:/``, ``models:/``) are not supported yet
-(:func:`resolve_model` is where they go).
+``weights_only=True``) or an MLflow model URI (``runs:/<run_id>/model``, ``models:/se-dprnn/3``,
+``models:/se-dprnn@champion``; :func:`resolve_model`), whose checkpoint is loaded the same way.
 """
 
 from __future__ import annotations
@@ -102,27 +103,38 @@ class ChannelError(ValueError):
 
 # --------------------------------------------------------------------------------------------- model
 def resolve_model(uri: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedNetwork:
-    """The network that ``--model`` names, on ``device``.
-
-    Today a ``se fit`` checkpoint file (:func:`~se_lib.inference.checkpoint.load_network`). MLflow model
-    URIs -- a run's model (``runs:/<run_id>/<path>``), a registered version (``models:/se-dprnn/3``) or
-    alias (``models:/se-dprnn@champion``) -- are resolved here once the registry holds MLflow models;
-    until then they are an :class:`EnhanceError` that says so.
+    """The network that ``--model`` names, on ``device``: a ``se fit`` checkpoint file
+    (:func:`~se_lib.inference.checkpoint.load_network`), or an MLflow model URI -- a run's model
+    (``runs:/<run_id>/model``), a registered version (``models:/se-dprnn/3``) or alias
+    (``models:/se-dprnn@champion``) -- from the tracking store of ``$MLFLOW_TRACKING_URI`` (default
+    ``sqlite:///mlflow.db``): downloaded, and its checkpoint loaded the same way
+    (:func:`se_lib.inference.pyfunc.checkpoint_of`). MLflow is imported only for a URI.
     """
     text = os.fspath(uri)
     if text.startswith(MODEL_URI_SCHEMES):
-        raise EnhanceError(
-            f"--model {text}: MLflow model URIs (runs:/<run_id>/<path>, models:/<name>/<version>, "
-            "models:/<name>@<alias>) are not supported yet; pass the checkpoint file (e.g. "
-            "results/models/<model>/best.ckpt, or the run's checkpoint artifact downloaded with "
-            "`mlflow artifacts download`)"
-        )
-    if "://" in text:
+        text = _download_model(text)
+    elif "://" in text:
         raise EnhanceError(f"--model {text}: not a checkpoint path (URI schemes other than runs:/ and models:/)")
     try:
         return load_network(text, map_location=device)
     except (FileNotFoundError, CheckpointError) as exc:
         raise EnhanceError(f"--model: {exc}") from exc
+
+
+def _download_model(uri: str) -> str:
+    """The local checkpoint of MLflow model ``uri`` (downloaded into MLflow's cache folder)."""
+    import mlflow.artifacts
+
+    from se_lib.config import tracking_uri
+    from se_lib.inference.pyfunc import checkpoint_of
+
+    store = tracking_uri(None)
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=store, registry_uri=store)
+        return str(checkpoint_of(local))
+    except Exception as exc:  # MlflowException (no such model/version/alias/run), a folder without a model
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EnhanceError(f"--model {uri}: {first} (tracking store {store}; set MLFLOW_TRACKING_URI)") from exc
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -748,7 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         "-m",
         required=True,
-        help="checkpoint of `se fit` (e.g. results/models/conv_tasnet/best.ckpt); runs:/ and models:/ URIs: not yet",
+        help="checkpoint of `se fit` (e.g. results/models/conv_tasnet/best.ckpt), or an MLflow model: "
+        "runs:/<run>/model, "
+        "models:/se-dprnn/3, models:/se-dprnn@champion (store: $MLFLOW_TRACKING_URI, default sqlite:///mlflow.db)",
     )
     ap.add_argument(
         "--output-dir", "-o", required=True, help="where <input stem>_enhanced.wav and enhance_scores.tsv go"

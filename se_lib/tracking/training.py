@@ -8,8 +8,8 @@
 * :func:`mlflow_logger` finds that logger on a trainer (for the callbacks that log artifacts).
 * :func:`log_checkpoint` logs the best checkpoint (+ its metadata and config) as run artifacts;
   :func:`register_checkpoint` creates a registered model version (``se-<arch>``) pointing at the
-  run's ``checkpoints`` artifact folder (MLflow 3 registry; works on the sqlite store), tagged with
-  the run's commit and DB digest.
+  run's ``model`` artifact folder, the checkpoint's MLflow pyfunc model (:mod:`se_lib.inference.pyfunc`;
+  MLflow 3 registry, works on the sqlite store), tagged with the run's commit and DB digest.
 * :func:`log_dataset_inputs` records the mixture DB's train/val/test splits as the run's MLflow
   dataset inputs (digest = DB digest, source = DB URL); :func:`lineage_version_tags` are the commit
   and DB digest a registered version carries.
@@ -219,7 +219,7 @@ def lineage_version_tags(run_tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def register_checkpoint(
-    client: Any, run_id: str, name: str, artifact_path: str = "checkpoints", tags: Mapping[str, str] | None = None
+    client: Any, run_id: str, name: str, artifact_path: str = "model", tags: Mapping[str, str] | None = None
 ) -> str:
     """Register ``runs:/<run_id>/<artifact_path>`` as a new version of model ``name``; return the version.
 
@@ -230,7 +230,9 @@ def register_checkpoint(
 
     try:
         client.create_registered_model(
-            name, description="Speech-enhancement checkpoints (Lightning .ckpt + config.yaml)"
+            name,
+            description="Speech-enhancement networks as MLflow pyfunc models (se_lib.inference.pyfunc): "
+            "recordings [batch, channels, samples] -> enhanced [batch, samples]",
         )
     except MlflowException as exc:  # already registered (possibly by a concurrent job)
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):

@@ -363,11 +363,16 @@ class CheckpointRegistrar(Callback):
         log_checkpoint(client, run_id, best, meta, self.config_text, artifact_path="checkpoints")
         version = None
         if self.register and self.model_name:
+            from se_lib.inference.pyfunc import log_pyfunc
+
+            # the registered version is an MLflow pyfunc model (the checkpoint as its artifact): what
+            # mlflow.pyfunc.load_model("models:/<name>/<version>") loads and `mlflow models serve` serves
+            log_pyfunc(client, run_id, best, artifact_path="model")
             version = register_checkpoint(
                 client,
                 run_id,
                 self.model_name,
-                "checkpoints",
+                "model",
                 tags={"monitor": str(ckpt.monitor), "best_score": str(score)},
             )
             log.info("registered %s version %s from run %s", self.model_name, version, run_id)
