@@ -59,13 +59,15 @@ run: .venv/.synced ## whole workflow on the built-in demo data, then report.html
 	@echo "MLflow: make mlflow-ui (runs table in the browser); uv run se runs (the same table in the terminal)"
 
 # System packages some tests use for real (PostgreSQL server, headless Chromium driven by Selenium through
-# chromedriver). Installed with apt-get when running as root and missing; otherwise those tests
-# install/skip themselves and say why.
-sysdeps: ## system packages some tests use (PostgreSQL, Chromium + chromedriver), via apt-get when root
+# chromedriver; alsa-utils' recorded voice prompts, the real speech of the public-corpus stand-ins, which fall
+# back to eSpeak NG without them). Installed with apt-get when running as root and missing; otherwise those
+# tests install/skip themselves and say why.
+sysdeps: ## system packages some tests use (PostgreSQL, Chromium + chromedriver, alsa-utils), via apt-get when root
 	@need=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need="$$need postgresql"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need="$$need chromium"; \
 	command -v chromedriver >/dev/null || need="$$need chromium-driver"; \
+	test -f /usr/share/sounds/alsa/Front_Center.wav || need="$$need alsa-utils"; \
 	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing system packages:$$need"; \
