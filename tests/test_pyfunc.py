@@ -87,6 +87,29 @@ def test_registered_versions_load_by_version_alias_and_run(ckpts, store, tmp_pat
     assert not (tmp_path / "bad").exists()
 
 
+def test_se_models_lists_versions_and_promotes_an_alias(ckpts, store, capsys):
+    from se_lib.tracking.models import main as models_main
+
+    client = MlflowClient(store)
+    exp = client.create_experiment("models")
+    for _ in range(2):
+        run_id = client.create_run(exp, tags={"mlflow.source.git.commit": "abcdef0123456789"}).info.run_id
+        log_pyfunc(client, run_id, ckpts["conv_tasnet"])
+        version = register_checkpoint(client, run_id, "se-conv_tasnet", tags={"test_si_sdr": "7.25"})
+    assert version == "2"
+    assert models_main(["promote", "se-conv_tasnet", "1"]) == 0
+    assert "se-conv_tasnet@champion -> version 1" in capsys.readouterr().out
+    assert str(client.get_model_version_by_alias("se-conv_tasnet", "champion").version) == "1"
+    assert models_main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["model", "version", "aliases"]
+    v2, v1 = (line.split() for line in lines[1:])
+    assert v2[:2] == ["se-conv_tasnet", "2"] and v1[:3] == ["se-conv_tasnet", "1", "champion"]
+    assert "abcdef01" in v1 and "7.250" in v1 and v1[-1] == "pyfunc"
+    assert models_main(["promote", "se-conv_tasnet", "9"]) == 2
+    assert "se models promote" in capsys.readouterr().err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

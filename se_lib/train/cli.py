@@ -53,7 +53,11 @@ LIGHT_SUBCOMMANDS: dict[str, LightSubcommand] = {
         "se_lib.tracking.service:main", "the MLflow tracking server as a background service: start|stop|status"
     ),
     "enhance": LightSubcommand(
-        "se_lib.inference.enhance:main", "enhance your own recordings with a checkpoint (docs/enhance.md)"
+        "se_lib.inference.enhance:main",
+        "enhance your own recordings with a checkpoint or registered model (docs/enhance.md)",
+    ),
+    "models": LightSubcommand(
+        "se_lib.tracking.models:main", "registered networks se-<model>: versions, aliases, scores; promote an alias"
     ),
 }
 
