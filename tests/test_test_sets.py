@@ -143,3 +143,8 @@ def test_test_set_metrics_on_the_training_runs(test_sets_run):
     assert {"test_vbd_si_sdr", "test_vbd_pesq_wb", "test_chime4_si_sdr"} <= set(metrics)
     assert "test_vbd_si_sdr" not in runs["train[model=ic_conv_tasnet]"].data.metrics  # mono: not run there
     assert "test_chime4_si_sdr" in runs["train[model=ic_conv_tasnet]"].data.metrics
+    # ... and the registered version carries them as tags, beside the DB test split's
+    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    name, version = runs["train[model=conv_tasnet]"].data.tags["se.registered_model"].split("/")
+    tags = client.get_model_version(name, version).tags
+    assert {"test_si_sdr", "test_vbd_si_sdr", "test_chime4_pesq_wb"} <= set(tags)

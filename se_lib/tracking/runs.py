@@ -422,7 +422,8 @@ def record_scores_on_training_run(
     extra: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Write a model's ``split`` scores onto its training run (:func:`log_split_metrics`) and, for the
-    test split, onto its registered model version as tags (:func:`tag_model_version`).
+    test split and every public test set (``test_<name>``), onto its registered model version as tags
+    (:func:`tag_model_version`): ``test_pesq_wb``, ``test_vbd_pesq_wb``, ...
 
     ``train_run`` is the model's ``run.json``. When that run is not in this store -- results restored
     with ``make pull`` into a clone without the original MLflow store, then re-scored -- nothing is
@@ -445,7 +446,7 @@ def record_scores_on_training_run(
         )
         return {}
     logged = log_split_metrics(run_id, summary, split, tracking_uri=tracking_uri, extra=extra)
-    if split == "test" and train_run.get("registered_version"):
+    if (split == "test" or split.startswith("test_")) and train_run.get("registered_version"):
         name, version = train_run["registered_model"], train_run["registered_version"]
         tag_model_version(name, version, logged, tracking_uri=tracking_uri)
         log.info("tagged %s version %s with the %s scores", name, version, split)
