@@ -24,14 +24,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
 
 from browser import BrowserUnavailable, chromium, find_browser, wait_for_script
+from http_wait import wait_for_http
 from se_lib.tracking.runs import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from se_lib.tracking.ui import run_url, runs_table_url, server_command, server_env
 from se_lib.tracking.urls import TRAINING_RUNS
@@ -110,17 +109,7 @@ def ui(workflow_run, tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
-            assert time.monotonic() < deadline, "mlflow server did not answer in 180 s"
-            time.sleep(1)
+        wait_for_http(f"{base}/health", proc, lambda: Path(log.name).read_text(), 180, "mlflow server")
         yield base, workdir, printed.stdout
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

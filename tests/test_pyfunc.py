@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import soundfile as sf
 from mlflow import MlflowClient
 
+from http_wait import wait_for_http
 from se_lib.inference.checkpoint import load_network
 from se_lib.inference.enhance import Enhancer, main
 from se_lib.inference.pyfunc import checkpoint_of, log_pyfunc, save_pyfunc
@@ -140,17 +140,8 @@ def test_mlflow_models_serve_answers_over_http(ckpts, store):
     cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping"
-            time.sleep(0.5)
+        output = lambda: proc.stdout.read().decode()  # noqa: E731 - read only once the server has exited
+        wait_for_http(f"http://127.0.0.1:{port}/ping", proc, output, 240, "mlflow models serve")
         x = noisy_speech(0.6, channels=4, seed=9)[None]  # [1, 4, T]
         status, out = _post(port, {"inputs": x.tolist(), "params": {"sample_rate": 16000}})
         assert status == 200, out
