@@ -21,9 +21,9 @@ import soundfile as sf
 from mlflow import MlflowClient
 
 from http_wait import wait_for_http
-from se_lib.inference.checkpoint import load_network
+from se_lib.inference.checkpoint import checkpoint_of, load_network
 from se_lib.inference.enhance import Enhancer, main
-from se_lib.inference.pyfunc import checkpoint_of, log_pyfunc, save_pyfunc
+from se_lib.inference.pyfunc import log_pyfunc, save_pyfunc
 from se_lib.tracking.training import register_checkpoint
 from test_enhance import make_checkpoint, noisy_speech
 
@@ -60,7 +60,7 @@ def test_pyfunc_predicts_what_se_enhance_computes(ckpts, tmp_path):
 
 
 def test_registered_versions_load_by_version_alias_and_run(ckpts, store, tmp_path, capsys):
-    client = MlflowClient(store)
+    client = MlflowClient(store, registry_uri=store)
     exp = client.create_experiment("pyfunc")
     run_id = client.create_run(exp).info.run_id
     uri = log_pyfunc(client, run_id, ckpts["conv_tasnet"])
@@ -90,7 +90,7 @@ def test_registered_versions_load_by_version_alias_and_run(ckpts, store, tmp_pat
 def test_se_models_lists_versions_and_promotes_an_alias(ckpts, store, capsys):
     from se_lib.tracking.models import main as models_main
 
-    client = MlflowClient(store)
+    client = MlflowClient(store, registry_uri=store)
     exp = client.create_experiment("models")
     for _ in range(2):
         run_id = client.create_run(exp, tags={"mlflow.source.git.commit": "abcdef0123456789"}).info.run_id
@@ -130,7 +130,7 @@ def _post(port: int, body: dict) -> tuple[int, dict]:
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_over_http(ckpts, store):
     """`mlflow models serve --env-manager local` on the registered version, on 127.0.0.1: a real HTTP endpoint."""
-    client = MlflowClient(store)
+    client = MlflowClient(store, registry_uri=store)
     run_id = client.create_run(client.create_experiment("serve")).info.run_id
     log_pyfunc(client, run_id, ckpts["ic_conv_tasnet"])
     register_checkpoint(client, run_id, "se-ic_conv_tasnet")

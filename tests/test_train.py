@@ -559,14 +559,9 @@ def test_se_fit_end_to_end(train_world, tmp_path):
     import mlflow.pyfunc
     import numpy as np
 
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        served = mlflow.pyfunc.load_model("models:/se-conv_tasnet/1")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    from se_lib.inference.checkpoint import download_model
+
+    served = mlflow.pyfunc.load_model(str(download_model("models:/se-conv_tasnet/1", uri)))
     assert served.metadata.metadata["sample_rate"] == 16000
     channels = served.metadata.metadata["in_channels"]
     assert served.predict(np.zeros((1, channels, 4000), np.float32)).shape == (1, 4000)

@@ -154,3 +154,48 @@ def load_network(path: str | os.PathLike, map_location: str | torch.device = "cp
         hparams=hparams,
         path=str(path),
     )
+
+
+# The pyfunc model's artifact key of its checkpoint (se_lib.inference.pyfunc).
+CHECKPOINT_KEY = "checkpoint"
+
+
+def checkpoint_of(local_dir: str | os.PathLike) -> Path:
+    """The checkpoint file inside a downloaded model folder: the pyfunc model's ``checkpoint`` artifact (its
+    MLmodel says where), or -- a version registered before the pyfunc layout -- the folder's ``best.ckpt``."""
+    local = Path(local_dir)
+    if (local / "MLmodel").is_file():
+        from mlflow.models import Model
+
+        flavor = Model.load(str(local)).flavors.get("python_function", {})
+        rel = (flavor.get("artifacts") or {}).get(CHECKPOINT_KEY, {}).get("path")
+        if rel and (local / rel).is_file():
+            return local / rel
+    found = sorted(local.rglob("*.ckpt"))
+    if not found:
+        raise FileNotFoundError(f"{local}: neither a pyfunc model with a checkpoint artifact nor a *.ckpt file")
+    return found[0]
+
+
+def download_model(uri: str, tracking_uri: str) -> Path:
+    """The local folder of MLflow model ``uri`` -- ``runs:/<run_id>/<path>``, ``models:/<name>/<version>`` or
+    ``models:/<name>@<alias>`` -- from the store ``tracking_uri`` (also its registry). A registered version is
+    resolved with a client of that store, not MLflow's global registry URI (which ``download_artifacts``
+    would use for ``models:/`` whatever it is told)."""
+    import mlflow.artifacts
+    from mlflow import MlflowClient
+
+    source = uri
+    if uri.startswith("models:/"):
+        rest = uri[len("models:/") :].strip("/")
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+        elif "/" in rest and rest.rsplit("/", 1)[1].isdigit():
+            name, number = rest.rsplit("/", 1)
+            version = client.get_model_version(name, number)
+        else:
+            raise ValueError("expected models:/<name>/<version> or models:/<name>@<alias>")
+        source = version.source
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=tracking_uri))

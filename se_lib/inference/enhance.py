@@ -55,7 +55,14 @@ import torch
 
 from se_lib.data.audio import AudioError, AudioInfo, audio_info, read_audio, resample_audio
 from se_lib.inference.audio_io import AUDIO_SUFFIXES, BlockReader, InputFile, find_inputs, open_wav_writer, probe_audio
-from se_lib.inference.checkpoint import CheckpointError, LoadedNetwork, load_network, torch_device
+from se_lib.inference.checkpoint import (
+    CheckpointError,
+    LoadedNetwork,
+    checkpoint_of,
+    download_model,
+    load_network,
+    torch_device,
+)
 from se_lib.io import write_text_atomic
 
 __all__ = [
@@ -123,15 +130,11 @@ def resolve_model(uri: str | os.PathLike, device: str | torch.device = "cpu") ->
 
 def _download_model(uri: str) -> str:
     """The local checkpoint of MLflow model ``uri`` (downloaded into MLflow's cache folder)."""
-    import mlflow.artifacts
-
     from se_lib.config import tracking_uri
-    from se_lib.inference.pyfunc import checkpoint_of
 
     store = tracking_uri(None)
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=store, registry_uri=store)
-        return str(checkpoint_of(local))
+        return str(checkpoint_of(download_model(uri, store)))
     except Exception as exc:  # MlflowException (no such model/version/alias/run), a folder without a model
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise EnhanceError(f"--model {uri}: {first} (tracking store {store}; set MLFLOW_TRACKING_URI)") from exc

@@ -12,8 +12,8 @@ one-channel network reads channel ``ref_mic`` of any input.
 checkpoint as its artifact, the ``se_lib`` package it was trained with as code, pinned requirements, metadata:
 sample rate, channels, class); :func:`log_pyfunc` logs it on a run as ``<artifact_path>/`` (MLflow's own
 ``runs:/<run_id>/model`` layout), which :func:`se_lib.tracking.training.register_checkpoint` registers.
-:func:`checkpoint_of` finds the checkpoint inside a downloaded model (or a registered version of the older
-``checkpoints/`` layout), for ``se enhance --model models:/...``.
+:func:`se_lib.inference.checkpoint.checkpoint_of` finds the checkpoint inside a downloaded model (or a registered
+version of the older ``checkpoints/`` layout), for ``se enhance --model models:/...``.
 
 Serving (``docs/enhance.md``)::
 
@@ -33,9 +33,9 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
-__all__ = ["SpeechEnhancer", "save_pyfunc", "log_pyfunc", "checkpoint_of", "signature_for", "REQUIREMENTS"]
+from se_lib.inference.checkpoint import CHECKPOINT_KEY
 
-CHECKPOINT_KEY = "checkpoint"
+__all__ = ["SpeechEnhancer", "save_pyfunc", "log_pyfunc", "signature_for", "REQUIREMENTS"]
 SE_LIB = Path(__file__).resolve().parent.parent
 # What loading and running the model imports (mlflow itself is added by MLflow), pinned to this environment.
 REQUIREMENTS = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "pyyaml")
@@ -121,20 +121,3 @@ def log_pyfunc(client: Any, run_id: str, checkpoint: str | os.PathLike, artifact
         save_pyfunc(checkpoint, Path(tmp) / "model")
         client.log_artifacts(run_id, str(Path(tmp) / "model"), artifact_path=artifact_path)
     return f"runs:/{run_id}/{artifact_path}"
-
-
-def checkpoint_of(local_dir: str | os.PathLike) -> Path:
-    """The checkpoint file inside a downloaded model folder: the pyfunc model's ``checkpoint`` artifact (its
-    MLmodel says where), or -- a version registered before the pyfunc layout -- the folder's ``best.ckpt``."""
-    local = Path(local_dir)
-    if (local / "MLmodel").is_file():
-        from mlflow.models import Model
-
-        flavor = Model.load(str(local)).flavors.get("python_function", {})
-        rel = (flavor.get("artifacts") or {}).get(CHECKPOINT_KEY, {}).get("path")
-        if rel and (local / rel).is_file():
-            return local / rel
-    found = sorted(local.rglob("*.ckpt"))
-    if not found:
-        raise FileNotFoundError(f"{local}: neither a pyfunc model with a checkpoint artifact nor a *.ckpt file")
-    return found[0]
