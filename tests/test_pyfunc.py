@@ -21,7 +21,7 @@ import soundfile as sf
 from mlflow import MlflowClient
 
 from http_wait import wait_for_http
-from se_lib.inference.checkpoint import checkpoint_of, load_network
+from se_lib.inference.checkpoint import checkpoint_of, download_model, load_network
 from se_lib.inference.enhance import Enhancer, main
 from se_lib.inference.pyfunc import log_pyfunc, save_pyfunc
 from se_lib.tracking.training import register_checkpoint
@@ -145,7 +145,7 @@ def test_mlflow_models_serve_answers_over_http(ckpts, store):
         x = noisy_speech(0.6, channels=4, seed=9)[None]  # [1, 4, T]
         status, out = _post(port, {"inputs": x.tolist(), "params": {"sample_rate": 16000}})
         assert status == 200, out
-        want = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(x)
+        want = mlflow.pyfunc.load_model(str(download_model(f"runs:/{run_id}/model", store))).predict(x)
         np.testing.assert_allclose(np.asarray(out["predictions"], np.float32), want, atol=1e-5)
         status, out = _post(port, {"inputs": x[:, :2].tolist()})  # 2 channels for a 4-microphone network
         assert status == 400 and "shape" in json.dumps(out)
