@@ -296,8 +296,3 @@ def eval_systems(split, systems=None):
     name = TEST_SETS.get(split)
     channels = None if name is None else corpus_channels(TEST_SET_CONFIGS[name]["corpus"])
     return [s for s in systems if channels is None or system_channels(s) in (1, channels)]
-
-
-def eval_splits_of(system):
-    """Every split `system` is predicted and scored on."""
-    return [s for s in EVAL_SPLITS if system in eval_systems(s)]

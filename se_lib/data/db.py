@@ -348,8 +348,9 @@ def config_digest(config: dict) -> str:
     sections = {k: config.get(k) for k in keys}
     corpus = sections["corpus"]
     if isinstance(corpus, dict) and isinstance(corpus.get(corpus.get("kind")), dict):
-        kind = corpus["kind"]
-        sections["corpus"] = {**corpus, kind: {k: v for k, v in corpus[kind].items() if k != "root"}}
+        from se_lib.data.corpora.stage import corpus_options
+
+        sections["corpus"] = {**corpus, corpus["kind"]: corpus_options(corpus)}
     return hashlib.sha256(_canon(sections).encode()).hexdigest()
 
 

@@ -29,6 +29,11 @@ def is_recorded(config: Mapping[str, Any]) -> bool:
     return config["corpus"]["kind"] in RECORDED_KINDS
 
 
+def corpus_options(corpus: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded corpus's adapter options (``corpus.<kind>``) without ``root``: what it is, not where it lies."""
+    return {k: v for k, v in dict(corpus.get(corpus["kind"]) or {}).items() if k != "root"}
+
+
 def adapter(kind: str):
     """The adapter module of a recorded corpus kind (``scan(root, options)``). Imported by name, each one
     spelled out, so that the corpus job's code inputs (its import closure, :mod:`se_lib.code_deps`) hold them."""
@@ -72,7 +77,7 @@ def scan_corpus(config: Mapping[str, Any], log: Callable[[str], None] = print, t
     """Scan and check the configured recorded corpus; returns the checked corpus (nothing written)."""
     c = config["corpus"]
     kind = c["kind"]
-    options = {k: v for k, v in dict(c.get(kind) or {}).items() if k != "root"}
+    options = corpus_options(c)
     root = corpus_root(config)
     module = adapter(kind)
     try:
@@ -104,7 +109,7 @@ def build_recorded_corpus(
     kind = config["corpus"]["kind"]
     info = {
         "kind": kind,
-        "options": {k: v for k, v in dict(config["corpus"].get(kind) or {}).items() if k != "root"},
+        "options": corpus_options(config["corpus"]),
         "count_scale": config["corpus"]["count_scale"],
         "sample_rate": config["sample_rate"],
     }
@@ -120,7 +125,7 @@ def reference_mic(config: Mapping[str, Any]) -> int:
         from se_lib.data.corpora.chime4 import options_of
 
         try:
-            opts = options_of({k: v for k, v in dict(config["corpus"].get("chime4") or {}).items() if k != "root"})
+            opts = options_of(corpus_options(config["corpus"]))
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         return opts["channels"].index(opts["reference_channel"])
@@ -164,7 +169,7 @@ def corpus_channels(corpus: Mapping[str, Any]) -> int | None:
     if kind == "chime4":
         from se_lib.data.corpora.chime4 import options_of
 
-        return len(options_of({k: v for k, v in dict(corpus.get("chime4") or {}).items() if k != "root"})["channels"])
+        return len(options_of(corpus_options(corpus))["channels"])
     if kind == "paired" and (corpus.get("paired") or {}).get("channels") is not None:
         return len(corpus["paired"]["channels"])
     return None
