@@ -96,3 +96,24 @@ def test_errors_name_the_file(world):
     silent = dict(rows[0], speech_offset=10**7, speech_start=0)  # crop beyond the utterance
     with pytest.raises(ValueError, match="silent"):
         Renderer(root).render(silent)
+
+
+def test_multichannel_recording_decoded_once_for_all_its_channels(tmp_path, monkeypatch):
+    """A recorded multichannel file enters the cache with every channel at the first channel asked for (one
+    decode + one resampling call), and each cached channel equals that channel resampled on its own."""
+    import se_lib.data.render as render
+    from se_lib.data.audio import resample_audio
+
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal((3, 48000))).astype(np.float32)
+    sf.write(tmp_path / "rec.wav", x.T, 48000, subtype="FLOAT")
+    reads = []
+    real_read = render.read_audio
+    monkeypatch.setattr(render, "read_audio", lambda *a, **k: reads.append(a[0]) or real_read(*a, **k))
+    r = Renderer(tmp_path)
+    chans = [r.channel("rec.wav", c, 48000, 16000) for c in (2, 0, 1)]
+    assert len(reads) == 1
+    for c, got in zip((2, 0, 1), chans, strict=True):
+        np.testing.assert_allclose(got, resample_audio(x[c], 48000, 16000), atol=1e-6)
+    with pytest.raises(AudioError, match="has 3 channel"):
+        Renderer(tmp_path).channel("rec.wav", 3, 48000, 16000)

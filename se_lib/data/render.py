@@ -157,17 +157,22 @@ class Renderer:
         return self._spectra.get_or((rel_path, nfft), make)
 
     def channel(self, path: str, channel: int, source_sr: int, sr: int) -> np.ndarray:
-        """Cached channel ``channel`` of ``path`` at ``sr`` (resampled from the file's ``source_sr``)."""
-
-        def load() -> np.ndarray:
-            data, file_sr = read_audio(self._path(path), mono=False, min_peak=None)
-            if file_sr != source_sr:
-                raise AudioError(path, f"sample rate {file_sr} Hz, the mixture DB recorded {source_sr} Hz")
-            if channel >= data.shape[0]:
-                raise AudioError(path, f"has {data.shape[0]} channel(s), the mixture DB uses channel {channel}")
-            return resample_audio(data[channel], source_sr, sr)
-
-        return self._audio.get_or((path, channel, sr), load)
+        """Cached channel ``channel`` of ``path`` at ``sr`` (resampled from the file's ``source_sr``). A
+        multichannel file is decoded and resampled once: every channel of it enters the cache together."""
+        key = (path, channel, sr)
+        if key in self._audio:
+            self._audio.move_to_end(key)
+            return self._audio[key]
+        data, file_sr = read_audio(self._path(path), mono=False, min_peak=None)
+        if file_sr != source_sr:
+            raise AudioError(path, f"sample rate {file_sr} Hz, the mixture DB recorded {source_sr} Hz")
+        if channel >= data.shape[0]:
+            raise AudioError(path, f"has {data.shape[0]} channel(s), the mixture DB uses channel {channel}")
+        resampled = resample_audio(data, source_sr, sr)  # [C, T'] in one call
+        for c in range(resampled.shape[0]):
+            if c != channel:
+                self._audio.get_or((path, c, sr), lambda c=c: resampled[c])
+        return self._audio.get_or(key, lambda: resampled[channel])
 
     def recorded(self, row: Mapping[str, Any], snr_db: float | None = None) -> Rendered:
         """A recorded mixture: its noisy channels and clean reference, resampled to the DB's rate and cut or

@@ -256,10 +256,25 @@ def check_recordings(
         if r.split not in SPLITS:
             fatal.append(f"recording {r.sid} ({r.noisy[0][0]}): split {r.split!r} is not one of {SPLITS}")
 
-    # Pass 1: every file once, in parallel (reading, hashing and decoding release the GIL).
-    paths = sorted({p for r in recordings for p in r.files()})
+    # Pass 1: every recording's files once, in parallel (reading, hashing and decoding release the GIL); a
+    # pair without a published SNR has it measured from the samples of that same read, which are then dropped.
+    def inspect(r: Recording) -> tuple[dict[str, _FileInfo], float | None]:
+        measure = {r.noisy[r.ref][0], r.clean[0]} if r.clean is not None and r.snr_db is None else set()
+        files = {p: _inspect(root, p, keep=p in measure) for p in r.files()}
+        snr = None
+        if measure and all(f.problem is None for f in files.values()) and not _recording_problems(r, files):
+            snr = _measured_snr(r, files)
+        for f in files.values():
+            f.data = None
+        return files, snr
+
+    infos: dict[str, _FileInfo] = {}
+    measured: dict[int, float] = {}
     with ThreadPoolExecutor(max_workers=max(1, int(threads))) as pool:
-        infos = dict(zip(paths, pool.map(lambda p: _inspect(root, p, keep=False), paths), strict=True))
+        for i, (files, snr) in enumerate(pool.map(inspect, recordings)):
+            infos.update(files)
+            if snr is not None:
+                measured[i] = snr
     bad_files = {p: i.problem for p, i in infos.items() if i.problem}
     bad += sorted(bad_files.items())
     rec_problems: dict[str, list[tuple[str, str]]] = {}
@@ -276,20 +291,22 @@ def check_recordings(
         hint = "" if fatal else "\n(corpus.on_bad_file: skip leaves these recordings out and lists them)"
         raise CorpusLayoutError(f"{what} at {root}: {len(lines)} problem(s):\n  {shown}{hint}")
 
-    # Pass 2: the kept recordings' rows; the SNR of a pair is measured from its samples.
+    # Pass 2: the kept recordings' rows (no more reading).
     bad_paths = {p for p, _ in bad}
-    kept = [r for r in recordings if not (set(r.files()) & bad_paths) and f"{r.setup}/{r.sid}" not in rec_problems]
+    kept = [
+        (r, measured.get(i))
+        for i, r in enumerate(recordings)
+        if not (set(r.files()) & bad_paths) and f"{r.setup}/{r.sid}" not in rec_problems
+    ]
     skipped = [(p, reason) for p, reason in bad]
     if skipped:
         log(f"{what}: skipped {len(recordings) - len(kept)} recording(s) with {len(skipped)} bad file(s)")
         for p, reason in skipped:
             log(f"  skipped {p}: {reason}")
 
-    def row(r: Recording) -> dict[str, Any]:
-        files = {p: infos[p] for p in r.files()}
+    def row(r: Recording, snr_measured: float | None) -> dict[str, Any]:
         if r.clean is not None and r.snr_db is None:
-            files = {p: _inspect(root, p, keep=True) for p in {r.noisy[r.ref][0], r.clean[0]}}
-            snr, source = _measured_snr(r, files), "measured"
+            snr, source = snr_measured, "measured"
         elif r.snr_db is not None:
             snr, source = float(r.snr_db), "published"
         else:
@@ -312,9 +329,8 @@ def check_recordings(
             "channels": len(r.noisy),
         }
 
-    with ThreadPoolExecutor(max_workers=max(1, int(threads))) as pool:
-        rows = list(pool.map(row, kept))
-    manifest = {p: (infos[p].size, infos[p].sha256) for r in kept for p in r.files()}
+    rows = [row(r, snr) for r, snr in kept]
+    manifest = {p: (infos[p].size, infos[p].sha256) for r, _ in kept for p in r.files()}
     return CheckedCorpus(
         rows=rows,
         manifest=dict(sorted(manifest.items())),
