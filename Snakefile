@@ -25,6 +25,7 @@ include: "rules/train.smk"
 include: "rules/predict.smk"
 include: "rules/score.smk"
 include: "rules/report.smk"
+include: "rules/enhance.smk"
 
 
 # Every rule with a script declares the script's se_lib import closure as input `code` (rules/common.smk).

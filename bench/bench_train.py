@@ -15,6 +15,18 @@ Conv-TasNet with the real loader shows the combined rate.
 On an NVIDIA GPU, the paper-size Conv-TasNet is also trained for a few steps under Lightning with
 :class:`se_lib.train.callbacks.GPUStatsMonitor`, and its logged GPU utilisation is reported.
 
+``--matrix`` (issue 22, paper-size training on one GPU): per paper config, the same step in fp32 and
+bf16 autocast (what ``trainer.precision: bf16-mixed`` runs), without and with activation checkpointing
+(``checkpoint_blocks``; Wave-U-Net has none) and, with ``--compile off on``, through ``torch.compile``;
+beside Conv-TasNet, ``torchaudio.models.ConvTasNet`` with the same arguments in the same run as the
+ratio anchor. Each row adds the activation memory autograd saved in the forward pass
+(:func:`se_lib.train.memory.saved_activation_bytes`, exact and device-independent: it scales with
+``batch x seconds``) beside the peak memory; on a GPU, each paper config is also fitted under
+Lightning at its config's settings with the GPU utilisation logged. On the CPU run it tiny
+(``--batch 1 --seconds 0.25``): the ratios are what carries over.
+
+    uv run python bench/bench_train.py --matrix --batch 1 --seconds 0.25 --steps-paper 1 --no-e2e
+
 Each measurement runs in a fresh subprocess (peak RSS is per configuration). On CPU the child's
 address space is capped (``--mem-limit-gb``, RLIMIT_AS) so that a paper-size model that does not fit
 fails with an allocation error instead of waking the OOM killer; it is then measured at batch 1.
@@ -50,7 +62,8 @@ from se_lib.io import write_json_atomic  # noqa: E402
 
 ARCHS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
 SR = 16000
-SECONDS = 4.0
+SECONDS = 4.0  # length of the rendered mixtures; the training crop is --seconds (default the same)
+CHECKPOINTED = ("conv_tasnet", "ic_conv_tasnet", "dprnn")  # models with `checkpoint_blocks`
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -83,14 +96,14 @@ def build_net(spec: dict):
     return getattr(importlib.import_module(module), name)(**spec.get("init_args", {}))
 
 
-def datamodule(world: dict, workers: int, batch: int):
+def datamodule(world: dict, workers: int, batch: int, seconds: float = SECONDS):
     from se_lib.data.datamodule import MixtureDataModule
 
     return MixtureDataModule(
         db_url=world["url"],
         batch_size=batch,
         num_workers=workers,
-        segment_seconds=SECONDS,
+        segment_seconds=seconds,
         sample_rate=SR,
         seed=0,
         corpus_root=world["root"],
@@ -131,18 +144,67 @@ def child_loader(world: dict, workers: int, batches: int, batch: int) -> dict:
     return {"workers": workers, "mixtures": n, "seconds": seconds, "mixtures_per_s": n / seconds}
 
 
+def torchaudio_conv_tasnet(spec: dict):
+    """``torchaudio.models.ConvTasNet`` with the arguments of our Conv-TasNet config (one source), wrapped to
+    take ``[batch, C, T]`` and return ``[batch, T]`` of the reference mic like ours."""
+    import torch
+    from torchaudio.models import ConvTasNet as TAConvTasNet
+
+    a = spec["init_args"]
+    net = TAConvTasNet(
+        num_sources=1,
+        enc_kernel_size=a["L"],
+        enc_num_feats=a["N"],
+        msk_kernel_size=a["P"],
+        msk_num_feats=a["B"],
+        msk_num_hidden_feats=a["H"],
+        msk_num_layers=a["X"],
+        msk_num_stacks=a["R"],
+    )
+    ref = int(a.get("ref_mic", 0))
+
+    class RefMic(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x[:, ref : ref + 1])[:, 0, : x.shape[-1]]
+
+    return RefMic()
+
+
 def child_train(
-    world: dict, arch: str, size: str, batch: int, steps: int, warmup: int, threads: int, mem_limit_gb: float | None
+    world: dict,
+    arch: str,
+    size: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    threads: int,
+    mem_limit_gb: float | None,
+    seconds: float = SECONDS,
+    precision: str = "32-true",
+    checkpoint: bool | None = None,
+    compile: bool = False,
+    anchor: bool = False,
 ) -> dict:
-    """Median training-step time on one real batch; peak RSS / GPU memory."""
+    """Median training-step time on one real batch; peak RSS / GPU memory; saved activation memory.
+
+    ``precision`` ``bf16-mixed`` runs the network under bf16 autocast (the loss in fp32, as Lightning's
+    plugin does); ``checkpoint`` sets the net's ``checkpoint_blocks`` (None: the config's); ``compile`` runs
+    it through ``torch.compile``; ``anchor`` replaces our Conv-TasNet by torchaudio's with its arguments.
+    """
     import torch
 
     from se_lib.models import count_parameters
     from se_lib.train.losses import negative_si_sdr
+    from se_lib.train.memory import saved_activation_bytes
     from se_lib.train.module import EnhancementModule
+    from se_lib.train.precision import compile_network
 
     torch.set_num_threads(threads)
-    dm = datamodule(world, 0, batch)
+    dm = datamodule(world, 0, batch, seconds)
     dm.setup("fit")
     b = next(iter(dm.train_dataloader()))
     cuda = torch.cuda.is_available()
@@ -150,18 +212,47 @@ def child_train(
     if mem_limit_gb and not cuda:
         limit_memory(mem_limit_gb)
     rss_before = peak_rss_mib()
-    out: dict[str, Any] = {"arch": arch, "size": size, "batch": batch, "device": str(device), "threads": threads}
+    out: dict[str, Any] = {
+        "arch": "torchaudio_conv_tasnet" if anchor else arch,
+        "size": size,
+        "batch": batch,
+        "seconds": seconds,
+        "device": str(device),
+        "threads": threads,
+        "precision": precision,
+        "checkpoint": checkpoint,
+        "compile": compile,
+    }
     try:
-        module = EnhancementModule(build_net(net_config(arch, size))).to(device)
+        spec = net_config(arch, size)
+        if anchor:
+            net = torchaudio_conv_tasnet(spec)
+        else:
+            if checkpoint is not None and arch in CHECKPOINTED:
+                spec = {**spec, "init_args": {**spec.get("init_args", {}), "checkpoint_blocks": checkpoint}}
+            net = build_net(spec)
+        out["checkpoint"] = bool(spec.get("init_args", {}).get("checkpoint_blocks", False)) and not anchor
+        module = EnhancementModule(net).to(device)
         out["parameters"] = count_parameters(module.net)
+        forward = compile_network(module.net) if compile else module.net
         optimizer = module.configure_optimizers()["optimizer"]
         noisy, target, lengths = b["noisy"].to(device), b["target"].to(device), b["lengths"].to(device)
+        bf16 = precision == "bf16-mixed"
+
+        def loss_of_step():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                return negative_si_sdr(forward(noisy), target, lengths)
+
         times, cpu_times = [], []
         for i in range(warmup + steps):
             if cuda:
                 torch.cuda.synchronize()
             t0, c0 = time.perf_counter(), time.process_time()
-            loss = negative_si_sdr(module.net(noisy), target, lengths)
+            if i == 0:  # the saved activations, counted once (the hooks cost a little time)
+                saved, loss = saved_activation_bytes(loss_of_step, exclude=list(module.parameters()))
+                out["saved_activation_mib"] = saved / 2**20
+            else:
+                loss = loss_of_step()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), 5.0)
@@ -214,9 +305,19 @@ class _Recorder:
 
 
 def child_fit(
-    world: dict, arch: str, size: str, batch: int, batches: int, workers: int, threads: int, gpu_stats: bool
+    world: dict,
+    arch: str,
+    size: str,
+    batch: int,
+    batches: int,
+    workers: int,
+    threads: int,
+    gpu_stats: bool,
+    precision: str = "32-true",
+    segment: float = SECONDS,
 ) -> dict:
-    """End-to-end Lightning fit with the real loader; samples/s after the first batch, GPU stats."""
+    """End-to-end Lightning fit with the real loader (the config's network, ``checkpoint_blocks``
+    included, at ``precision``); samples/s after the first batch, GPU stats."""
     import torch
     from lightning.pytorch.callbacks import Callback
 
@@ -254,9 +355,10 @@ def child_fit(
         gradient_clip_val=5.0,
         log_every_n_steps=1,
         num_sanity_val_steps=0,
+        precision=precision,
     )
     module = EnhancementModule(build_net(net_config(arch, size)))
-    trainer.fit(module, datamodule=datamodule(world, workers, batch))
+    trainer.fit(module, datamodule=datamodule(world, workers, batch, segment))
     n = len(clock.starts) - 1
     seconds = clock.end - clock.starts[1]
     out = {
@@ -264,6 +366,7 @@ def child_fit(
         "size": size,
         "batch": batch,
         "workers": workers,
+        "precision": precision,
         "batches_timed": n,
         "samples_per_s": n * batch / seconds,
         "device": str(trainer.strategy.root_device),
@@ -316,6 +419,15 @@ def main() -> None:
         help="address space a CPU child may map beyond its imports and data (RLIMIT_AS)",
     )
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end Lightning fit")
+    p.add_argument("--seconds", type=float, default=SECONDS, help="training crop in seconds (<= 4)")
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="paper configs only: fp32/bf16 x checkpointing off/on (x compile) + torchaudio's Conv-TasNet",
+    )
+    p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"], choices=["32-true", "bf16-mixed"])
+    p.add_argument("--checkpointing", nargs="+", default=["off", "on"], choices=["off", "on"])
+    p.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"], help="--matrix: compile variants")
     p.add_argument("--out", default=str(REPO / "bench" / "out" / "bench_train.json"))
     p.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -339,7 +451,7 @@ def main() -> None:
         "threads": a.threads,
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "batch": a.batch,
-        "seconds": SECONDS,
+        "seconds": a.seconds,
         "mics": 4,
         "sample_rate": SR,
     }
@@ -360,6 +472,13 @@ def main() -> None:
             print(f"loader workers={w}: {r.get('mixtures_per_s', float('nan')):.1f} mixtures/s", flush=True)
         results["loader"] = loaders
         loader_rate = loaders[0].get("mixtures_per_s", float("nan"))
+        if a.matrix:
+            results["matrix"] = run_matrix(a, world, workers, cuda)
+            print_matrix(results, a)
+            out = Path(a.out)
+            write_json_atomic(out, results)
+            print(f"wrote {out}")
+            return
 
         rows = []
         for arch in a.models:
@@ -369,6 +488,7 @@ def main() -> None:
                     "world": world,
                     "arch": arch,
                     "size": size,
+                    "seconds": a.seconds,
                     "batch": a.batch,
                     "steps": steps,
                     "warmup": a.warmup,
@@ -427,6 +547,102 @@ def main() -> None:
     out = Path(a.out)
     write_json_atomic(out, results)
     print(f"wrote {out}")
+
+
+def run_matrix(a: argparse.Namespace, world: dict, workers: int, cuda: bool) -> list[dict]:
+    """Per paper config: every precision x checkpointing x compile variant of the training step (rows
+    of :func:`child_train`), torchaudio's Conv-TasNet beside ours, and on a GPU a Lightning fit at the
+    config's own settings with its GPU utilisation."""
+    rows = []
+    base = {
+        "world": world,
+        "size": "paper",
+        "batch": a.batch,
+        "seconds": a.seconds,
+        "steps": a.steps_paper,
+        "warmup": a.warmup,
+        "threads": a.threads,
+        "mem_limit_gb": a.mem_limit_gb,
+    }
+    for arch in a.models:
+        for precision in a.precisions:
+            for comp in a.compile:
+                variants = [(ck == "on", False) for ck in a.checkpointing] if arch in CHECKPOINTED else [(None, False)]
+                if arch == "conv_tasnet":
+                    variants.append((None, True))  # torchaudio's ConvTasNet, same arguments: the anchor
+                for checkpoint, anchor in variants:
+                    payload = {
+                        **base,
+                        "arch": arch,
+                        "precision": precision,
+                        "checkpoint": checkpoint,
+                        "compile": comp == "on",
+                        "anchor": anchor,
+                    }
+                    r = run_child("train", payload)
+                    rows.append(r)
+                    brief = {k: r.get(k) for k in ("arch", "precision", "checkpoint", "compile", "samples_per_s")}
+                    print(
+                        f"{json.dumps(brief)} saved {r.get('saved_activation_mib', float('nan')):.1f} MiB", flush=True
+                    )
+        if cuda:
+            from se_lib.train.precision import resolve_precision
+
+            fit = run_child(
+                "fit",
+                {
+                    "world": world,
+                    "arch": arch,
+                    "size": "paper",
+                    "batch": a.batch,
+                    "batches": 20,
+                    "workers": workers,
+                    "threads": a.threads,
+                    "gpu_stats": True,
+                    "precision": resolve_precision("auto"),
+                    "segment": a.seconds,
+                },
+            )
+            rows.append({**fit, "kind": "fit"})
+            print(f"GPU fit {arch}: {json.dumps(fit)}", flush=True)
+    return rows
+
+
+def print_matrix(results: dict, a: argparse.Namespace) -> None:
+    """The matrix as a table; Conv-TasNet's rows also as a ratio to torchaudio's at the same settings."""
+    rows = results["matrix"]
+    anchors = {
+        (r["precision"], r["compile"]): r for r in rows if r.get("arch") == "torchaudio_conv_tasnet" and r.get("ok")
+    }
+    print()
+    print(
+        f"Paper configs, training step, batch {a.batch} x {a.seconds:g} s x 4 mics @ 16 kHz on {results['device']} "
+        f"({a.threads} threads); saved = activation memory autograd keeps after the forward pass"
+    )
+    print(
+        f"{'model':<24}{'precision':<12}{'ckpt':<6}{'compile':<8}{'samples/s':>10}{'CPU s':>8}{'saved MiB':>11}"
+        f"{'peak RSS':>10}{'GPU peak':>10}{'GPU util':>9}  vs torchaudio"
+    )
+    for r in rows:
+        if r.get("kind") == "fit":
+            util = r.get("gpu_utilization_mean")
+            print(
+                f"{r['arch']:<24}{r['precision']:<12}{'cfg':<6}{'-':<8}{r['samples_per_s']:>10.2f}  Lightning fit, "
+                f"GPU util {util if util is None else f'{util:.0f} %'}"
+            )
+            continue
+        if not r.get("ok"):
+            print(f"{r.get('arch', '?'):<24}{r.get('precision', '?'):<12} failed: {str(r.get('error'))[:80]}")
+            continue
+        anchor = anchors.get((r["precision"], r["compile"]))
+        ratio = f"{r['samples_per_s'] / anchor['samples_per_s']:.2f}x" if anchor and r["arch"] == "conv_tasnet" else ""
+        gpu = f"{r['gpu_peak_mib'] / 1024:.1f}Gi" if "gpu_peak_mib" in r else "-"
+        ckpt, comp = ("on" if r[k] else "off" for k in ("checkpoint", "compile"))
+        print(
+            f"{r['arch']:<24}{r['precision']:<12}{ckpt:<6}{comp:<8}"
+            f"{r['samples_per_s']:>10.3f}{r['cpu_s_per_step']:>8.2f}{r['saved_activation_mib']:>11.1f}"
+            f"{r['rss_peak_mib'] - r['rss_before_mib']:>8.0f}Mi{gpu:>10}{'-':>9}  {ratio}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,14 @@ Snakemake looks at it. Stages (one per Snakemake stage of the DAG):
   ``sweeps``, :mod:`se_lib.sweep`): ``foreach`` over a mapping system -> its model, whose config files
   are ``${item.model}``'s; only present when the config declares sweeps;
 * ``score_noisy`` -- the noisy baseline (noisy references + their scores);
-* ``report`` -- rules/report.smk; ``results/report/<split>/metrics.json`` are DVC metrics, the
-  metric-versus-SNR figures DVC (image) plots.
+* ``test_set@<name>`` -- a public test set (config ``test_sets``): its corpus stage, DB, noisy references and
+  noisy-baseline scores; ``predict_test_set@<name>_<system>`` -- one system predicted and scored on it (``foreach``
+  over a mapping, one entry per system the test set's channel count admits); only present with test sets.
+  Their outputs live in the same folders as the DB splits' (split ``test_<name>``), so with test sets the
+  ``predict``, ``predict_sweep`` and ``score_noisy`` stages list their splits' files instead of whole folders:
+  no output lies inside another stage's output (DVC refuses that);
+* ``report`` -- rules/report.smk; ``results/report/<split>/metrics.json`` (every split and test set) are DVC
+  metrics, the metric-versus-SNR figures DVC (image) plots.
 
 Dependencies: the Snakefile, rules/common.smk and the stage's rule files, the config schema, the se_lib
 import closure of every script the stage's rules run (:mod:`se_lib.code_deps`, as the rules' own
@@ -46,7 +52,7 @@ from typing import Any
 import yaml
 
 from se_lib.code_deps import config_class_modules, import_closure, module_closure
-from se_lib.report.names import BASELINE, METRICS
+from se_lib.report.names import APPROX_METRICS, BASELINE, METRICS
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -122,6 +128,30 @@ def _persist(paths: Iterable[str]) -> list:
     return [{p: {"persist": True}} for p in paths]
 
 
+def _split_outs(system: str, splits: Sequence[str], test_splits: Sequence[str]) -> list[str]:
+    """Outputs of a system's prediction + scoring: its whole prediction and score folders -- or, where public test
+    sets (``test_splits``) put further splits into those folders for other stages, each split's own files."""
+    if not test_splits:
+        return [f"results/predictions/{system}", f"results/scores/{system}"]
+    out = []
+    for s in splits:
+        out += [f"results/predictions/{system}/{s}", f"results/predictions/{system}/{s}_predict_stats.json"]
+        out += [f"results/scores/{system}/{s}.tsv", f"results/scores/{system}/{s}_summary.tsv"]
+    return out
+
+
+def _noisy_outs(splits: Sequence[str], test_splits: Sequence[str]) -> list[str]:
+    """Outputs of the noisy baseline: the reference and baseline score folders, or each split's files (as
+    :func:`_split_outs`)."""
+    if not test_splits:
+        return ["results/references", f"results/scores/{BASELINE}"]
+    out = []
+    for s in splits:
+        out += [f"results/references/{s}", f"results/scores/{BASELINE}/{s}.tsv"]
+        out.append(f"results/scores/{BASELINE}/{s}_summary.tsv")
+    return out
+
+
 def _corpus_deps(config: Mapping[str, Any]) -> list[str]:
     """Folders of a user corpus (``corpus.kind: files``): the fixed part of each glob (before any wildcard)."""
     if config["corpus"]["kind"] != "files":
@@ -145,7 +175,9 @@ def _corpus_deps(config: Mapping[str, Any]) -> list[str]:
 
 def stage_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
     """Snakemake targets per stage (``train`` and ``predict`` with ``${item}`` for the model: DVC's foreach item;
-    ``train_sweep`` and ``predict_sweep`` with ``${key}`` for the sweep point's system, when there are sweeps)."""
+    ``train_sweep`` and ``predict_sweep`` with ``${key}`` for the sweep point's system, when there are sweeps;
+    ``test_set`` with ``${item}`` for the test set's name and ``predict_test_set`` with ``${item.system}`` and
+    ``${item.split}``, when there are test sets)."""
     from se_lib.sweep import points
 
     splits = list(config["predict"]["splits"])
@@ -157,6 +189,14 @@ def stage_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
         if points(config)
         else {}
     )
+    test = (
+        {
+            "test_set": ["results/scores/noisy/test_${item}_summary.tsv"],
+            "predict_test_set": ["results/scores/${item.system}/${item.split}_summary.tsv"],
+        }
+        if config["test_sets"]
+        else {}
+    )
     return {
         "corpus": ["results/corpus"],
         "rooms": ["results/rooms"],
@@ -165,6 +205,7 @@ def stage_targets(config: Mapping[str, Any]) -> dict[str, list[str]]:
         "predict": [f"results/scores/${{item}}/{s}_summary.tsv" for s in splits],
         "score_noisy": [f"results/scores/{BASELINE}/{s}_summary.tsv" for s in splits],
         **sweep,
+        **test,
         "report": _report_targets(config),
     }
 
@@ -182,13 +223,51 @@ def _sweep_report(config: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _eval_splits(config: Mapping[str, Any]) -> list[str]:
+    """The DB's prediction splits, then each public test set's split ``test_<name>`` (rules/predict.smk)."""
+    from se_lib.data.corpora.stage import test_set_splits
+
+    return list(config["predict"]["splits"]) + list(test_set_splits(config))
+
+
+def test_set_items(config: Mapping[str, Any], root: str | os.PathLike = ".") -> dict[str, dict[str, str]]:
+    """The ``predict_test_set`` stage's foreach: ``<name>_<system>`` (a test set name has no ``_``) -> the system,
+    its model (a sweep point's model), the split ``test_<name>`` and the test set's name, for every system the
+    test set admits (:func:`se_lib.data.corpora.stage.evaluated_systems`, as rules/common.smk decides)."""
+    from se_lib.data.corpora.stage import evaluated_systems, network_channels, test_set_splits
+    from se_lib.sweep import points
+
+    root = Path(root)
+    sweep = {p.system: p for p in points(config)}
+    systems = [*config["models"], *sweep]
+    dirs = _overlay_dirs(config)
+
+    def channels_of(system: str) -> int:
+        point = sweep.get(system)
+        model = point.model if point else system
+        files = [root / SHARED_MODEL_CONFIG] + [root / d / f"{model}.yaml" for d in dirs]
+        return network_channels(config, files, point.overrides if point else None)
+
+    out = {}
+    for split, name in test_set_splits(config).items():
+        for system in evaluated_systems(config, split, systems, channels_of):
+            model = sweep[system].model if system in sweep else system
+            out[f"{name}_{system}"] = {"system": system, "model": model, "split": split, "test_set": name}
+    return out
+
+
+def _overlay_dirs(config: Mapping[str, Any]) -> list[str]:
+    """Folders of a model's LightningCLI config files: config/models, plus config/models/demo (overlay demo)."""
+    return ["config/models"] + (["config/models/demo"] if config["train"]["overlay"] == "demo" else [])
+
+
 def _report_targets(config: Mapping[str, Any]) -> list[str]:
     out = [
         "results/report/learning_curves.png",
         "results/report/hparams_parallel.png",
         "results/report/provenance.json",
     ]
-    for s in config["predict"]["splits"]:
+    for s in _eval_splits(config):
         out += [
             f"results/report/{s}/{n}" for n in ("comparison.html", "comparison.tsv", "metrics.json", "spectrograms")
         ]
@@ -220,7 +299,8 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
 
     base = ["Snakefile", "rules/common.smk", SCHEMA]
     scripts = {f: _scripts(root, f"rules/{f}.smk") for f in ("data", "train", "predict", "score", "report")}
-    overlay_dirs = ["config/models"] + (["config/models/demo"] if config["train"]["overlay"] == "demo" else [])
+    overlay_dirs = _overlay_dirs(config)
+    test_splits = [s for s in _eval_splits(config) if s not in splits]
 
     def model_files(model: str) -> list[str]:
         return [SHARED_MODEL_CONFIG] + [f"{d}/{model}.yaml" for d in overlay_dirs]
@@ -283,7 +363,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
             + _code(root, [scripts["predict"]["predict"], scripts["score"]["score"]], all_model_files)
             + ["results/db/digest.txt", "results/models/${item}/best.ckpt", "results/models/${item}/run.json"],
             "params": _params(["sample_rate", "predict", "db", "rooms"], read, raw),
-            "outs": _persist(["results/predictions/${item}", "results/scores/${item}"]),
+            "outs": _persist(_split_outs("${item}", splits, test_splits)),
         },
     }
     if sweep_points:  # a sweep point is its model's config + its overrides (config `sweeps`, a param)
@@ -312,7 +392,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
                 + _code(root, [scripts["predict"]["predict"], scripts["score"]["score"]], sweep_models)
                 + ["results/db/digest.txt", "results/models/${key}/best.ckpt", "results/models/${key}/run.json"],
                 "params": _params(["sample_rate", "predict", "db", "rooms", "sweeps"], read, raw),
-                "outs": _persist(["results/predictions/${key}", "results/scores/${key}"]),
+                "outs": _persist(_split_outs("${key}", splits, test_splits)),
             },
         }
     stages["score_noisy"] = {
@@ -322,15 +402,48 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         + _code(root, [scripts["predict"]["noisy_reference"], scripts["score"]["score_noisy"]])
         + ["results/db/digest.txt"],
         "params": _params(["sample_rate", "predict", "db", "rooms"], read, raw),
-        "outs": _persist(["results/references", f"results/scores/{BASELINE}"]),
+        "outs": _persist(_noisy_outs(splits, test_splits)),
     }
+    if test_splits:  # public test sets: one stage each for its data + noisy baseline, one per system on it
+        data_code = [scripts["data"][r] for r in ("test_set_corpus", "test_set_db")]
+        stages["test_set"] = {
+            "foreach": [s[len("test_") :] for s in test_splits],
+            "do": {
+                "cmd": cmd("test_set"),
+                "deps": base
+                + ["rules/data.smk", "rules/predict.smk", "rules/score.smk"]
+                + _code(root, [*data_code, scripts["predict"]["noisy_reference"], scripts["score"]["score_noisy"]]),
+                "params": _params(["seed", "sample_rate", "mixtures", "predict", "test_sets"], read, raw),
+                "outs": _persist(
+                    ["results/test_sets/${item}/corpus"]
+                    + [f"results/test_sets/${{item}}/db/{f}" for f in ("digest.txt", "summary.tsv", "mixtures.sqlite")]
+                    + _noisy_outs(["test_${item}"], ["test_${item}"])
+                ),
+            },
+        }
+        item_model_files = [SHARED_MODEL_CONFIG] + [f"{d}/${{item.model}}.yaml" for d in overlay_dirs]
+        all_system_files = sorted({f for m in {*models, *sweep_points.values()} for f in model_files(m)})
+        stages["predict_test_set"] = {
+            "foreach": test_set_items(config, root),
+            "do": {
+                "cmd": cmd("predict_test_set"),
+                "deps": base
+                + ["rules/predict.smk", "rules/score.smk"]
+                + item_model_files
+                + _code(root, [scripts["predict"]["predict"], scripts["score"]["score"]], all_system_files)
+                + ["results/test_sets/${item.test_set}/db/digest.txt"]
+                + [f"results/models/${{item.system}}/{f}" for f in ("best.ckpt", "run.json")],
+                "params": _params(["sample_rate", "predict", "sweeps", "test_sets"], read, raw),
+                "outs": _persist(_split_outs("${item.system}", ["${item.split}"], ["${item.split}"])),
+            },
+        }
     report_outs = ["results/report/learning_curves.png", "results/report/learning_curves.csv"]
     report_outs += ["results/report/diagnosis.html", "results/report/diagnosis.tsv"]
     report_outs += ["results/report/hparams_parallel.png", "results/report/hparams_parallel.csv"]
     report_outs.append("results/report/hparams_runs.tsv")
     report_outs.append("results/report/provenance.json")  # rule report_provenance: config + DB + commits behind it
     metrics, plots = [], []
-    for s in splits:
+    for s in splits + test_splits:
         report_outs += [f"results/report/{s}/{n}" for n in ("comparison.html", "comparison.tsv", "spectrograms")]
         report_outs.append(f"results/report/{s}/snr_bins.tsv")
         report_outs += [f"results/report/{s}/{SNR_METRICS_FIGURES}/{m}.csv" for m in METRICS]
@@ -346,7 +459,7 @@ def generate(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.Pat
         + ["results/references"]
         + [f"results/models/{m}/run.json" for m in systems]
         + ["results/db/digest.txt"],
-        "params": _params(["report", "predict", "models", "sample_rate", "rooms", "sweeps"], read, raw),
+        "params": _params(["report", "predict", "models", "sample_rate", "rooms", "sweeps", "test_sets"], read, raw),
         "outs": _persist(report_outs + _sweep_report(config)),
         "metrics": metrics,
         "plots": plots,
@@ -368,12 +481,13 @@ def render(config_files: Sequence[str] = (DEFAULT_CONFIG,), root: str | os.PathL
 def metrics_record(table) -> dict[str, dict[str, float | None]]:
     """DVC metrics from a comparison table (``se_lib.report.tables.comparison_table``): system -> metric -> mean.
 
-    NaN (a metric that could not be computed) becomes ``null``; ``n_files`` is kept as the count.
+    NaN (a metric that could not be computed) becomes ``null``; ``n_files`` is kept as the count. Scores against an
+    approximate reference (``si_sdr_approx``, ...) are added where the table has them.
     """
     out = {}
     for row in table.to_dict("records"):
         values = {"n_files": int(row["n_files"])}
-        for col in METRICS:
+        for col in [*METRICS, *(m for m in APPROX_METRICS if m in row)]:
             v = row.get(col)
             values[col] = None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
         out[str(row["system"])] = values
@@ -390,16 +504,22 @@ def write_metrics(table, path: str | os.PathLike) -> dict:
 
 
 def locked_targets(config_files: Sequence[str], lock_file: str | os.PathLike = "dvc.lock") -> list[str]:
-    """Snakemake targets of the stages recorded in ``dvc.lock`` (``train@dprnn`` -> ``train`` with item dprnn)."""
+    """Snakemake targets of the stages recorded in ``dvc.lock`` (``train@dprnn`` -> ``train`` with item dprnn;
+    ``predict_test_set@vbd_dprnn`` -> its foreach entry's ``${item.system}``, ``${item.split}``)."""
     with open(lock_file, encoding="utf-8") as fh:
         lock = yaml.safe_load(fh) or {}
-    targets = stage_targets(_merged([Path(f) for f in _effective(config_files)])[0])
+    config = _merged([Path(f) for f in _effective(config_files)])[0]
+    targets = stage_targets(config)
+    items = test_set_items(config) if config["test_sets"] else {}
     out = []
     for name in lock.get("stages", {}):
-        stage, _, item = name.partition("@")
-        if stage not in targets:
+        stage, _, key = name.partition("@")
+        if stage not in targets or (stage == "predict_test_set" and key not in items):
             raise SystemExit(f"{lock_file}: stage {name!r} is not a stage of the generated dvc.yaml")
-        out += [t.replace("${item}", item).replace("${key}", item) for t in targets[stage]]
+        for t in targets[stage]:
+            for field, value in (items[key] if stage == "predict_test_set" else {}).items():
+                t = t.replace(f"${{item.{field}}}", value)
+            out.append(t.replace("${item}", key).replace("${key}", key))
     return list(dict.fromkeys(out))
 
 

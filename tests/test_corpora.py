@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -282,3 +283,63 @@ def test_paired_layout_librimix_multichannel(tmp_path):
     options["counts"] = {"train": 4, "val": 3, "test": 3}
     with pytest.raises(CorpusLayoutError, match=r"paired-train: 3 recordings found, the recipe expects 4"):
         build_recorded_corpus(corpus_config("paired", lm.root, **options), tmp_path / "c", log=lambda m: None)
+
+
+def test_chime4_close_talk_reference_for_real_recordings_scored_as_approximate(chime, tmp_path):
+    """`close_talk_reference: true` makes CH0 the target of real recordings (no SNR measured against it); the scorer,
+    told the reference is approximate, aligns CH0 with the reference mic and writes `*_approx` columns only."""
+    from se_lib.data.corpora.stage import approximate_reference
+    from se_lib.metrics.scorer import score_directory
+
+    config = corpus_config("chime4", chime.root, sets=["et05_real"], close_talk_reference=True)
+    assert approximate_reference(config["corpus"]) == "close_talk"
+    assert approximate_reference(corpus_config("chime4", chime.root)["corpus"]) is None
+    out, url = build(tmp_path, config)
+    rows = read_recordings(out)
+    assert len(rows) == 4 and all(r["clean"][0].endswith(".CH0.wav") for r in rows)
+    assert {(r["snr_source"], r["snr_db"]) for r in rows} == {("none", 0.0)}  # CH0 is no clean reference
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    renderer = Renderer()
+    for m in mixture_db.iter_mixtures(url, "test"):
+        rendered = renderer.render(m)
+        ch0, _ = sf.read(m["recorded_clean"][0], dtype="float32")
+        np.testing.assert_allclose(rendered.target.numpy(), ch0[: m["length"]], atol=1e-6)  # the target is CH0
+        noisy = rendered.noisy.numpy()
+        sf.write(pred / mixture_filename(m, "noisy"), noisy.T, 16000, subtype="FLOAT")
+        sf.write(pred / mixture_filename(m, "target"), rendered.target.numpy(), 16000, subtype="FLOAT")
+        sf.write(pred / mixture_filename(m, "enhanced"), noisy[m["ref_mic"]], 16000, subtype="FLOAT")
+    kw = {"ref_mic": 3, "threads": 0, "metrics": ("si_sdr", "pesq", "stoi"), "progress": False}
+    df = score_directory(pred, tmp_path / "s.tsv", tmp_path / "sum.tsv", approximate="close_talk", **kw)
+    approx = ["si_sdr_approx", "si_sdri_approx", "pesq_wb_approx", "stoi_approx", "estoi_approx"]
+    assert np.isfinite(df[approx].astype(float)).all().all()
+    assert df[["si_sdr", "si_sdri", "pesq_wb", "stoi", "estoi"]].isna().all().all()  # never mixed with true ones
+    # the stand-in delays channel n by n samples (CH0 by none): CH5, the reference mic, lags CH0 by 5 samples
+    np.testing.assert_allclose(df["reference_lag_ms"], 1000 * 5 / 16000)
+    np.testing.assert_allclose(df["si_sdri_approx"], 0.0, atol=1e-9)  # "enhanced" = the reference mic itself
+    summary = pd.read_csv(tmp_path / "sum.tsv", sep="\t").set_index("metric")
+    assert summary.loc["si_sdr", "count"] == 0 and summary.loc["si_sdr_approx", "count"] == 4
+    # aligned, CH0 explains the reference mic better than unaligned (a 5-sample shift costs SI-SDR)
+    from se_lib.metrics.si_sdr import si_sdr
+
+    f = sorted(pred.glob("*_target.wav"))[0]
+    target, _ = sf.read(f, dtype="float32")
+    mic = sf.read(str(f).replace("_target.wav", "_noisy.wav"), dtype="float32")[0][:, 3]
+    row = df.set_index("mixture").loc[f.name[: -len("_target.wav")]]
+    assert row["si_sdr_approx"] > si_sdr(mic, target) + 3.0
+
+
+def test_chime4_close_talk_reference_needs_real_sets_only_and_the_ch0_files(chime, tmp_path):
+    with pytest.raises(ConfigError, match=r"corpus\.chime4\.close_talk_reference .*et05_simu"):
+        build_recorded_corpus(corpus_config("chime4", chime.root, close_talk_reference=True), tmp_path / "c")
+    with pytest.raises(ConfigError, match=r"close_talk_reference"):  # the schema: a boolean
+        corpus_config("chime4", chime.root, sets=["et05_real"], close_talk_reference="yes")
+    root = tmp_path / "16kHz"
+    shutil.copytree(chime.root, root)
+    victim = sorted((root / "isolated" / "et05_caf_real").glob("*.CH0.wav"))[0]
+    victim.unlink()
+    config = corpus_config("chime4", root, sets=["et05_real"], close_talk_reference=True)
+    with pytest.raises(CorpusLayoutError, match=r"CH0\.wav: close-talk file missing"):
+        build_recorded_corpus(config, tmp_path / "c", log=lambda m: None)
+    # without the option the same copy is fine: real recordings then need no CH0
+    build_recorded_corpus(corpus_config("chime4", root, sets=["et05_real"]), tmp_path / "d", log=lambda m: None)

@@ -9,16 +9,19 @@ status`` and ``git status`` are clean and the comparison table equals the origin
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT, copy_workflow_source
-from se_lib.dvc_stages import DEFAULT_CONFIG, render, stage_targets
+from se_lib.config import load_config
+from se_lib.dvc_stages import DEFAULT_CONFIG, generate, locked_targets, render, stage_targets
 
 DVC = str(Path(sys.executable).parent / "dvc")
 TINY = "config/tiny.yaml"
@@ -132,3 +135,116 @@ def test_round_trip_push_clone_pull_leaves_nothing_to_do(workflow_run, tmp_path,
     assert not _run(["git", "status", "--porcelain"], clone, env).strip()
     for table in ("results/report/test/comparison.tsv", "results/report/test/metrics.json"):
         assert (clone / table).read_bytes() == (workdir / table).read_bytes(), table
+
+
+# ------------------------------------------------------------------------------------------- test sets
+TEST_SETS = {
+    "test_sets": {
+        "vbd": {
+            "corpus": {"kind": "voicebank_demand", "voicebank_demand": {"root": "/nowhere/vbd", "sets": ["test"]}},
+            "published": "voicebank_demand",
+        },
+        "chime4-real": {
+            "corpus": {
+                "kind": "chime4",
+                "chime4": {"root": "/nowhere/chime4", "sets": ["et05_real"], "channels": [1, 3, 4, 5]},
+            }
+        },
+    }
+}
+
+
+def _expanded(doc: dict) -> dict[str, list[str]]:
+    """Every stage's outputs (outs, metrics, plots) with DVC's foreach templates filled in: stage name -> paths."""
+    out: dict[str, list[str]] = {}
+    for name, stage in doc["stages"].items():
+        body = stage.get("do", stage)
+        paths = [p for section in ("outs", "metrics", "plots") for entry in body.get(section, []) for p in entry]
+        foreach = stage.get("foreach")
+        if foreach is None:
+            out[name] = paths
+            continue
+        for key, item in foreach.items() if isinstance(foreach, dict) else ((i, i) for i in foreach):
+            fill = [p.replace("${item}", key).replace("${key}", key) for p in paths]
+            for field, value in item.items() if isinstance(item, dict) else ():
+                fill = [p.replace(f"${{item.{field}}}", value) for p in fill]
+            out[f"{name}@{key}"] = fill
+    return out
+
+
+def _test_set_config(tmp_path: Path) -> list[str]:
+    extra = tmp_path / "test_sets.yaml"
+    extra.write_text(yaml.safe_dump(TEST_SETS, sort_keys=False))
+    return [TINY, str(extra)]
+
+
+def test_test_sets_get_stages_and_metrics_without_overlapping_outputs(tmp_path):
+    """With `test_sets`, each test set's data, predictions and scores are outputs of stages of their own, none inside
+    another stage's output (the DB splits' stages then list their splits' files), and each has a DVC metrics file."""
+    doc = generate(_test_set_config(tmp_path), ROOT)
+    outs = _expanded(doc)
+    owner = {}
+    for stage, paths in outs.items():
+        for p in paths:
+            assert p not in owner, f"{p}: output of {owner[p]} and {stage}"
+            owner[p] = stage
+    for a, b in itertools.permutations(owner, 2):
+        assert not b.startswith(a + "/"), f"{b} ({owner[b]}) lies inside {a} ({owner[a]})"
+    stages = set(outs)
+    assert {"test_set@vbd", "test_set@chime4-real"} <= stages
+    # a mono test set: the one-channel systems only; the 4-channel CHiME-4 choice: every system
+    assert {s for s in stages if s.startswith("predict_test_set@vbd_")} == {
+        "predict_test_set@vbd_conv_tasnet",
+        "predict_test_set@vbd_dprnn",
+        "predict_test_set@vbd_conv_tasnet--lr1em3",
+        "predict_test_set@vbd_conv_tasnet--lr3em3",
+    }
+    assert "predict_test_set@chime4-real_ic_conv_tasnet" in stages
+    assert "results/scores/dprnn/test_vbd_summary.tsv" in outs["predict_test_set@vbd_dprnn"]
+    assert "results/scores/noisy/test_chime4-real_summary.tsv" in outs["test_set@chime4-real"]
+    metrics = [p for entry in doc["stages"]["report"]["metrics"] for p in entry]
+    assert metrics == [f"results/report/{s}/metrics.json" for s in ("test", "test_vbd", "test_chime4-real")]
+    # the stage's command is the Snakemake target Snakemake's `all` asks for, and it is filled in per item
+    targets = stage_targets(load_config(overrides=TEST_SETS))
+    assert targets["predict_test_set"] == ["results/scores/${item.system}/${item.split}_summary.tsv"]
+
+
+def test_dvc_accepts_the_test_set_stages_and_refuses_whole_folders_beside_them(tmp_path):
+    """`dvc dag` on the generated stages: test set -> its prediction stages -> report. Whole prediction folders as
+    outputs of the DB splits' stages (the layout without test sets) would hold the test sets' outputs: DVC refuses."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    _run(["git", "init", "-q"], repo, env)
+    _run([DVC, "init", "-q"], repo, env)
+    text = render(_test_set_config(tmp_path), ROOT)
+    (repo / "dvc.yaml").write_text(text)
+    dot = _run([DVC, "dag", "--dot"], repo, env)
+    for edge in (
+        '"test_set@vbd" -> "predict_test_set@vbd_dprnn"',
+        '"train@dprnn" -> "predict_test_set@vbd_dprnn"',
+        '"predict_test_set@chime4-real_ic_conv_tasnet" -> "report"',
+        '"test_set@chime4-real" -> "report"',
+    ):
+        assert edge in dot, (edge, dot[-3000:])
+    overlapping = text.replace("- results/predictions/${item}/test:\n", "- results/predictions/${item}:\n")
+    assert overlapping != text
+    (repo / "dvc.yaml").write_text(overlapping)
+    refused = subprocess.run([DVC, "dag", "--dot"], cwd=repo, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "overlap" in refused.stdout + refused.stderr
+
+
+def test_locked_test_set_stages_map_back_to_snakemake_targets(tmp_path, monkeypatch):
+    """`make pull` touches the Snakemake targets of every locked stage, a test set's per-system stages included."""
+    monkeypatch.chdir(ROOT)
+    lock = tmp_path / "dvc.lock"
+    names = ["test_set@vbd", "predict_test_set@vbd_dprnn", "predict_test_set@chime4-real_conv_tasnet--lr1em3"]
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": dict.fromkeys(names, {})}, sort_keys=False))
+    assert locked_targets(_test_set_config(tmp_path), lock) == [
+        "results/scores/noisy/test_vbd_summary.tsv",
+        "results/scores/dprnn/test_vbd_summary.tsv",
+        "results/scores/conv_tasnet--lr1em3/test_chime4-real_summary.tsv",
+    ]
+    lock.write_text(yaml.safe_dump({"stages": {"predict_test_set@vbd_wave_u_net": {}}}))  # mono: not a stage
+    with pytest.raises(SystemExit, match="not a stage of the generated dvc.yaml"):
+        locked_targets(_test_set_config(tmp_path), lock)

@@ -112,6 +112,7 @@ LIGHT_ENTRY_POINTS = {
     "workflow_scripts/predict.py": ["se_lib.inference.predict", "se_lib.train.gpu_slots"],
     "workflow_scripts/score.py": ["se_lib.metrics.scorer"],
     "workflow_scripts/noisy_reference.py": ["se_lib.inference.writer", "se_lib.data.mixtures"],
+    "workflow_scripts/enhance_recordings.py": ["se_lib.inference.enhance", "se_lib.train.gpu_slots"],
 }
 HEAVY = ("lightning", "lightning.pytorch", "lightning.fabric", "mlflow.pytorch", "matplotlib")
 

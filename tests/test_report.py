@@ -98,6 +98,39 @@ def test_best_is_bold_only_where_it_beats_the_noisy_input(tmp_path):
     assert np.isnan(best_models(df[df["system"] != "noisy"], ["si_sdri"])["si_sdri"])
 
 
+def test_approximate_scores_have_their_own_labelled_columns_footnote_and_metrics(tmp_path):
+    """Scores against CHiME-4's close-talk mic (`*_approx`, true-reference columns NaN): their own columns, labelled
+    approximate with a footnote in the table, their own keys in the DVC metrics and in MLflow."""
+    from se_lib.dvc_stages import metrics_record
+    from se_lib.report.names import APPROX_NOTE
+
+    def approx(si_sdr, pesq):
+        means = {"si_sdr": np.nan, "pesq_wb": np.nan, "si_sdr_approx": si_sdr, "pesq_wb_approx": pesq}
+        return {**means, "dnsmos_ovrl": 2.5}
+
+    summaries = {
+        "noisy": summary_tsv(tmp_path / "n.tsv", approx(-3.0, 1.2)),
+        "dprnn": summary_tsv(tmp_path / "d.tsv", approx(1.0, 1.4)),
+    }
+    df = write_comparison(summaries, dict.fromkeys(summaries), tmp_path / "o.tsv", tmp_path / "o.html")
+    assert {"si_sdr_approx", "pesq_wb_approx", "dnsmos_ovrl"} <= set(df.columns)
+    assert "si_sdr" not in df.columns and "pesq_wb" not in df.columns  # no true reference: dropped, not filled
+    html = (tmp_path / "o.html").read_text()
+    assert "SI-SDR [dB] approx.†" in html and "PESQ (WB) approx.†" in html
+    assert APPROX_NOTE.split(":")[0] in html and "close-talk" in html
+    record = metrics_record(df)
+    assert record["dprnn"]["si_sdr_approx"] == 1.0 and record["dprnn"]["si_sdr"] is None
+    summary = read_summary(summaries["dprnn"])
+    assert set(summary_metrics(summary, "test_chime4-real_")) == {
+        f"test_chime4-real_{m}{ci}" for m in ("si_sdr_approx", "pesq_wb_approx", "dnsmos_ovrl") for ci in ("", "_ci95")
+    }
+    # a table without approximate scores has no footnote about them
+    write_comparison(
+        {"noisy": summary_tsv(tmp_path / "t.tsv", {"si_sdr": 1.0})}, {}, tmp_path / "p.tsv", tmp_path / "p.html"
+    )
+    assert "approx" not in (tmp_path / "p.html").read_text()
+
+
 def test_bad_summary_is_named(tmp_path):
     bad = tmp_path / "bad.tsv"
     pd.DataFrame({"metric": ["si_sdr"], "mean": [1.0]}).to_csv(bad, sep="\t", index=False)

@@ -1,6 +1,6 @@
-"""Public test sets end to end: the tiny workflow's trained models scored on a VoiceBank-DEMAND-layout and a
-CHiME-4-layout test set, added after training (config `test_sets`), with their comparison tables and the
-published rows in the report.
+"""Public test sets end to end: the tiny workflow's trained models scored on a VoiceBank-DEMAND-layout and two
+CHiME-4-layout test sets (simulated, and real recordings scored against the close-talk mic: approximate), added
+after training (config `test_sets`), with their comparison tables and the published rows in the report.
 
 The module fixture copies the finished shared tiny run (``workflow_run``: the models are trained once per
 session), points the copy's MLflow store at the copy's own artifact folder, builds the two stand-ins
@@ -10,6 +10,7 @@ must not retrain anything: only the test sets' corpus, DB, prediction, scoring a
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -26,7 +27,8 @@ from se_lib.data.naming import parse_mixture_filename
 from se_lib.report.published import PUBLISHED_LABEL
 
 EXPERIMENT = "tiny_smoke"
-VBD_SCALE, CHIME_SCALE = 0.002, 0.0031  # 2 test pairs; 4 et05_simu utterances (one per environment)
+VBD_SCALE, CHIME_SCALE = 0.002, 0.0031  # 2 test pairs; 4 et05_simu and 4 et05_real utterances (one per environment)
+APPROX = ("si_sdr_approx", "si_sdri_approx", "pesq_wb_approx", "stoi_approx", "estoi_approx")
 
 
 def relocate_store(workdir: Path, old: Path) -> None:
@@ -51,7 +53,7 @@ def test_sets_run(workflow_run, tmp_path_factory):
     relocate_store(workdir, source)
     trained = {r.info.run_id for r in rule_runs(workdir, "train")}
     vbd = standins.voicebank_demand(base / "VoiceBank-DEMAND", VBD_SCALE)
-    chime = standins.chime4(base / "CHiME3" / "16kHz", CHIME_SCALE, sets=("et05_simu",))
+    chime = standins.chime4(base / "CHiME3" / "16kHz", CHIME_SCALE, sets=("et05_simu", "et05_real"))
     extra = base / "test_sets.yaml"
     extra.write_text(
         yaml.safe_dump(
@@ -77,6 +79,18 @@ def test_sets_run(workflow_run, tmp_path_factory):
                             },
                         }
                     },
+                    "chime4-real": {  # real recordings, scored against their close-talk mic CH0: approximate
+                        "corpus": {
+                            "kind": "chime4",
+                            "count_scale": CHIME_SCALE,
+                            "chime4": {
+                                "root": str(chime.root),
+                                "sets": ["et05_real"],
+                                "channels": [1, 3, 4, 5],
+                                "close_talk_reference": True,
+                            },
+                        }
+                    },
                 }
             }
         )
@@ -90,7 +104,7 @@ def test_adding_test_sets_retrains_nothing(test_sets_run):
     assert {r.info.run_id for r in rule_runs(workdir, "train")} == trained
     for rule in ("test_set_corpus", "test_set_db"):
         names = sorted(r.info.run_name for r in rule_runs(workdir, rule))
-        assert names == [f"{rule}[test_set=chime4]", f"{rule}[test_set=vbd]"], names
+        assert names == sorted(f"{rule}[test_set={n}]" for n in ("chime4", "chime4-real", "vbd")), names
 
 
 def test_channel_count_decides_which_models_run_on_a_test_set(test_sets_run):
@@ -148,3 +162,26 @@ def test_test_set_metrics_on_the_training_runs(test_sets_run):
     name, version = runs["train[model=conv_tasnet]"].data.tags["se.registered_model"].split("/")
     tags = client.get_model_version(name, version).tags
     assert {"test_si_sdr", "test_vbd_si_sdr", "test_chime4_pesq_wb"} <= set(tags)
+
+
+def test_real_recordings_scored_against_the_close_talk_mic_are_labelled_approximate(test_sets_run):
+    """`close_talk_reference`: the real set's intrusive scores exist only as `*_approx` -- in the score files, the
+    comparison table (labelled, with the footnote), the DVC metrics and on the training run and registered version."""
+    workdir, *_ = test_sets_run
+    for system in ("noisy", "dprnn", "ic_conv_tasnet"):
+        summary = pd.read_csv(workdir / f"results/scores/{system}/test_chime4-real_summary.tsv", sep="\t")
+        summary = summary.set_index("metric")
+        assert (summary.loc[list(APPROX), "count"] == 4).all(), summary
+        assert (summary.loc[["si_sdr", "pesq_wb", "stoi"], "count"] == 0).all(), summary  # never mixed
+    html = (workdir / "results/report/test_chime4-real/comparison.html").read_text()
+    assert "SI-SDR [dB] approx.†" in html and "close-talk microphone" in html
+    assert "approx" not in (workdir / "results/report/test_chime4/comparison.html").read_text()
+    metrics = json.loads((workdir / "results/report/test_chime4-real/metrics.json").read_text())
+    assert metrics["dprnn"]["si_sdr_approx"] is not None and metrics["dprnn"]["si_sdr"] is None
+    runs = {r.info.run_name: r for r in rule_runs(workdir, "train")}
+    logged = runs["train[model=dprnn]"].data.metrics
+    assert {f"test_chime4-real_{m}" for m in APPROX} <= set(logged)
+    assert "test_chime4-real_si_sdr" not in logged and "test_chime4-real_dnsmos_ovrl" in logged
+    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    name, version = runs["train[model=dprnn]"].data.tags["se.registered_model"].split("/")
+    assert "test_chime4-real_si_sdr_approx" in client.get_model_version(name, version).tags

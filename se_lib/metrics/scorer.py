@@ -14,6 +14,17 @@ Metrics (groups selectable with ``metrics``): ``si_sdr`` -> si_sdr, si_sdri; ``p
 computed on the scored signal only). Values a metric cannot produce for a file (PESQ finds no utterance,
 STOI has too few speech frames) are NaN, logged with the file name and counted in the summary.
 
+Approximate references (``approximate="close_talk"``: CHiME-4 real recordings, whose target file is the speaker's
+close-talk mic CH0, corpus option ``close_talk_reference``): CH0 is no clean reference -- a headset mic on a
+recorder of its own, so neither sample-aligned nor level-matched with the tablet array, and picking up the
+environment's noise and other talkers too -- so its intrusive scores go into their own columns ``si_sdr_approx``,
+``si_sdri_approx``, ``pesq_wb_approx``, ``stoi_approx``, ``estoi_approx`` (the true-reference columns stay NaN:
+the two are never mixed, not even in one summary row). Before scoring, CH0 is shifted by the lag within
++-:data:`CLOSE_TALK_MAX_LAG_S` that maximises its cross-correlation with the noisy reference mic
+(:func:`align_reference`; the same lag for the noisy baseline and every system), recorded per file in
+``reference_lag_ms``; SI-SDR is scale-invariant, PESQ and STOI normalise the level themselves. A recording whose
+target is all zeros (no reference at all) still gets DNSMOS only.
+
 Execution: file headers are checked first (readable, rate, channels, lengths) so bad input fails before
 any scoring; then mixtures are scored in a pool of ``threads`` worker processes forked from a clean
 ``forkserver`` with the metric modules preloaded (single-threaded ONNX Runtime and BLAS in each worker,
@@ -59,10 +70,14 @@ if TYPE_CHECKING:  # pandas is imported lazily: worker processes never need it
 
 __all__ = [
     "ALL_METRICS",
+    "APPROX_SUFFIX",
+    "APPROXIMATE_REFERENCES",
     "ID_COLUMNS",
     "METRIC_COLUMNS",
     "MixtureFiles",
     "ScoringError",
+    "align_reference",
+    "approx_columns",
     "collect_mixtures",
     "main",
     "metric_columns",
@@ -80,6 +95,14 @@ METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "dnsmos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"),
 }
 ALL_METRICS: tuple[str, ...] = tuple(METRIC_COLUMNS)
+#: Metric groups that compare with a reference (DNSMOS does not).
+INTRUSIVE: tuple[str, ...] = ("si_sdr", "pesq", "stoi")
+#: Suffix of the columns scored against an approximate reference, and the kinds of approximate reference.
+APPROX_SUFFIX = "_approx"
+APPROXIMATE_REFERENCES: tuple[str, ...] = ("close_talk",)
+#: Largest shift (seconds, either way) tried when aligning a close-talk reference with the array.
+CLOSE_TALK_MAX_LAG_S = 0.05
+LAG_COLUMN = "reference_lag_ms"
 ID_COLUMNS: tuple[str, ...] = ("mixture", "sid", "nid1", "nid2", "rid", "snr_db")
 MODES = ("enhanced", "noisy")
 SUMMARY_COLUMNS = ("metric", "mean", "ci95", "count", "nan_count")
@@ -106,6 +129,38 @@ def metric_columns(metrics: Iterable[str]) -> list[str]:
     """Output columns of the chosen metric groups, in canonical order."""
     chosen = _check_metrics(metrics)
     return [col for name in ALL_METRICS if name in chosen for col in METRIC_COLUMNS[name]]
+
+
+def approx_columns(metrics: Iterable[str]) -> list[str]:
+    """Columns of the chosen intrusive metrics scored against an approximate reference (``si_sdr_approx``, ...)."""
+    chosen = _check_metrics(metrics)
+    return [
+        f"{col}{APPROX_SUFFIX}"
+        for name in ALL_METRICS
+        if name in chosen and name in INTRUSIVE
+        for col in METRIC_COLUMNS[name]
+    ]
+
+
+def align_reference(reference: np.ndarray, observed: np.ndarray, max_lag: int) -> tuple[np.ndarray, int]:
+    """``reference`` shifted by the lag in ``[-max_lag, max_lag]`` samples that maximises the magnitude of its
+    cross-correlation with ``observed`` (zeros shifted in, same length), and that lag (> 0: ``observed`` lags
+    behind, the reference was delayed)."""
+    from scipy.signal import correlate, correlation_lags
+
+    if reference.shape != observed.shape:
+        raise ValueError(f"align_reference: shapes differ, {reference.shape} and {observed.shape}")
+    n = reference.size
+    xc = correlate(observed.astype(np.float64), reference.astype(np.float64), mode="full", method="fft")
+    lags = correlation_lags(n, n, mode="full")
+    window = np.abs(lags) <= max_lag
+    lag = int(lags[window][np.argmax(np.abs(xc[window]))])
+    out = np.zeros_like(reference)
+    if lag >= 0:
+        out[lag:] = reference[: n - lag]
+    else:
+        out[: n + lag] = reference[-lag:]
+    return out, lag
 
 
 def _check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
@@ -198,9 +253,11 @@ def check_headers(mixtures: Sequence[MixtureFiles], *, mode: str, ref_mic: int, 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(metrics: tuple[str, ...], mode: str, ref_mic: int, sample_rate: int) -> None:
+def _init_worker(
+    metrics: tuple[str, ...], mode: str, ref_mic: int, sample_rate: int, approximate: str | None = None
+) -> None:
     """Per-process setup: settings, and the DNSMOS models loaded once (one ONNX Runtime thread)."""
-    _WORKER.update(metrics=metrics, mode=mode, ref_mic=ref_mic, sample_rate=sample_rate)
+    _WORKER.update(metrics=metrics, mode=mode, ref_mic=ref_mic, sample_rate=sample_rate, approximate=approximate)
     if "pesq" in metrics:
         import pesq  # noqa: F401  (import cost paid here, not inside the first task)
     if "stoi" in metrics:
@@ -226,8 +283,10 @@ def score_mixture(
     mode: str = "enhanced",
     ref_mic: int = 0,
     sample_rate: int = 16000,
+    approximate: str | None = None,
 ) -> dict[str, Any]:
-    """Scores of one mixture as a row dict (ids + metric columns + ``_problems``: list of NaN reasons)."""
+    """Scores of one mixture as a row dict (ids + metric columns + ``_problems``: list of NaN reasons); with an
+    ``approximate`` reference, the intrusive scores in ``<column>_approx`` (see the module docstring)."""
     from se_lib.metrics.pesq_wb import pesq_wb_with_reason
     from se_lib.metrics.si_sdr import si_sdr
     from se_lib.metrics.stoi import stoi
@@ -247,41 +306,61 @@ def score_mixture(
             f"cannot score mixture {mix.mixture}: {mix.estimate.name} has {estimate.size} samples, "
             f"{mix.target.name} {target.size}"
         )
+    if approximate is not None and approximate not in APPROXIMATE_REFERENCES:
+        raise ValueError(f"approximate must be None or one of {APPROXIMATE_REFERENCES}, got {approximate!r}")
     row: dict[str, Any] = {"mixture": mix.mixture, **mix.ids}
     problems: list[str] = []
+    intrusive = [c for m in metrics if m in INTRUSIVE for c in METRIC_COLUMNS[m]]
+    suffix = ""
+    noisy_ref = None  # the noisy reference mic, read once where SI-SDRi or the alignment needs it
+
+    def reference_mic() -> np.ndarray:
+        nonlocal noisy_ref
+        if noisy_ref is None:
+            if mode == "noisy":
+                noisy_ref = estimate
+            else:
+                if mix.noisy is None:
+                    raise ScoringError(f"cannot score mixture {mix.mixture}: SI-SDRi needs its noisy file")
+                noisy = _read(mix.noisy, sample_rate)
+                if not 0 <= ref_mic < noisy.shape[0]:
+                    raise ScoringError(
+                        f"cannot score {mix.noisy}: ref_mic {ref_mic} out of range for {noisy.shape[0]} channel(s)"
+                    )
+                if noisy.shape[1] != target.size:
+                    raise ScoringError(
+                        f"cannot score mixture {mix.mixture}: {mix.noisy.name} has {noisy.shape[1]} samples, "
+                        f"{mix.target.name} {target.size}"
+                    )
+                noisy_ref = noisy[ref_mic]
+        return noisy_ref
+
     if not np.any(target):  # a real recording (CHiME-4 et05_real, DNS real_recordings): no clean reference
-        intrusive = {"si_sdr": ("si_sdr", "si_sdri"), "pesq": ("pesq_wb",), "stoi": ("stoi", "estoi")}
-        for col in (c for m in metrics for c in intrusive.get(m, ())):
+        for col in intrusive:
             row[col] = math.nan
         problems.append("no clean reference (a real recording): DNSMOS only")
         metrics = [m for m in metrics if m == "dnsmos"]
+    elif approximate is not None:  # the close-talk mic: true-reference columns NaN, scores in *_approx
+        for col in intrusive:
+            row[col] = math.nan
+        suffix = APPROX_SUFFIX
+        target, lag = align_reference(target, reference_mic(), round(CLOSE_TALK_MAX_LAG_S * sample_rate))
+        row[LAG_COLUMN] = 1000.0 * lag / sample_rate
     if "si_sdr" in metrics:
-        row["si_sdr"] = si_sdr(estimate, target)
+        row[f"si_sdr{suffix}"] = si_sdr(estimate, target)
         if mode == "noisy":
-            row["si_sdri"] = 0.0
+            row[f"si_sdri{suffix}"] = 0.0
         else:
-            if mix.noisy is None:
-                raise ScoringError(f"cannot score mixture {mix.mixture}: SI-SDRi needs its noisy file")
-            noisy = _read(mix.noisy, sample_rate)
-            if not 0 <= ref_mic < noisy.shape[0]:
-                raise ScoringError(
-                    f"cannot score {mix.noisy}: ref_mic {ref_mic} out of range for {noisy.shape[0]} channel(s)"
-                )
-            if noisy.shape[1] != target.size:
-                raise ScoringError(
-                    f"cannot score mixture {mix.mixture}: {mix.noisy.name} has {noisy.shape[1]} samples, "
-                    f"{mix.target.name} {target.size}"
-                )
-            row["si_sdri"] = row["si_sdr"] - si_sdr(noisy[ref_mic], target)
+            row[f"si_sdri{suffix}"] = row[f"si_sdr{suffix}"] - si_sdr(reference_mic(), target)
     if "pesq" in metrics:
-        row["pesq_wb"], reason = pesq_wb_with_reason(target, estimate, sample_rate)
+        row[f"pesq_wb{suffix}"], reason = pesq_wb_with_reason(target, estimate, sample_rate)
         if reason:
-            problems.append(f"pesq_wb: {reason}")
+            problems.append(f"pesq_wb{suffix}: {reason}")
     if "stoi" in metrics:
         for col, extended in (("stoi", False), ("estoi", True)):
-            row[col] = stoi(target, estimate, sample_rate, extended=extended)
-            if math.isnan(row[col]):
-                problems.append(f"{col}: not enough speech frames")
+            row[col + suffix] = stoi(target, estimate, sample_rate, extended=extended)
+            if math.isnan(row[col + suffix]):
+                problems.append(f"{col}{suffix}: not enough speech frames")
     if "dnsmos" in metrics:
         from se_lib.metrics.dnsmos import get_dnsmos
 
@@ -297,6 +376,7 @@ def _score_task(mix: MixtureFiles) -> dict[str, Any]:
         mode=_WORKER["mode"],
         ref_mic=_WORKER["ref_mic"],
         sample_rate=_WORKER["sample_rate"],
+        approximate=_WORKER["approximate"],
     )
 
 
@@ -421,8 +501,12 @@ def score_directory(
     metrics: Sequence[str] = ALL_METRICS,
     sample_rate: int = 16000,
     progress: bool = True,
+    approximate: str | None = None,
 ) -> pd.DataFrame:
     """Score every mixture of ``pred_dir``; write the per-file and summary TSVs (when paths are given).
+
+    ``approximate``: ``"close_talk"`` where the targets are approximate references (module docstring): the
+    intrusive scores go into ``<column>_approx`` columns (with ``reference_lag_ms``), the usual ones stay NaN.
 
     ``threads``: worker processes (the job's thread count); every mixture is scored in a worker, even
     with 1, so BLAS/OpenMP stay single-threaded whatever the caller's environment. ``0`` scores in this
@@ -434,15 +518,17 @@ def score_directory(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if approximate is not None and approximate not in APPROXIMATE_REFERENCES:
+        raise ValueError(f"approximate must be None or one of {APPROXIMATE_REFERENCES}, got {approximate!r}")
     chosen = _check_metrics(metrics)
     threads = int(threads)
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
     if threads > 0:
         _pool_context()  # start the fork server now: its imports overlap with the header checks below
-    mixtures = collect_mixtures(pred_dir, mode, need_noisy="si_sdr" in chosen)
+    mixtures = collect_mixtures(pred_dir, mode, need_noisy="si_sdr" in chosen or approximate is not None)
     check_headers(mixtures, mode=mode, ref_mic=ref_mic, sample_rate=sample_rate)
-    settings = (chosen, mode, int(ref_mic), int(sample_rate))
+    settings = (chosen, mode, int(ref_mic), int(sample_rate), approximate)
     workers = min(threads, len(mixtures))  # 0 stays 0: in-process
     rows = []
     n_problem_files = 0
@@ -455,6 +541,8 @@ def score_directory(
     import pandas as pd  # imported by the main process only, while the workers start (never in workers)
 
     columns = list(ID_COLUMNS) + metric_columns(chosen)
+    if approximate is not None:
+        columns += approx_columns(chosen) + [LAG_COLUMN]
     df = pd.DataFrame(rows, columns=columns).sort_values("mixture", kind="stable").reset_index(drop=True)
     summary = summarize(df)
     if n_problem_files:
@@ -475,7 +563,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
     from scipy.special import stdtrit  # Student-t quantile (lighter import than scipy.stats)
 
-    known = [c for cols in METRIC_COLUMNS.values() for c in cols]
+    known = [c for cols in METRIC_COLUMNS.values() for c in cols] + approx_columns(INTRUSIVE)
     records = []
     for col in [c for c in known if c in df.columns]:
         values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
@@ -499,6 +587,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--metrics", default=",".join(ALL_METRICS), help=f"comma-separated subset of {','.join(ALL_METRICS)}"
     )
     parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument(
+        "--approximate-reference",
+        choices=APPROXIMATE_REFERENCES,
+        default=None,
+        help="the targets are approximate references (CHiME-4 close-talk mic): scores go into *_approx columns",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -513,6 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
             sample_rate=args.sample_rate,
             progress=not args.no_progress,
+            approximate=args.approximate_reference,
         )
     except (ScoringError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

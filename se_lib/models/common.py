@@ -11,6 +11,9 @@
   form in the inter-channel model).
 * :class:`TasNetEncoder` / :class:`TasNetDecoder`: the learned linear analysis/synthesis
   filterbanks (window ``L``, hop ``L // 2``) used by Conv-TasNet, IC Conv-TasNet and DPRNN.
+* :func:`checkpointed`: activation checkpointing of one stage of a deep stack (a TCN repeat, a
+  DPRNN block) while training: only the stage's inputs are kept for the backward pass, its
+  activations are recomputed (``torch.utils.checkpoint``, non-reentrant).
 
 The input checks and the reference-microphone convention live in :mod:`se_lib.models.base`;
 shapes use the legend of :mod:`se_lib.models`.
@@ -18,11 +21,13 @@ shapes use the legend of :mod:`se_lib.models`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 __all__ = [
     "ConvBlock",
@@ -31,6 +36,7 @@ __all__ = [
     "GlobalLayerNorm",
     "TasNetDecoder",
     "TasNetEncoder",
+    "checkpointed",
     "count_parameters",
     "frame_padding",
     "make_mask_activation",
@@ -57,6 +63,21 @@ def frame_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
     else:
         extra = (-(total - kernel)) % stride
     return left, left + extra
+
+
+def checkpointed(fn: Callable[..., Any], *args: Any, enabled: bool = True) -> Any:
+    """``fn(*args)``, with activation checkpointing when ``enabled`` and autograd records the call.
+
+    Checkpointed, the forward pass keeps only ``args`` for the backward pass and recomputes ``fn``'s
+    activations there (``torch.utils.checkpoint.checkpoint(use_reentrant=False)``; the RNG state is
+    restored, so dropout draws the same mask): the gradients are those of the plain call, the peak
+    memory of a stack of checkpointed stages is that of its stage inputs plus one stage's activations,
+    at the cost of a second forward pass of every stage. Without gradients (inference, validation)
+    ``fn`` simply runs.
+    """
+    if enabled and torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
 
 
 def same_padding(kernel: int, dilation: int = 1, causal: bool = False) -> tuple[int, int]:
@@ -197,24 +218,36 @@ class ConvBlockStack(nn.ModuleList):
     Args:
         X: blocks per repeat, ``X``.
         R: number of repeats, ``R``.
+        checkpoint_blocks: activation checkpointing per repeat while training (:func:`checkpointed`):
+            the backward pass keeps each repeat's input and skip sum and recomputes its ``X`` blocks.
+            Same gradients, about ``R`` times less activation memory in the stack, one more forward
+            pass of the stack per step.
         **block: the keyword arguments of every :class:`ConvBlock` (``io``, ``H``, ``skip``, ``P``,
             ``norm``, ``causal``, ``dims``, ``owner``); the stack sets ``dilation`` and ``residual``.
     """
 
-    def __init__(self, X: int, R: int, **block: Any) -> None:
+    def __init__(self, X: int, R: int, checkpoint_blocks: bool = False, **block: Any) -> None:
         super().__init__(
             ConvBlock(**block, dilation=2**x, residual=not (r == R - 1 and x == X - 1))
             for r in range(R)
             for x in range(X)
         )
+        self.X = X
+        self.checkpoint_blocks = checkpoint_blocks
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        skip_sum = torch.zeros((), dtype=feats.dtype, device=feats.device)
-        for block in self:
-            residual, skip = block(feats)  # [batch, io, (B,) T'], [batch, skip, (B,) T']
+    def _repeat(self, r: int, feats: torch.Tensor, skip_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blocks ``r*X .. r*X + X - 1``: residual path and running skip sum after repeat ``r``."""
+        for i in range(r * self.X, (r + 1) * self.X):
+            residual, skip = self[i](feats)  # [batch, io, (B,) T'], [batch, skip, (B,) T']
             if residual is not None:
                 feats = feats + residual  # [batch, io, (B,) T']
             skip_sum = skip_sum + skip  # [batch, skip, (B,) T']
+        return feats, skip_sum
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        skip_sum = torch.zeros((), dtype=feats.dtype, device=feats.device)
+        for r in range(len(self) // self.X):
+            feats, skip_sum = checkpointed(self._repeat, r, feats, skip_sum, enabled=self.checkpoint_blocks)
         return skip_sum
 
 

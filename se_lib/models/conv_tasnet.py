@@ -54,12 +54,23 @@ class TemporalConvNet(nn.Module):
         norm: str,
         causal: bool,
         mask_activation: str,
+        checkpoint_blocks: bool = False,
     ) -> None:
         super().__init__()
         self.input_norm = make_norm(norm, N, "ConvTasNet")
         self.bottleneck = nn.Conv1d(N, B, 1)
         self.blocks = ConvBlockStack(
-            X, R, io=B, H=H, skip=Sc, P=P, norm=norm, causal=causal, dims=1, owner="ConvTasNet"
+            X,
+            R,
+            checkpoint_blocks,
+            io=B,
+            H=H,
+            skip=Sc,
+            P=P,
+            norm=norm,
+            causal=causal,
+            dims=1,
+            owner="ConvTasNet",
         )
         self.output_act = nn.PReLU()
         self.output_conv = nn.Conv1d(Sc, N, 1)
@@ -89,6 +100,9 @@ class ConvTasNet(EncoderMaskerDecoder):
         in_channels: microphones the encoder takes: 1 (the reference microphone, the paper's
             single-channel model) or ``C`` (all microphones, not in the paper).
         ref_mic: the reference microphone, whose signal the model enhances.
+        checkpoint_blocks: activation checkpointing of the ``R`` repeats while training (not in the
+            paper; same gradients, less memory, one more forward pass of the separator per step;
+            :class:`~se_lib.models.common.ConvBlockStack`).
     """
 
     def __init__(
@@ -106,10 +120,11 @@ class ConvTasNet(EncoderMaskerDecoder):
         mask_activation: str = "sigmoid",
         in_channels: int = 1,
         ref_mic: int = 0,
+        checkpoint_blocks: bool = False,
     ) -> None:
         super().__init__(in_channels, ref_mic, N=N, L=L, B=B, H=H, Sc=Sc, P=P, X=X, R=R)
         self.encoder = TasNetEncoder(in_channels, N, L)
-        self.separator = TemporalConvNet(N, B, H, Sc, P, X, R, norm, causal, mask_activation)
+        self.separator = TemporalConvNet(N, B, H, Sc, P, X, R, norm, causal, mask_activation, checkpoint_blocks)
         self.decoder = TasNetDecoder(N, L)
 
     def mask(self, w: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from se_lib.models.base import EncoderMaskerDecoder
 from se_lib.models.common import (
     TasNetDecoder,
     TasNetEncoder,
+    checkpointed,
     make_mask_activation,
     make_norm,
 )
@@ -134,6 +135,10 @@ class DPRNN(EncoderMaskerDecoder):
         in_channels: microphones the encoder takes: 1 (the reference microphone, as in the
             paper) or ``C`` (all microphones, not in the paper).
         ref_mic: the reference microphone, whose signal the model enhances.
+        checkpoint_blocks: activation checkpointing of each DPRNN block while training (not in the
+            paper; :func:`~se_lib.models.common.checkpointed`): the backward pass keeps each block's
+            input ``[batch, B, K, S]`` and recomputes its RNNs -- same gradients, the activation
+            memory of one block instead of ``num_blocks``, one more forward pass of the blocks per step.
     """
 
     def __init__(
@@ -151,6 +156,7 @@ class DPRNN(EncoderMaskerDecoder):
         dropout: float = 0.0,
         in_channels: int = 1,
         ref_mic: int = 0,
+        checkpoint_blocks: bool = False,
     ) -> None:
         super().__init__(in_channels, ref_mic, N=N, L=L, B=B, H=H, K=K, num_blocks=num_blocks)
         if K < 2:
@@ -160,6 +166,7 @@ class DPRNN(EncoderMaskerDecoder):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"DPRNN: dropout must be in [0, 1), got {dropout}")
         self.K = K
+        self.checkpoint_blocks = checkpoint_blocks
         self.encoder = TasNetEncoder(in_channels, N, L)
         self.input_norm = make_norm(norm, N, "DPRNN")
         self.bottleneck = nn.Conv1d(N, B, 1, bias=False)
@@ -179,7 +186,9 @@ class DPRNN(EncoderMaskerDecoder):
         frames = w.shape[-1]
         feats = self.bottleneck(self.input_norm(w))  # [batch, B, T']
         chunks, left = segment(feats, self.K)  # [batch, B, K, S]
-        chunks = self.output_conv(self.output_act(self.blocks(chunks)))  # [batch, B, K, S]
+        for block in self.blocks:
+            chunks = checkpointed(block, chunks, enabled=self.checkpoint_blocks)  # [batch, B, K, S]
+        chunks = self.output_conv(self.output_act(chunks))  # [batch, B, K, S]
         feats = overlap_add(chunks, frames, left)  # [batch, B, T']
         feats = self.gate_tanh(feats) * self.gate_sigmoid(feats)  # [batch, B, T']
         return self.mask_activation(self.mask_conv(feats))  # [batch, N, T']

@@ -9,6 +9,8 @@
 * :mod:`se_lib.report.figures` - a pyplot-free ``Figure`` and its atomic PNG write;
 * :mod:`se_lib.report.examples` - spectrogram panels (noisy / each model / target) of a few mixtures
   spread over the input-SNR range;
+* :mod:`se_lib.report.recordings` - the section of each recording set (config ``recordings``): DNSMOS
+  table, spectrograms and a page to listen to them;
 * :mod:`se_lib.report.names` - metric names and labels (light; imported by ``rules/report.smk``).
 
 The MLflow data behind the figures (learning curves, the experiment's runs) is read by

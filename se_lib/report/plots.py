@@ -406,11 +406,14 @@ def plot_parallel_coordinates(
 
 
 # ---------------------------------------------------------------------------- spectrogram examples
-def select_examples(per_file: pd.DataFrame, n: int) -> pd.DataFrame:
-    """``n`` rows spread over the input-SNR range (lowest, ..., highest), in SNR order; ties by id."""
+def select_examples(
+    per_file: pd.DataFrame, n: int, by: Sequence[str] = ("snr_db", "sid", "nid1", "nid2", "rid")
+) -> pd.DataFrame:
+    """``n`` rows spread over the range of ``by``'s first column (default the input SNR: lowest, ..., highest),
+    in that order; ties by the next columns of ``by`` (those present)."""
     if n < 1 or per_file.empty:
         return per_file.iloc[:0]
-    keys = [c for c in ("snr_db", "sid", "nid1", "nid2", "rid") if c in per_file.columns]
+    keys = [c for c in by if c in per_file.columns]
     ordered = per_file.sort_values(keys, kind="mergesort").reset_index(drop=True)
     if n >= len(ordered):
         return ordered

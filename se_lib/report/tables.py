@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from se_lib.io import read_json_object
-from se_lib.report.names import BASELINE, METRIC_LABELS, METRICS
+from se_lib.report.names import APPROX_METRICS, APPROX_NOTE, BASELINE, METRIC_LABELS, METRICS, TABLE_METRICS
 
 __all__ = [
     "METRICS",
@@ -103,7 +103,7 @@ def mean_ci95(values: Any) -> tuple[float, float, int]:
 def comparison_table(
     summaries: Mapping[str, pd.DataFrame],
     stats: Mapping[str, Mapping[str, Any]] | None = None,
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[str] = TABLE_METRICS,
 ) -> pd.DataFrame:
     """One row per system (``summaries`` order, the baseline first if present).
 
@@ -195,7 +195,7 @@ def published_html(published: pd.DataFrame | None, metrics: Sequence[str]) -> st
 def table_html(df: pd.DataFrame, caption: str, note: str = "", published: pd.DataFrame | None = None) -> str:
     """Standalone HTML page with the comparison table (best model per metric in bold where it beats the
     noisy input, :func:`best_models`), and under it the published rows of the test set, if any."""
-    metrics = [m for m in METRICS if m in df.columns]
+    metrics = [m for m in TABLE_METRICS if m in df.columns]
     best = best_models(df, metrics)
     head = "".join(f"<th>{html.escape(METRIC_LABELS.get(m, m))}</th>" for m in metrics)
     body = []
@@ -210,6 +210,8 @@ def table_html(df: pd.DataFrame, caption: str, note: str = "", published: pd.Dat
         cells.append(f"<td>{_fmt(r['real_time_factor'], 4)}</td>")
         cls = ' class="baseline"' if r["system"] == BASELINE else ""
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    if any(m in APPROX_METRICS for m in metrics):
+        note = (note + " " if note else "") + APPROX_NOTE
     note_html = f"<p>{html.escape(note)}</p>" if note else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(caption)}</title>

@@ -5,7 +5,9 @@
   ``test_<metric>``) and its source (``runs:/<run>/model``: an MLflow pyfunc model; an older ``checkpoints``
   source loads in ``se enhance`` only).
 * ``se models promote NAME VERSION [--alias champion]``: point an alias at a version (``models:/NAME@champion``
-  then loads it; moving the alias is how a team deploys another version); ``--remove`` drops the alias.
+  then loads it; moving the alias is how a team deploys another version); ``--remove`` drops the alias;
+  ``--if-better METRIC`` moves it only when the version's test metric beats the aliased version's
+  (:mod:`se_lib.tracking.promotion`, what the workflow's ``registry.promote`` does after each test scoring).
 
 The store is ``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` (as every ``se``
 command). Serving a version: ``docs/enhance.md`` (``mlflow models serve -m models:/se-dprnn@champion``).
@@ -83,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("version", help="its version number")
     p.add_argument("--alias", default="champion", help="alias to set (default: champion)")
     p.add_argument("--remove", action="store_true", help="remove the alias instead (the version is ignored)")
+    p.add_argument(
+        "--if-better",
+        metavar="METRIC",
+        help="move the alias only if the version's tag METRIC (e.g. test_si_sdri) beats the aliased version's "
+        "(as the workflow's registry.promote); the decision is printed and tagged promotion.<alias>",
+    )
+    p.add_argument(
+        "--mode", choices=("max", "min"), help="with --if-better: max = higher is better (default: from the metric)"
+    )
     a = ap.parse_args(argv)
     uri = a.tracking_uri or tracking_uri(None)
     client = MlflowClient(uri, registry_uri=uri)
@@ -91,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if a.remove:
                 client.delete_registered_model_alias(a.name, a.alias)
                 print(f"{a.name}@{a.alias} removed")
+            elif a.if_better:
+                from se_lib.tracking.promotion import promote_if_better
+
+                decision = promote_if_better(client, a.name, a.version, a.alias, a.if_better, a.mode)
+                print(f"{a.name}: {decision.message}")
             else:
                 client.get_model_version(a.name, a.version)  # a clear error for a missing model/version
                 client.set_registered_model_alias(a.name, a.alias, a.version)

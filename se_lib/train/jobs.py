@@ -30,6 +30,7 @@ from typing import Any
 from se_lib.config import db_url as default_db_url
 from se_lib.config import experiment_name, model_config_files, tracking_uri
 from se_lib.tracking.training import attach_log_files, log_dataset_inputs, log_sweep_point
+from se_lib.train.precision import resolve_precision
 from se_lib.train.resume import clear_checkpoint_dir
 from se_lib.train.secli import SECLI
 
@@ -168,8 +169,11 @@ def train_args(
     """``se fit`` arguments for model ``model`` under the validated workflow ``config``.
 
     ``train.devices`` and ``train.strategy`` become ``--trainer.devices`` / ``--trainer.strategy`` (see
-    :func:`cluster_args`). ``train.extra_args`` come last, then ``overrides`` (a sweep point's,
-    :mod:`se_lib.sweep`), so the point's values win. The job registers its best checkpoint as a version of
+    :func:`cluster_args`); ``train.precision`` becomes ``--trainer.precision``, resolved on the machine
+    that runs the job (``auto``: ``bf16-mixed`` on a bf16-capable GPU, else ``32-true``;
+    :func:`se_lib.train.precision.resolve_precision`), and ``train.compile`` ``--compile``.
+    ``train.extra_args`` come last, then ``overrides`` (a sweep point's, :mod:`se_lib.sweep`), so the
+    point's values win. The job registers its best checkpoint as a version of
     ``se-<model>`` (``--mlflow.register true``) unless it is a sweep point (``overrides`` given): a point
     is one trial, not the model's next version.
     """
@@ -199,6 +203,8 @@ def train_args(
         "true",
     ]
     args += ["--trainer.devices", str(train["devices"]), "--trainer.strategy", train["strategy"]]
+    args += ["--trainer.precision", resolve_precision(train["precision"], train["accelerator"])]
+    args += ["--compile", "true" if train["compile"] else "false"]
     args += cluster_args(train["devices"])
     if train["max_epochs"] is not None:
         args += ["--trainer.max_epochs", str(train["max_epochs"])]

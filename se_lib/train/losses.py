@@ -22,15 +22,23 @@
 Every function takes ``estimate [B, T]``, ``target [B, T]`` and optional ``lengths [B]`` (number of
 valid samples per item; samples beyond it are zero padding and are excluded from means and
 energies), and returns one value per item ``[B]``; losses return the batch mean.
+
+Mixed precision (``trainer.precision: bf16-mixed`` / ``16-mixed``): the energy ratios and the STFTs
+are computed in float32 whatever the network returned (:func:`in_fp32`: lower-precision inputs are
+upcast and autocast is off inside), so a bf16 network output costs its own rounding only, not
+bf16 sums over a whole signal; gradients flow back through the casts.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EPS = 1e-8
 LOSSES = ("si_sdr", "sdr", "si_sdr_preemph", "si_sdr+mrstft")
@@ -38,6 +46,28 @@ PREEMPHASIS = 0.95  # SEGAN's coefficient
 # (n_fft, hop, window) at 16 kHz: 16/32/64 ms windows, 75 % overlap (Parallel WaveGAN's three, scaled).
 MRSTFT_RESOLUTIONS = ((256, 64, 256), (512, 128, 512), (1024, 256, 1024))
 MRSTFT_WEIGHT = 5.0  # dB of SI-SDR per unit of the STFT loss: both terms move by a few units while training
+
+
+def in_fp32(fn: F) -> F:
+    """Run ``fn`` in float32: its floating tensor arguments of lower precision (bf16, fp16) are cast
+    to float32 (float64 stays as it is) and autocast is disabled inside, on the tensors' device."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def up(value: Any) -> Any:
+            if (
+                isinstance(value, Tensor)
+                and value.is_floating_point()
+                and value.dtype not in (torch.float32, torch.float64)
+            ):
+                return value.float()
+            return value
+
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(*(up(a) for a in args), **{k: up(v) for k, v in kwargs.items()})
+
+    return wrapper  # type: ignore[return-value]
 
 
 def valid_mask(lengths: Tensor | None, like: Tensor) -> Tensor:
@@ -61,6 +91,7 @@ def _check_pair(estimate: Tensor, target: Tensor) -> None:
         )
 
 
+@in_fp32
 def _energy_ratio_db(
     estimate: Tensor, target: Tensor, lengths: Tensor | None, eps: float, scale_invariant: bool
 ) -> Tensor:
@@ -115,6 +146,7 @@ def negative_si_sdr_preemph(estimate: Tensor, target: Tensor, lengths: Tensor | 
     return -si_sdr(preemphasis(estimate), preemphasis(target), lengths).mean()
 
 
+@in_fp32
 def multi_resolution_stft(
     estimate: Tensor,
     target: Tensor,

@@ -33,6 +33,11 @@ the error and a one-line hint, not the usage. On top of Lightning's CLI this add
   (:mod:`se_lib.train.resume`) by an interrupted job with the same model/data/optimizer config
   exist, continue that MLflow run from ``last.ckpt`` (no duplicated or missing metric steps);
   otherwise start afresh;
+* ``--compile true``: ``se fit`` runs the network through ``torch.compile``
+  (:func:`se_lib.train.precision.compile_network`; the workflow's ``train.compile``); mixed precision is
+  Lightning's own ``--trainer.precision`` (the workflow's ``train.precision``, resolved by
+  :func:`se_lib.train.precision.resolve_precision`); both are logged as params (``trainer/precision``,
+  ``compile``);
 * DDP (``--trainer.devices N --trainer.strategy ddp``): rank 0 alone creates and writes the MLflow
   run, the resume state and the model version; the ranks it starts follow its resume decision.
 
@@ -73,6 +78,7 @@ from se_lib.train.callbacks import (
 )
 from se_lib.train.live_metrics import SpeechMetricsMonitor
 from se_lib.train.module import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER, EnhancementModule, optimizer_config
+from se_lib.train.precision import compile_network
 from se_lib.train.prediction_writer import AudioPredictionWriter
 from se_lib.train.progress import TrainingProgress
 from se_lib.train.resume import clear_checkpoint_dir, config_digest, read_resume_state, write_resume_state
@@ -249,6 +255,12 @@ class SECLI(LightningCLI):
             default=False,
             help="Continue an interrupted fit: last.ckpt + its MLflow run, if the model/data config is unchanged.",
         )
+        parser.add_argument(
+            "--compile",
+            type=bool,
+            default=False,
+            help="fit: run the network through torch.compile (same weights and checkpoints as without).",
+        )
 
     @staticmethod
     def configure_optimizers(lightning_module: Any, optimizer: Optimizer, lr_scheduler: Any = None) -> Any:
@@ -380,7 +392,7 @@ class SECLI(LightningCLI):
         """MLflow params beyond the module's and data module's hparams: the network's config (``net/...``),
         optimizer and scheduler (``optimizer/...``, ``lr_scheduler/...``), trainer settings, seed, ..."""
         dumped = self.dumped_config()
-        params: dict[str, Any] = {"seed_everything": dumped.get("seed_everything")}
+        params: dict[str, Any] = {"seed_everything": dumped.get("seed_everything"), "compile": dumped.get("compile")}
         net = (dumped["model"].get("init_args") or {}).get("net")
         sections = {"net": net, "optimizer": dumped.get("optimizer"), "lr_scheduler": dumped.get("lr_scheduler")}
         for prefix, section in sections.items():
@@ -424,6 +436,12 @@ class SECLI(LightningCLI):
             else:
                 log_git_diff_if_dirty(self.run_id)
         return logger
+
+    def before_fit(self) -> None:
+        """``--compile true``: compile the network's forward before training (in place, see
+        :func:`se_lib.train.precision.compile_network`)."""
+        if self.sub_config().get("compile") and isinstance(self.model, EnhancementModule):
+            compile_network(self.model.net)
 
     # ------------------------------------------------------------------- results
     def after_fit(self) -> None:

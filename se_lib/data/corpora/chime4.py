@@ -11,9 +11,11 @@ array, CH2 on the back (facing away from the speaker); CH0 is the close-talking 
 which is not an array channel and is not a clean reference. ``channels`` picks and orders the array channels
 (default ``[1, 3, 4, 5, 6]``: ESPnet's recipe drops CH2); ``reference_channel`` (default 5, one of ``channels``) is
 where the target is: a simulated recording's clean file of that channel, which its scores use. Real recordings
-have no clean reference (DNSMOS only) and can only be test data. The ``chime3_tablet`` room preset numbers its
-mics in the same order (index i = CH(i+1)), so a model trained on simulated tablet rooms with the same
-channel choice takes these recordings as they are.
+have no clean reference (DNSMOS only) and can only be test data; with ``close_talk_reference: true`` (real sets
+only) their target is the close-talk mic CH0, an approximate reference: the recording says so
+(``approximate_reference``), no SNR is measured against it, and the scorer labels its scores ``*_approx``.
+The ``chime3_tablet`` room preset numbers its mics in the same order (index i = CH(i+1)), so a model trained on
+simulated tablet rooms with the same channel choice takes these recordings as they are.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ DEFAULTS = {
     "sets": ["tr05_simu", "dt05_simu", "et05_simu", "et05_real"],
     "channels": [1, 3, 4, 5, 6],
     "reference_channel": 5,
+    "close_talk_reference": False,
 }
+CLOSE_TALK = 0  # CH0: the speaker's headset microphone, real recordings only
 _NAME = re.compile(r"^(?P<stem>(?P<spk>[A-Za-z0-9]+)_[A-Za-z0-9]+_[A-Za-z]+)\.CH(?P<ch>\d)\.wav$")
 
 
@@ -55,7 +59,21 @@ def options_of(options: Mapping[str, Any] | None) -> dict[str, Any]:
     for s in opts["sets"]:
         if s.endswith("_real") and SPLIT_OF[s[:4]] != "test":
             raise ValueError(f"corpus.chime4.sets: {s} has no clean reference, so it can only be test data (et05_real)")
-    return {"sets": list(opts["sets"]), "channels": channels, "reference_channel": int(opts["reference_channel"])}
+    close_talk = opts["close_talk_reference"]
+    if not isinstance(close_talk, bool):
+        raise ValueError(f"corpus.chime4.close_talk_reference must be true or false, got {close_talk!r}")
+    if close_talk and any(not s.endswith("_real") for s in opts["sets"]):
+        raise ValueError(
+            "corpus.chime4.close_talk_reference scores real recordings against their close-talk mic (CH0), an "
+            "approximate reference that must not be mixed with the simulated sets' true ones: list only real sets "
+            f"(et05_real) in corpus.chime4.sets, got {opts['sets']} (put et05_simu in a test set of its own)"
+        )
+    return {
+        "sets": list(opts["sets"]),
+        "channels": channels,
+        "reference_channel": int(opts["reference_channel"]),
+        "close_talk_reference": close_talk,
+    }
 
 
 def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[tuple[str, str]], dict[str, int]]:
@@ -92,6 +110,11 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
                         problems.append((f"{relative(folder, root)}/{stem}.CH{c}.wav", "channel file missing"))
                     continue
                 clean = None
+                if kind == "real" and opts["close_talk_reference"]:
+                    if CLOSE_TALK not in by_channel:
+                        problems.append((f"{relative(folder, root)}/{stem}.CH0.wav", "close-talk file missing"))
+                        continue
+                    clean = (relative(by_channel[CLOSE_TALK], root), 0)
                 if kind == "simu":
                     clean_path = root / "isolated_ext" / folder.name / f"{stem}.CH{ref}.Clean.wav"
                     if not clean_path.is_file():
@@ -109,6 +132,7 @@ def scan(root: Path, options: Mapping[str, Any]) -> tuple[list[Recording], list[
                         noisy=tuple((relative(by_channel[c], root), 0) for c in channels),
                         clean=clean,
                         ref=channels.index(ref),
+                        approximate_reference=kind == "real" and clean is not None,
                     )
                 )
     return recordings, problems, found

@@ -24,7 +24,8 @@ The corpus stage then writes (:func:`write_recorded_corpus`, atomically):
   reference channel, the noisy channel files and the clean file as JSON ``[path, channel]`` (paths relative to the
   corpus root), the SNR (``snr_source``: ``published`` -- the corpus says it, e.g. a DNS file name -- or
   ``measured``: 10 log10 of clean energy over the energy of noisy minus clean at the reference channel;
-  ``none`` without a reference, then 0), the source sample rate, frames and channel count;
+  ``none`` without a reference or with an approximate one, then 0), the source sample rate, frames and channel
+  count;
 * ``manifest.tsv``: every file the recordings name, with its size and sha256 (the versioned output that stands
   for a corpus too large to copy into the DVC cache; the mixture DB's digest covers these checksums);
 * ``stats.json``: counts per group, skipped files and their reasons, the corpus root.
@@ -100,7 +101,9 @@ class Recording:
     ``noisy``: ``(path, channel)`` per input channel of the model, in the model's channel order;
     ``ref``: index in ``noisy`` of the reference channel (the one the clean file belongs to and the
     scores use); ``clean``: ``(path, channel)`` or None (real recordings); ``snr_db``: the SNR the publisher
-    gives for this file (None: measured from the pair); ``group``: the recipe's count key it belongs to.
+    gives for this file (None: measured from the pair); ``group``: the recipe's count key it belongs to;
+    ``approximate_reference``: ``clean`` is no clean reference but an approximation of it (CHiME-4's close-talk
+    mic): no SNR is measured against it (``snr_source`` ``none``).
     """
 
     sid: str
@@ -113,6 +116,7 @@ class Recording:
     clean: tuple[str, int] | None = None
     ref: int = 0
     snr_db: float | None = None
+    approximate_reference: bool = False
 
     def files(self) -> list[str]:
         return sorted({p for p, _ in self.noisy} | ({self.clean[0]} if self.clean else set()))
@@ -259,7 +263,8 @@ def check_recordings(
     # Pass 1: every recording's files once, in parallel (reading, hashing and decoding release the GIL); a
     # pair without a published SNR has it measured from the samples of that same read, which are then dropped.
     def inspect(r: Recording) -> tuple[dict[str, _FileInfo], float | None]:
-        measure = {r.noisy[r.ref][0], r.clean[0]} if r.clean is not None and r.snr_db is None else set()
+        pair = r.clean is not None and r.snr_db is None and not r.approximate_reference
+        measure = {r.noisy[r.ref][0], r.clean[0]} if pair else set()
         files = {p: _inspect(root, p, keep=p in measure) for p in r.files()}
         snr = None
         if measure and all(f.problem is None for f in files.values()) and not _recording_problems(r, files):
@@ -305,7 +310,7 @@ def check_recordings(
             log(f"  skipped {p}: {reason}")
 
     def row(r: Recording, snr_measured: float | None) -> dict[str, Any]:
-        if r.clean is not None and r.snr_db is None:
+        if r.clean is not None and r.snr_db is None and not r.approximate_reference:
             snr, source = snr_measured, "measured"
         elif r.snr_db is not None:
             snr, source = float(r.snr_db), "published"

@@ -11,7 +11,7 @@ file used) is what the stage's output versions, and the mixture DB digest covers
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +173,46 @@ def corpus_channels(corpus: Mapping[str, Any]) -> int | None:
     if kind == "paired" and (corpus.get("paired") or {}).get("channels") is not None:
         return len(corpus["paired"]["channels"])
     return None
+
+
+NET_CHANNELS_KEY = "model.init_args.net.init_args.in_channels"
+
+
+def network_channels(
+    config: Mapping[str, Any], model_files: Sequence[str | os.PathLike], overrides: Mapping[str, Any] | None = None
+) -> int:
+    """Microphones a system's network takes: ``in_channels`` of its LightningCLI config files (later files win;
+    missing files are skipped), then ``train.extra_args``, then its sweep point's ``overrides``; 1 where none
+    says (a network of one channel enhances the reference mic of any array)."""
+    from se_lib.config import read_config_files
+
+    cfg, _ = read_config_files([f for f in model_files if os.path.exists(f)])
+    value = ((cfg.get("model") or {}).get("init_args") or {}).get("net", {}).get("init_args", {}).get("in_channels", 1)
+    value = config["train"]["extra_args"].get(NET_CHANNELS_KEY, value)
+    return int((overrides or {}).get(NET_CHANNELS_KEY, value))
+
+
+def evaluated_systems(
+    config: Mapping[str, Any], split: str, systems: Sequence[str], channels_of: Callable[[str], int]
+) -> list[str]:
+    """The ``systems`` evaluated on ``split``: all of them, but on a test set (``test_<name>``) only those whose
+    network (``channels_of(system)`` microphones) takes its channel count or one channel; where the config cannot
+    tell a test set's channels, all (prediction then checks the files)."""
+    name = test_set_splits(config).get(split)
+    channels = None if name is None else corpus_channels(config["test_sets"][name]["corpus"])
+    return [s for s in systems if channels is None or channels_of(s) in (1, channels)]
+
+
+def approximate_reference(corpus: Mapping[str, Any]) -> str | None:
+    """``"close_talk"`` where a corpus's references are approximate -- CHiME-4 real recordings with
+    ``corpus.chime4.close_talk_reference: true`` are scored against their close-talk mic (CH0) -- else None.
+    The scorer then labels its intrusive metrics ``*_approx`` (:mod:`se_lib.metrics.scorer`)."""
+    if corpus["kind"] != "chime4":
+        return None
+    from se_lib.data.corpora.chime4 import options_of
+
+    try:
+        opts = options_of(corpus_options(corpus))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return "close_talk" if opts["close_talk_reference"] else None
