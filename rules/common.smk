@@ -238,12 +238,16 @@ def predict_gpus(wildcards):
 # Public test sets (config `test_sets`, se_lib/data/corpora/stage.py): split `test_<name>` has its own corpus
 # stage and DB under results/test_sets/<name>/ (the `test` split of that DB) and its own reference mic; every
 # other stage treats it as one more split.
-from se_lib.config import read_config_files
-from se_lib.data.corpora.stage import corpus_channels, test_set_config, test_set_splits
+from se_lib.data.corpora.stage import (
+    approximate_reference,
+    evaluated_systems,
+    network_channels,
+    test_set_config,
+    test_set_splits,
+)
 
 TEST_SETS = test_set_splits(config)  # split -> test set name
 TEST_SET_CONFIGS = {name: test_set_config(config, name) for name in TEST_SETS.values()}
-NET_CHANNELS_KEY = "model.init_args.net.init_args.in_channels"
 
 
 def test_set_dir(name):
@@ -282,17 +286,18 @@ def system_channels(system):
     """Microphones system `system`'s network takes (`in_channels` of its config files, then train.extra_args and
     its sweep overrides): 1 enhances the reference mic of any array."""
     files = [SHARED_MODEL_CONFIG, *model_configs(SimpleNamespace(model=system))]
-    cfg, _ = read_config_files([f for f in files if os.path.exists(f)])
-    value = ((cfg.get("model") or {}).get("init_args") or {}).get("net", {}).get("init_args", {}).get("in_channels", 1)
-    value = config["train"]["extra_args"].get(NET_CHANNELS_KEY, value)
     point = SWEEP_POINTS.get(system)
-    return int(point.overrides.get(NET_CHANNELS_KEY, value) if point else value)
+    return network_channels(config, files, point.overrides if point else None)
 
 
 def eval_systems(split, systems=None):
     """The systems evaluated on `split`: all of them, but on a test set only those whose network takes its channel
     count (or one channel); where the config cannot tell a test set's channels, all (predict checks the files)."""
-    systems = SYSTEMS if systems is None else systems
-    name = TEST_SETS.get(split)
-    channels = None if name is None else corpus_channels(TEST_SET_CONFIGS[name]["corpus"])
-    return [s for s in systems if channels is None or system_channels(s) in (1, channels)]
+    return evaluated_systems(config, split, SYSTEMS if systems is None else systems, system_channels)
+
+
+def split_approximate(wildcards):
+    """`close_talk` where split `wildcards.split`'s reference is approximate (CHiME-4 real recordings scored
+    against the close-talk mic, corpus option `close_talk_reference`), else None: the scorer labels those scores."""
+    name = TEST_SETS.get(wildcards.split)
+    return approximate_reference((config if name is None else TEST_SET_CONFIGS[name])["corpus"])

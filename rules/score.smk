@@ -35,6 +35,7 @@ rule score:
         mode="enhanced",
         ref_mic=split_ref_mic,
         sample_rate=config["sample_rate"],
+        approximate=split_approximate,
     script:
         SCORE_SCRIPT.path
 
@@ -58,5 +59,6 @@ rule score_noisy:
         mode="noisy",
         ref_mic=split_ref_mic,
         sample_rate=config["sample_rate"],
+        approximate=split_approximate,
     script:
         SCORE_SCRIPT.path
