@@ -21,7 +21,7 @@ import soundfile as sf
 from mlflow import MlflowClient
 
 from http_wait import wait_for_http
-from se_lib.inference.checkpoint import checkpoint_of, download_model, load_network
+from se_lib.inference.checkpoint import checkpoint_of, load_network
 from se_lib.inference.enhance import Enhancer, main
 from se_lib.inference.pyfunc import log_pyfunc, save_pyfunc
 from se_lib.tracking.training import register_checkpoint
@@ -116,10 +116,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(port: int, body: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
+def _post(port: int, body: dict | bytes) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data, {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:
             return resp.status, json.load(resp)
@@ -127,28 +126,101 @@ def _post(port: int, body: dict) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def _recorded_4ch(path: Path, sr: int = 48000) -> np.ndarray:
+    """A 4-channel recording from recorded speech + recorded noise (alsa-utils' prompts, see corpus_standins),
+    the microphones a few samples apart; written to ``path`` as 32-bit float wav, returned ``[4, T]``."""
+    import corpus_standins
+
+    speech = corpus_standins.utterance(corpus_standins.speech_clips(sr), 0, sr, 1.5)
+    noise = corpus_standins.noise_signal(sr, len(speech) / sr + 0.01, 4)[: len(speech)]
+    x = np.stack([np.roll(speech, d) for d in (0, 3, 7, 11)]) + 0.05 * noise
+    x = x.astype(np.float32)
+    sf.write(path, x.T, sr, subtype="FLOAT")
+    return x
+
+
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_over_http(ckpts, store):
-    """`mlflow models serve --env-manager local` on the registered version, on 127.0.0.1: a real HTTP endpoint."""
+def test_mlflow_models_serve_answers_over_http(ckpts, store, tmp_path, capsys):
+    """`mlflow models serve --env-manager local` on the registered version, on 127.0.0.1: a real HTTP endpoint. A
+    4-channel recording (sent and read back with se_lib.inference.http_payload, as docs/enhance.md's curl
+    example) comes back equal to what `se enhance` computes; malformed, wrong-channel and over-long requests get
+    400 with a message; 50 sequential and 8 concurrent requests are all answered, each with its own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from se_lib.inference import http_payload
+
     client = MlflowClient(store, registry_uri=store)
     run_id = client.create_run(client.create_experiment("serve")).info.run_id
     log_pyfunc(client, run_id, ckpts["ic_conv_tasnet"])
     register_checkpoint(client, run_id, "se-ic_conv_tasnet")
     port = _free_port()
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    env["SE_PYFUNC_MAX_SECONDS"] = "5"
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/se-ic_conv_tasnet/1"]
     cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         output = lambda: proc.stdout.read().decode()  # noqa: E731 - read only once the server has exited
         wait_for_http(f"http://127.0.0.1:{port}/ping", proc, output, 240, "mlflow models serve")
-        x = noisy_speech(0.6, channels=4, seed=9)[None]  # [1, 4, T]
-        status, out = _post(port, {"inputs": x.tolist(), "params": {"sample_rate": 16000}})
+        enhancer = Enhancer(load_network(ckpts["ic_conv_tasnet"]))
+
+        # a recording file -> request.json -> the server -> response.json -> a wav (docs/enhance.md)
+        x = _recorded_4ch(tmp_path / "rec.wav")
+        assert http_payload.main(["request", str(tmp_path / "rec.wav")]) == 0
+        (tmp_path / "request.json").write_text(capsys.readouterr().out)
+        status, out = _post(port, (tmp_path / "request.json").read_bytes())
         assert status == 200, out
-        want = mlflow.pyfunc.load_model(str(download_model(f"runs:/{run_id}/model", store))).predict(x)
-        np.testing.assert_allclose(np.asarray(out["predictions"], np.float32), want, atol=1e-5)
-        status, out = _post(port, {"inputs": x[:, :2].tolist()})  # 2 channels for a 4-microphone network
-        assert status == 400 and "shape" in json.dumps(out)
+        (tmp_path / "response.json").write_text(json.dumps(out))
+        args = ["response", str(tmp_path / "response.json"), "--request", str(tmp_path / "request.json")]
+        assert http_payload.main([*args, "-o", str(tmp_path / "enhanced.wav")]) == 0
+        y, sr = sf.read(tmp_path / "enhanced.wav", dtype="float32")
+        assert sr == 48000 and y.shape == (x.shape[1],)
+        np.testing.assert_allclose(y, enhancer.enhance_array(x, 48000), atol=1e-5)
+
+        # bad requests: 400 and a message saying what is wrong
+        status, out = _post(port, b'{"inputs": [[[0.0, 0.1')  # truncated JSON
+        assert 400 <= status < 500 and out.get("message"), out
+        status, out = _post(port, {"inputs": "not audio", "params": {"sample_rate": 16000}})
+        assert 400 <= status < 500 and out.get("message"), out
+        short = noisy_speech(0.3, channels=4, seed=9)[None]  # [1, 4, T]
+        status, out = _post(port, {"inputs": short[:, :2].tolist()})  # 2 channels for a 4-microphone network
+        assert status == 400 and "shape" in out["message"]
+        long = np.zeros((2, 4, 3 * 16000), np.float32) + 0.01  # 6 s in all, the server takes 5
+        status, out = _post(port, {"inputs": long.tolist(), "params": {"sample_rate": 16000}})
+        assert status == 400 and "more than this endpoint takes" in out["message"], out
+
+        # bounded load: every request answered, with its own input's result
+        inputs = [noisy_speech(0.3, channels=4, seed=100 + i)[None] for i in range(8)]
+        wants = [enhancer.enhance_array(item[0], 16000) for item in inputs]
+
+        def ask(i: int) -> tuple[int, np.ndarray]:
+            status, out = _post(port, {"inputs": inputs[i % 8].tolist(), "params": {"sample_rate": 16000}})
+            return status, np.asarray(out.get("predictions", []), np.float32)
+
+        answers = [(i, *ask(i)) for i in range(50)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers += [(i, *a) for i, a in zip(range(8), pool.map(ask, range(8)), strict=True)]
+        assert len(answers) == 58 and all(status == 200 for _, status, _ in answers)
+        for i, _, got in answers:
+            np.testing.assert_allclose(got[0], wants[i % 8], atol=1e-5)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=60)
+
+
+def test_http_payload_names_bad_recordings_and_error_answers(tmp_path, capsys):
+    """The client ends of the curl example: a recording's channels picked (1-based), a channel it lacks named,
+    and an error answer of the server turned into its message (exit 1), not a wav."""
+    from se_lib.inference import http_payload
+
+    x = _recorded_4ch(tmp_path / "rec.wav", sr=16000)
+    body = http_payload.request_body(tmp_path / "rec.wav", [2, 0])
+    assert body["params"] == {"sample_rate": 16000}
+    np.testing.assert_array_equal(np.asarray(body["inputs"], np.float32)[0], x[[2, 0]])
+    assert http_payload.main(["request", str(tmp_path / "rec.wav"), "--channels", "1,5"]) == 1
+    assert "has 4 channel(s), --channels names [5]" in capsys.readouterr().err
+    (tmp_path / "request.json").write_text(json.dumps(body))
+    (tmp_path / "err.json").write_text(json.dumps({"error_code": "BAD_REQUEST", "message": "audio too long"}))
+    args = ["response", str(tmp_path / "err.json"), "--request", str(tmp_path / "request.json")]
+    assert http_payload.main([*args, "-o", str(tmp_path / "out.wav")]) == 1
+    assert "BAD_REQUEST: audio too long" in capsys.readouterr().err and not (tmp_path / "out.wav").exists()

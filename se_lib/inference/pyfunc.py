@@ -35,10 +35,12 @@ import numpy as np
 
 from se_lib.inference.checkpoint import CHECKPOINT_KEY
 
-__all__ = ["SpeechEnhancer", "save_pyfunc", "log_pyfunc", "signature_for", "REQUIREMENTS"]
+__all__ = ["SpeechEnhancer", "save_pyfunc", "log_pyfunc", "signature_for", "check_request", "REQUIREMENTS"]
 SE_LIB = Path(__file__).resolve().parent.parent
 # What loading and running the model imports (mlflow itself is added by MLflow), pinned to this environment.
 REQUIREMENTS = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "pyyaml")
+#: Default for ``$SE_PYFUNC_MAX_SECONDS``: audio per request (10 min: ~100 MB of JSON for 4 channels at 16 kHz).
+MAX_REQUEST_SECONDS = 600.0
 
 
 class SpeechEnhancer(mlflow.pyfunc.PythonModel):
@@ -61,9 +63,41 @@ class SpeechEnhancer(mlflow.pyfunc.PythonModel):
         x = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input, dtype=np.float32)
         if x.ndim == 2:
             x = x[:, None, :]
-        if x.ndim != 3 or x.shape[-1] == 0:
-            raise ValueError(f"expected recordings [batch, channels, samples] (or [batch, samples]), got {x.shape}")
+        check_request(x, rate, max_request_seconds())
         return np.stack([enhancer.enhance_array(item, rate) for item in x]).astype(np.float32)
+
+
+def max_request_seconds() -> float:
+    """Most audio one ``predict`` call takes, summed over its batch: ``$SE_PYFUNC_MAX_SECONDS`` (default
+    :data:`MAX_REQUEST_SECONDS`). Longer recordings go through ``se enhance`` (chunked, flat memory)."""
+    raw = os.environ.get("SE_PYFUNC_MAX_SECONDS", "")
+    try:
+        value = float(raw) if raw else MAX_REQUEST_SECONDS
+    except ValueError:
+        raise ValueError(f"SE_PYFUNC_MAX_SECONDS={raw!r}: expected seconds") from None
+    return value
+
+
+def check_request(x: np.ndarray, rate: int, max_seconds: float) -> None:
+    """A request the model can answer: ``[batch, channels, samples]``, samples, finite, a positive rate, at
+    most ``max_seconds`` of audio in all. Otherwise an ``MlflowException`` (INVALID_PARAMETER_VALUE: the
+    scoring server answers HTTP 400 with this message)."""
+    from mlflow.exceptions import MlflowException
+
+    problem = None
+    if x.ndim != 3 or x.shape[-1] == 0 or x.shape[0] == 0:
+        problem = f"expected recordings [batch, channels, samples] (or [batch, samples]), got shape {x.shape}"
+    elif rate <= 0:
+        problem = f"params.sample_rate must be positive, got {rate}"
+    elif x.shape[0] * x.shape[-1] / rate > max_seconds:
+        problem = (
+            f"{x.shape[0]} x {x.shape[-1] / rate:.1f} s of audio is more than this endpoint takes per request "
+            f"({max_seconds:g} s, $SE_PYFUNC_MAX_SECONDS): send shorter pieces or use `se enhance` for long recordings"
+        )
+    elif not np.isfinite(x).all():
+        problem = "the audio holds non-finite samples (NaN/Inf)"
+    if problem:
+        raise MlflowException.invalid_parameter_value(problem)
 
 
 def signature_for(in_channels: int | None, sample_rate: int):
