@@ -64,3 +64,21 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "load_avg": os.getloadavg(),
     }
+
+
+def torchaudio_conv_tasnet(a: dict):
+    """``torchaudio.models.ConvTasNet`` (one source) with the arguments of our Conv-TasNet (paper symbols ``N, L,
+    B, H, P, X, R``, ``mask_activation``): the reference implementation the benches put ours beside."""
+    from torchaudio.models import ConvTasNet as TAConvTasNet
+
+    return TAConvTasNet(
+        num_sources=1,
+        enc_kernel_size=a["L"],
+        enc_num_feats=a["N"],
+        msk_kernel_size=a["P"],
+        msk_num_feats=a["B"],
+        msk_num_hidden_feats=a["H"],
+        msk_num_layers=a["X"],
+        msk_num_stacks=a["R"],
+        msk_activate=a.get("mask_activation", "sigmoid"),
+    )

@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import last_json, machine_info, peak_rss_mib, run_script  # noqa: E402
+from _common import last_json, machine_info, peak_rss_mib, run_script, torchaudio_conv_tasnet  # noqa: E402
 from se_lib.io import write_json_atomic  # noqa: E402
 
 PAPER = dict(N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3)
@@ -50,24 +50,13 @@ SR = 16000
 # ------------------------------------------------------------------------------------------- speed
 def bench_speed(repeats: int, batch: int, seconds: float, threads: int) -> dict:
     import torch
-    import torchaudio
 
     from se_lib.models.conv_tasnet import ConvTasNet
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     ours = ConvTasNet(**PAPER, norm="gLN", causal=False, mask_activation="sigmoid", in_channels=1, ref_mic=0).eval()
-    ref = torchaudio.models.ConvTasNet(
-        num_sources=1,
-        enc_kernel_size=PAPER["L"],
-        enc_num_feats=PAPER["N"],
-        msk_kernel_size=PAPER["P"],
-        msk_num_feats=PAPER["B"],
-        msk_num_hidden_feats=PAPER["H"],
-        msk_num_layers=PAPER["X"],
-        msk_num_stacks=PAPER["R"],
-        msk_activate="sigmoid",
-    ).eval()
+    ref = torchaudio_conv_tasnet({**PAPER, "mask_activation": "sigmoid"}).eval()
     n_ours = sum(p.numel() for p in ours.parameters())
     n_ref = sum(p.numel() for p in ref.parameters())
     t = int(seconds * SR)

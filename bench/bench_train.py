@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mib, status_kb  # noqa: E402
+from _common import torchaudio_conv_tasnet as torchaudio_net  # noqa: E402
 from se_lib.io import write_json_atomic  # noqa: E402
 
 ARCHS = ("conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net")
@@ -148,19 +149,9 @@ def torchaudio_conv_tasnet(spec: dict):
     """``torchaudio.models.ConvTasNet`` with the arguments of our Conv-TasNet config (one source), wrapped to
     take ``[batch, C, T]`` and return ``[batch, T]`` of the reference mic like ours."""
     import torch
-    from torchaudio.models import ConvTasNet as TAConvTasNet
 
     a = spec["init_args"]
-    net = TAConvTasNet(
-        num_sources=1,
-        enc_kernel_size=a["L"],
-        enc_num_feats=a["N"],
-        msk_kernel_size=a["P"],
-        msk_num_feats=a["B"],
-        msk_num_hidden_feats=a["H"],
-        msk_num_layers=a["X"],
-        msk_num_stacks=a["R"],
-    )
+    net = torchaudio_net(a)
     ref = int(a.get("ref_mic", 0))
 
     class RefMic(torch.nn.Module):
