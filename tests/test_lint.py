@@ -52,3 +52,13 @@ def test_snakefmt_is_applied():
 def test_snakemake_lint_is_clean():
     out = _run(_tool("snakemake"), "--lint", "--directory", str(ROOT))
     assert "Congratulations, your workflow is in a good condition" in out, out
+
+
+def test_gitignore_lines_are_whole_patterns():
+    """git reads `data/   # comment` as one pattern with the comment in it (ignoring nothing): comments go on
+    lines of their own, and the folders users fill by hand (public corpora, their own recordings) are ignored."""
+    lines = (ROOT / ".gitignore").read_text().splitlines()
+    inline = [line for line in lines if "#" in line and not line.lstrip().startswith("#")]
+    assert not inline, f".gitignore: a comment after a pattern makes it match nothing: {inline}"
+    out = _run("git", "check-ignore", "--no-index", "data/corpus/a.wav", "scratch/enhanced.wav", "results/x")
+    assert out.split() == ["data/corpus/a.wav", "scratch/enhanced.wav", "results/x"]
