@@ -56,9 +56,14 @@ def test_snakemake_lint_is_clean():
 
 def test_gitignore_lines_are_whole_patterns():
     """git reads `data/   # comment` as one pattern with the comment in it (ignoring nothing): comments go on
-    lines of their own, and the folders users fill by hand (public corpora, their own recordings) are ignored."""
+    lines of their own; the folders users fill by hand (public corpora, their own recordings) are ignored, the
+    code is not."""
     lines = (ROOT / ".gitignore").read_text().splitlines()
     inline = [line for line in lines if "#" in line and not line.lstrip().startswith("#")]
     assert not inline, f".gitignore: a comment after a pattern makes it match nothing: {inline}"
     out = _run("git", "check-ignore", "--no-index", "data/corpus/a.wav", "scratch/enhanced.wav", "results/x")
     assert out.split() == ["data/corpus/a.wav", "scratch/enhanced.wav", "results/x"]
+    # ... and nothing of the code: se_lib/data/ is a package, not a corpus folder (patterns anchored at the root)
+    code = [str(p.relative_to(ROOT)) for p in (ROOT / "se_lib").rglob("*.py")] + ["se_lib/data/new_module.py"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and not proc.stdout, f"ignored by .gitignore: {proc.stdout.split()}"

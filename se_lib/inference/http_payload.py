@@ -3,9 +3,13 @@ the ``curl`` call in docs/enhance.md ("Serve a model").
 
 ::
 
-    uv run python -m se_lib.inference.http_payload request /usr/share/sounds/alsa/Front_Center.wav > scratch/request.json
-    curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d @scratch/request.json > scratch/response.json
-    uv run python -m se_lib.inference.http_payload response scratch/response.json --request scratch/request.json -o scratch/enhanced.wav
+    mkdir -p scratch    # git-ignored
+    uv run python -m se_lib.inference.http_payload request /usr/share/sounds/alsa/Front_Center.wav \
+        > scratch/request.json
+    curl -s 127.0.0.1:5001/invocations -H 'Content-Type: application/json' \
+        -d @scratch/request.json > scratch/response.json
+    uv run python -m se_lib.inference.http_payload response scratch/response.json \
+        --request scratch/request.json -o scratch/enhanced.wav
 
 ``request``: ``{"inputs": [[channel, ...]], "params": {"sample_rate": <the file's rate>}}`` -- one recording
 ``[1, C, T]`` at its own rate (the served model resamples in and out), the channels of the file or those
