@@ -3,12 +3,13 @@
 # (DNSMOS table, spectrograms, audio to listen to). The sets are checked here, when the workflow is parsed: a
 # missing folder fails naming `recordings.<name>.path` before any job starts. Empty by default: no jobs.
 
-from se_lib.inference.recordings import enhance_device, recording_sets, takes
+from se_lib.data.corpora.stage import network_takes
+from se_lib.inference.recordings import enhance_device, recording_sets
 
 RECORDING_SETS = recording_sets(config)
 # set -> the models that enhance it / the others, with their channel count (named in the report)
 RECORDING_MODELS = {
-    name: [m for m in MODELS if takes(system_channels(m), rs.n_channels)] for name, rs in RECORDING_SETS.items()
+    name: [m for m in MODELS if network_takes(system_channels(m), rs.n_channels)] for name, rs in RECORDING_SETS.items()
 }
 RECORDING_SKIPPED = {
     name: {m: system_channels(m) for m in MODELS if m not in RECORDING_MODELS[name]} for name in RECORDING_SETS

@@ -22,8 +22,9 @@ import soundfile as sf
 import yaml
 
 from se_lib.config import ConfigError, load_config
+from se_lib.data.corpora.stage import network_takes as takes
 from se_lib.inference.enhance import EnhanceError
-from se_lib.inference.recordings import enhance_set, recording_sets, summary, takes
+from se_lib.inference.recordings import enhance_set, recording_sets, summary
 from se_lib.report.recordings import write_recordings_report
 from test_enhance import make_checkpoint
 

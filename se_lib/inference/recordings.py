@@ -7,8 +7,8 @@ model taking their channels enhances with ``se enhance``'s code (rule ``enhance`
   file headers. A missing folder, a folder without audio, an unreadable header, channels beyond a file's or
   files with different channel counts and no ``channels`` are a :class:`~se_lib.config.ConfigError` naming
   ``recordings.<name>.<key>``, before any job starts.
-* :func:`takes` -- which models enhance a set: those whose network takes its channel count, or one channel (the
-  reference microphone), the rule the public test sets follow (``eval_systems`` in rules/common.smk).
+* Which models enhance a set: those whose network takes its channel count, or one channel (the reference
+  microphone) -- :func:`se_lib.data.corpora.stage.network_takes`, the rule of the public test sets too.
 * :func:`enhance_set` -- the job: :func:`se_lib.inference.enhance.main` over the set into a folder that
   replaces the output folder only when complete (:func:`se_lib.io.atomic_dir`); :func:`summary` of its table.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RecordingSet", "enhance_device", "enhance_set", "read_scores", "recording_sets", "summary", "takes"]
+__all__ = ["RecordingSet", "enhance_device", "enhance_set", "read_scores", "recording_sets", "summary"]
 
 #: Columns of ``se enhance``'s table that a set's summary averages (DNSMOS of input and output, real-time factor).
 SUMMARY_COLUMNS = (
@@ -102,12 +102,6 @@ def recording_sets(config: Mapping[str, Any]) -> dict[str, RecordingSet]:
         inputs = (str(folder),) if spec["recursive"] else files
         sets[name] = RecordingSet(name, str(folder), files, inputs, channels, n_channels)
     return sets
-
-
-def takes(model_channels: int, set_channels: int) -> bool:
-    """Whether a network for ``model_channels`` microphones enhances recordings of ``set_channels`` channels:
-    the same count, or a single-channel network (it reads the reference microphone)."""
-    return model_channels in (1, set_channels)
 
 
 def enhance_device(accelerator: str) -> str:

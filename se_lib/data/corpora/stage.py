@@ -192,6 +192,13 @@ def network_channels(
     return int((overrides or {}).get(NET_CHANNELS_KEY, value))
 
 
+def network_takes(network_channels: int, channels: int) -> bool:
+    """Whether a network for ``network_channels`` microphones enhances recordings of ``channels`` channels: the
+    same count, or a one-channel network (it reads the reference microphone). The rule for public test sets
+    (:func:`evaluated_systems`) and for the workflow's recording sets (rules/enhance.smk)."""
+    return network_channels in (1, channels)
+
+
 def evaluated_systems(
     config: Mapping[str, Any], split: str, systems: Sequence[str], channels_of: Callable[[str], int]
 ) -> list[str]:
@@ -200,7 +207,7 @@ def evaluated_systems(
     tell a test set's channels, all (prediction then checks the files)."""
     name = test_set_splits(config).get(split)
     channels = None if name is None else corpus_channels(config["test_sets"][name]["corpus"])
-    return [s for s in systems if channels is None or channels_of(s) in (1, channels)]
+    return [s for s in systems if channels is None or network_takes(channels_of(s), channels)]
 
 
 def approximate_reference(corpus: Mapping[str, Any]) -> str | None:
