@@ -648,3 +648,60 @@ def test_same_seed_and_config_give_identical_validation_metrics(train_world, tmp
     assert run_ids[0] != run_ids[1]
     assert len(histories[0]["val_si_sdr"]) == 2 and histories[0] == histories[1]
     assert MlflowClient(uri).search_registered_models() == []  # ad-hoc runs register nothing by default
+
+
+def test_audio_samples_of_the_best_epoch_are_written_once_when_training_ends(tmp_path, monkeypatch):
+    """On improvement the examples are kept, not plotted: one write of the best epoch's at the end (or on a
+    failure); a periodic epoch is written at once."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.loggers import MLFlowLogger
+    from mlflow import MlflowClient
+
+    import se_lib.train.callbacks as callbacks
+
+    written: list[int] = []
+    real_write = callbacks.write_example
+
+    def counting_write(folder, example, sample_rate):
+        written.append(example["mid"])
+        real_write(folder, example, sample_rate)
+
+    monkeypatch.setattr(callbacks, "write_example", counting_write)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def run(callback, losses, fail=False):
+        logger = MLFlowLogger(experiment_name="samples", tracking_uri=uri)
+        trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, loggers=[logger], callback_metrics={})
+        module = SimpleNamespace(sample_rate=16000, val_examples=[])
+        for epoch, loss in enumerate(losses):
+            signal = torch.full((800,), 0.01 * (epoch + 1))
+            module.val_examples = [
+                {"mid": 10 * epoch + i, "noisy": signal, "enhanced": signal, "target": signal} for i in range(2)
+            ]
+            trainer.current_epoch, trainer.global_step = epoch, 5 * (epoch + 1)
+            trainer.callback_metrics = {"val_loss": torch.tensor(loss)}
+            callback.on_validation_end(trainer, module)
+        client = MlflowClient(uri)
+        assert client.list_artifacts(logger.run_id, "audio_samples") == [] or callback.every_n_epochs
+        if fail:
+            callback.on_exception(trainer, module, RuntimeError("boom"))
+        else:
+            callback.on_train_end(trainer, module)
+        local = Path(client.download_artifacts(logger.run_id, "audio_samples", str(tmp_path / logger.run_id)))
+        return json.loads((local / "info.json").read_text()), sorted(p.name for p in local.glob("sample_*"))
+
+    # best at epoch 1 of 3: nothing plotted while training, then epoch 1's two examples once
+    info, samples = run(callbacks.AudioSampleLogger(), [-1.0, -3.0, -2.0])
+    assert written == [10, 11] and samples == ["sample_0", "sample_1"]
+    assert (info["epoch"], info["reason"], info["val_loss"], info["mids"]) == (1, "improvement", -3.0, [10, 11])
+    # a failed fit still leaves the best epoch's examples
+    written.clear()
+    info, _ = run(callbacks.AudioSampleLogger(), [-1.0, -0.5], fail=True)
+    assert written == [0, 1] and info["epoch"] == 0
+    # periodic epochs (every 2nd) are written when they happen; the last improvement after them at the end
+    written.clear()
+    callback = callbacks.AudioSampleLogger(every_n_epochs=2)
+    info, _ = run(callback, [-1.0, -0.5, -2.0])
+    assert written == [10, 11, 20, 21] and callback.logged_epochs == [1, 2]
+    assert (info["epoch"], info["reason"]) == (2, "improvement")
