@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from snakemake.exceptions import WorkflowError
 
 from se_lib.code_deps import config_class_modules, import_closure, module_closure, net_class_modules
-from se_lib.config import db_url, tracking_uri, validate_config
+from se_lib.config import db_url, model_config_dirs, tracking_uri, validate_config
 from se_lib.sweep import by_model, points
 
 # Validate before any job starts; defaults are filled in from the schema. The message names the key.
@@ -115,11 +115,9 @@ def repo_path(path):
 CONFIG_SCHEMA = repo_path("config/schema/config.schema.yaml")
 
 
-# LightningCLI config files of a model: the paper config, plus config/models/demo/<model>.yaml when
-# `train.overlay` is demo.
-TRAIN_CONFIG_DIRS = [repo_path("config/models")] + (
-    [repo_path("config/models/demo")] if config["train"]["overlay"] == "demo" else []
-)
+# Folders of a model's LightningCLI config files: config/models, plus config/models/demo when
+# `train.overlay` is demo (se_lib.config.model_config_dirs).
+TRAIN_CONFIG_DIRS = [str(d) for d in model_config_dirs(config["train"]["overlay"], repo_path("config/models"))]
 
 
 # The shared training setup (data module, trainer, callbacks, writer) under every model's config;
@@ -241,7 +239,7 @@ def predict_gpus(wildcards):
 from se_lib.data.corpora.stage import (
     approximate_reference,
     evaluated_systems,
-    network_channels,
+    model_channels,
     test_set_config,
     test_set_splits,
 )
@@ -285,9 +283,9 @@ def split_published(wildcards):
 def system_channels(system):
     """Microphones system `system`'s network takes (`in_channels` of its config files, then train.extra_args and
     its sweep overrides): 1 enhances the reference mic of any array."""
-    files = [SHARED_MODEL_CONFIG, *model_configs(SimpleNamespace(model=system))]
     point = SWEEP_POINTS.get(system)
-    return network_channels(config, files, point.overrides if point else None)
+    overrides = point.overrides if point else None
+    return model_channels(config, system_model(system), overrides, repo_path("config/models"))
 
 
 def eval_systems(split, systems=None):

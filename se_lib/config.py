@@ -177,6 +177,20 @@ def available_models(root: str | os.PathLike = MODELS_DIR) -> list[str]:
     return sorted(p.stem for p in Path(root).glob("*.yaml") if not p.name.startswith("_"))
 
 
+def model_config_dirs(overlay: str, root: str | os.PathLike = "config/models") -> list[Path]:
+    """The folders whose ``<model>.yaml`` make up a model's LightningCLI config, in the order ``se`` reads
+    them: ``root`` (the paper configs), plus ``root/demo`` for the demo overlay (config key ``train.overlay``).
+
+    The one statement of that rule: :func:`model_config_files`, the workflow's rules (rules/common.smk) and
+    the DVC stages (:mod:`se_lib.dvc_stages`) all take their folders from here.
+    """
+    if overlay == "demo":
+        return [Path(root), Path(root) / "demo"]
+    if overlay == "paper":
+        return [Path(root)]
+    raise ValueError(f"config key 'train.overlay': expected 'demo' or 'paper', got {overlay!r}")
+
+
 def model_config_files(model: str, overlay: str, root: str | os.PathLike | None = None) -> list[str]:
     """``config/models/<model>.yaml`` (+ ``demo/<model>.yaml`` for the demo overlay), checked to exist.
 
@@ -185,12 +199,7 @@ def model_config_files(model: str, overlay: str, root: str | os.PathLike | None 
     """
     if root is None:
         root = Path("config/models") if Path("config/models").is_dir() else MODELS_DIR
-    root = Path(root)
-    files = [root / f"{model}.yaml"]
-    if overlay == "demo":
-        files.append(root / "demo" / f"{model}.yaml")
-    elif overlay != "paper":
-        raise ValueError(f"config key 'train.overlay': expected 'demo' or 'paper', got {overlay!r}")
+    files = [folder / f"{model}.yaml" for folder in model_config_dirs(overlay, root)]
     for path in files:
         if not path.is_file():
             raise FileNotFoundError(f"model config {path} not found (config key 'models' lists {model!r})")

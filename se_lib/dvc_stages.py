@@ -234,19 +234,16 @@ def test_set_items(config: Mapping[str, Any], root: str | os.PathLike = ".") -> 
     """The ``predict_test_set`` stage's foreach: ``<name>_<system>`` (a test set name has no ``_``) -> the system,
     its model (a sweep point's model), the split ``test_<name>`` and the test set's name, for every system the
     test set admits (:func:`se_lib.data.corpora.stage.evaluated_systems`, as rules/common.smk decides)."""
-    from se_lib.data.corpora.stage import evaluated_systems, network_channels, test_set_splits
+    from se_lib.data.corpora.stage import evaluated_systems, model_channels, test_set_splits
     from se_lib.sweep import points
 
-    root = Path(root)
     sweep = {p.system: p for p in points(config)}
     systems = [*config["models"], *sweep]
-    dirs = _overlay_dirs(config)
 
     def channels_of(system: str) -> int:
         point = sweep.get(system)
-        model = point.model if point else system
-        files = [root / SHARED_MODEL_CONFIG] + [root / d / f"{model}.yaml" for d in dirs]
-        return network_channels(config, files, point.overrides if point else None)
+        overrides = point.overrides if point else None
+        return model_channels(config, point.model if point else system, overrides, Path(root) / "config" / "models")
 
     out = {}
     for split, name in test_set_splits(config).items():
@@ -257,8 +254,11 @@ def test_set_items(config: Mapping[str, Any], root: str | os.PathLike = ".") -> 
 
 
 def _overlay_dirs(config: Mapping[str, Any]) -> list[str]:
-    """Folders of a model's LightningCLI config files: config/models, plus config/models/demo (overlay demo)."""
-    return ["config/models"] + (["config/models/demo"] if config["train"]["overlay"] == "demo" else [])
+    """Folders of a model's LightningCLI config files (:func:`se_lib.config.model_config_dirs`), as the
+    repository-relative paths dvc.yaml names."""
+    from se_lib.config import model_config_dirs
+
+    return [d.as_posix() for d in model_config_dirs(config["train"]["overlay"])]
 
 
 def _report_targets(config: Mapping[str, Any]) -> list[str]:

@@ -120,3 +120,18 @@ def test_snakemake_rejects_invalid_config_before_any_job(tmp_path):
     )
     assert out.returncode != 0
     assert "mixtures.snr_range.0" in out.stdout + out.stderr
+
+
+def test_one_rule_names_a_models_config_folders(tmp_path):
+    """config/models (+ demo/ for the demo overlay): the same folders for `se`, the rules and the DVC stages."""
+    from se_lib.config import model_config_dirs, model_config_files
+
+    assert model_config_dirs("paper") == [Path("config/models")]
+    assert model_config_dirs("demo", tmp_path) == [tmp_path, tmp_path / "demo"]
+    with pytest.raises(ValueError, match="train.overlay"):
+        model_config_dirs("small")
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "dprnn.yaml").write_text("{}\n")
+    assert model_config_files("dprnn", "paper", tmp_path) == [str(tmp_path / "dprnn.yaml")]
+    with pytest.raises(FileNotFoundError, match=r"demo/dprnn.yaml not found \(config key 'models' lists 'dprnn'\)"):
+        model_config_files("dprnn", "demo", tmp_path)

@@ -39,12 +39,15 @@ __all__ = [
     "AUDIO_SUFFIXES",
     "BlockReader",
     "InputFile",
+    "SCORES_FILE",
     "find_inputs",
     "open_wav_writer",
     "probe_audio",
     "scan_audio",
 ]
 
+#: The per-file table ``se enhance`` writes into its output folder (the report's recordings section reads it).
+SCORES_FILE = "enhance_scores.tsv"
 #: Suffixes collected from input folders (files named directly may be anything libsndfile reads).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 #: Containers of uncompressed PCM: an integer subtype there cannot fail to decode or hold NaN.

@@ -54,7 +54,15 @@ import numpy as np
 import torch
 
 from se_lib.data.audio import AudioError, AudioInfo, audio_info, read_audio, resample_audio
-from se_lib.inference.audio_io import AUDIO_SUFFIXES, BlockReader, InputFile, find_inputs, open_wav_writer, probe_audio
+from se_lib.inference.audio_io import (
+    AUDIO_SUFFIXES,
+    SCORES_FILE,
+    BlockReader,
+    InputFile,
+    find_inputs,
+    open_wav_writer,
+    probe_audio,
+)
 from se_lib.inference.checkpoint import (
     CheckpointError,
     LoadedNetwork,
@@ -90,8 +98,6 @@ log = logging.getLogger(__name__)
 #: whole-file inference to >= 30 dB SNR for every architecture; tests/test_enhance.py).
 DEFAULT_CHUNK_SECONDS = 20.0
 DEFAULT_OVERLAP_SECONDS = 1.0
-#: The per-file table written into the output folder.
-SCORES_FILE = "enhance_scores.tsv"
 #: DNSMOS of a long recording: the mean over consecutive blocks of this many seconds (duration-weighted);
 #: a recording shorter than twice this is scored whole, exactly as the batch scorer scores a file.
 DNSMOS_BLOCK_SECONDS = 30.0

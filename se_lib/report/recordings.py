@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from se_lib.inference.audio_io import SCORES_FILE
 from se_lib.io import atomic_dir, write_text_atomic
 from se_lib.report.names import BASELINE
 from se_lib.report.tables import _read_tsv, comparison_table, mean_ci95, table_html
@@ -34,7 +35,6 @@ __all__ = ["EXCERPT_SECONDS", "METRICS", "recordings_table", "write_recordings_r
 METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 #: Seconds of each chosen recording drawn and embedded for listening (from its start).
 EXCERPT_SECONDS = 10.0
-SCORES_FILE = "enhance_scores.tsv"
 INPUT_LABEL = "input"
 
 

@@ -192,6 +192,23 @@ def network_channels(
     return int((overrides or {}).get(NET_CHANNELS_KEY, value))
 
 
+def model_channels(
+    config: Mapping[str, Any],
+    model: str,
+    overrides: Mapping[str, Any] | None = None,
+    models_root: str | os.PathLike = "config/models",
+) -> int:
+    """:func:`network_channels` of model ``model`` as the workflow trains it: the shared training config, then
+    the model's files in the folders of the config's overlay (:func:`se_lib.config.model_config_dirs` under
+    ``models_root``), then ``overrides`` (a sweep point's). The rules (rules/common.smk) and the DVC stages
+    (:mod:`se_lib.dvc_stages`) both ask here."""
+    from se_lib.config import model_config_dirs
+
+    dirs = model_config_dirs(config["train"]["overlay"], models_root)
+    files = [Path(models_root) / "_shared.yaml", *(d / f"{model}.yaml" for d in dirs)]
+    return network_channels(config, files, overrides)
+
+
 def network_takes(network_channels: int, channels: int) -> bool:
     """Whether a network for ``network_channels`` microphones enhances recordings of ``channels`` channels: the
     same count, or a one-channel network (it reads the reference microphone). The rule for public test sets
