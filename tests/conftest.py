@@ -2,7 +2,9 @@
 
 The tiny workflow (config/tiny.yaml) runs once per session from a copy of the source tree committed
 to a fresh git repository, as in a fresh clone (``workflow_run``), shared by the end-to-end,
-code-input and lineage tests.
+code-input and lineage tests. ``incremental_run`` copies that finished run once and adds, after training, public
+test sets and recording sets in one more Snakemake run and its report (tests/incremental.py), shared by
+tests/test_test_sets.py and tests/test_recordings.py.
 
 Mixture worlds (see tests/worlds.py): a synthetic corpus, simulated rooms and a mixture DB under a
 temporary root, built once per session on first use and shared by every module that asks for one.
@@ -32,7 +34,20 @@ import types
 from pathlib import Path
 
 import pytest
+import yaml
 
+import corpus_standins as standins
+from incremental import (
+    CHIME_SCALE,
+    HAVE_ALSA_SOUNDS,
+    VBD_SCALE,
+    IncrementalRun,
+    config_recordings,
+    config_test_sets,
+    make_recordings,
+    relocate_store,
+    rule_runs,
+)
 from worlds import World, build_world, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,14 +168,16 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 17
 # `make test-quick` runs `pytest -m "not e2e"`: the tests that start no workflow, server or cluster. The e2e
 # marker is derived here, at collection, from what each test uses (never kept by hand): a test is e2e when
 #   * it is marked with one of E2E_MARKERS,
-#   * it asks, directly or through its fixtures, for one of E2E_FIXTURES (the tiny workflow run, the helpers
-#     that run Snakemake on its copy, the world the training tests train on), or
+#   * it asks, directly or through its fixtures, for one of E2E_FIXTURES (the tiny workflow run, its copy with
+#     test and recording sets added, the helpers that run Snakemake on its copy, the world the training tests
+#     train on), or
 #   * its code, its fixtures' code or the helpers of tests/ they call start Snakemake (the program name
 #     "snakemake" in a command line) or refer to a function, class or module of E2E_MODULES (the helpers that
 #     start PostgreSQL, Chromium, a SLURM cluster, an MLflow server).
 # The reason is the marker's argument (e2e_reason(item)); `pytest -m e2e --collect-only -q` lists them.
 E2E_MARKERS = ("slow", "postgres")
 E2E_FIXTURES = {
+    "incremental_run": "Snakemake again on a copy of the tiny workflow run",
     "workflow_run": "the tiny workflow run",
     "run_snakemake": "Snakemake on the workflow copy",
     "snakemake_env": "Snakemake on the workflow copy",
@@ -274,6 +291,34 @@ def workflow_run(tmp_path_factory):
     workdir = copy_workflow_source(tmp_path_factory.mktemp("wf"))
     commit_workflow_source(workdir)
     return workdir, snakemake(workdir)
+
+
+@pytest.fixture(scope="session")
+def incremental_run(workflow_run, tmp_path_factory) -> IncrementalRun:
+    """The finished tiny run (``workflow_run``: the models are trained once per session) copied once, its MLflow
+    store pointed at the copy's own artifact folder, then extended after training: one more config file names
+    public test sets (``test_sets:``, stand-ins from tests/corpus_standins.py) and recording sets
+    (``recordings:``, where alsa-utils' sounds exist), and Snakemake runs again for the targets, then for
+    ``report.html``. Adding them must retrain nothing: ``trained`` holds the training runs' ids from before."""
+    source, _ = workflow_run
+    base = tmp_path_factory.mktemp("incremental")
+    workdir = base / "wf"
+    shutil.copytree(source, workdir, symlinks=True)
+    relocate_store(workdir, source)
+    trained = {r.info.run_id for r in rule_runs(workdir, "train")}
+    vbd = standins.voicebank_demand(base / "VoiceBank-DEMAND", VBD_SCALE)
+    chime = standins.chime4(base / "CHiME3" / "16kHz", CHIME_SCALE, sets=("et05_simu", "et05_real"))
+    config = {"test_sets": config_test_sets(vbd.root, chime.root)}
+    recordings_root = base / "recordings"
+    recordings = make_recordings(recordings_root) if HAVE_ALSA_SOUNDS else []
+    if recordings:
+        config["recordings"] = config_recordings(recordings_root)
+    extra = base / "incremental.yaml"
+    extra.write_text(yaml.safe_dump(config))
+    configfiles = ("--configfile", str(workdir / "config" / "tiny.yaml"), str(extra))
+    snakemake(workdir, *configfiles)
+    snakemake(workdir, *configfiles, "--report", "report.html")
+    return IncrementalRun(workdir, trained, vbd, chime, recordings, recordings_root)
 
 
 @pytest.fixture(scope="session")

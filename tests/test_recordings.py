@@ -1,10 +1,12 @@
 """Real recordings in the workflow (config ``recordings:``; se_lib/inference/recordings.py, se_lib/report/recordings.py,
-rules/enhance.smk), on recordings made here from real recorded speech: the alsa-utils voice prompts
-(/usr/share/sounds/alsa, 48 kHz mono, ``make sysdeps``) mixed with its recorded Noise.wav, four channels.
+rules/enhance.smk), on recordings made here from real recorded speech (tests/incremental.py, make_recordings): the
+alsa-utils voice prompts (/usr/share/sounds/alsa, 48 kHz mono, ``make sysdeps``) mixed with its recorded Noise.wav,
+four channels.
 
 Unit tests check the sets (config errors name the key), one model on a set (``se enhance``'s outputs, atomic on a
-bad file) and the report section; the end-to-end test adds two sets to a copy of the finished tiny workflow run
-(``workflow_run``, as tests/test_test_sets.py adds test sets) and retrains nothing.
+bad file) and the report section; the end-to-end test checks the two sets the session fixture ``incremental_run``
+(tests/conftest.py) adds to a copy of the finished tiny workflow run (``workflow_run``), in the same Snakemake run
+as the test sets of tests/test_test_sets.py, then its report: it retrains nothing.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ import base64
 import io
 import re
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 
+from incremental import HAVE_ALSA_SOUNDS, VOICES, make_recordings, rule_runs
 from se_lib.config import ConfigError, load_config
 from se_lib.data.corpora.stage import network_takes as takes
 from se_lib.inference.enhance import EnhanceError
@@ -28,26 +28,7 @@ from se_lib.inference.recordings import enhance_set, recording_sets, summary
 from se_lib.report.recordings import write_recordings_report
 from test_enhance import make_checkpoint
 
-ALSA = Path("/usr/share/sounds/alsa")
-VOICES = ("Front_Center.wav", "Rear_Left.wav", "Side_Right.wav")
-pytestmark = pytest.mark.skipif(not (ALSA / "Noise.wav").exists(), reason="alsa-utils sounds missing: make sysdeps")
-
-
-def make_recordings(folder: Path, channels: int = 4, voices=VOICES, snr_db: float = 5.0) -> list[Path]:
-    """Voice prompts + the recorded noise at ``snr_db``, as ``channels``-channel 48-kHz files (each mic a little
-    delayed and attenuated), one in a sub-folder; returns the paths."""
-    noise, sr = sf.read(ALSA / "Noise.wav", dtype="float64")
-    out = []
-    for i, name in enumerate(voices):
-        speech, _ = sf.read(ALSA / name, dtype="float64")
-        n = np.resize(np.roll(noise, 4801 * i), speech.shape[0])
-        n *= np.sqrt(np.mean(speech**2) / np.mean(n**2) / 10 ** (snr_db / 10))
-        mics = [np.roll(speech, 3 * c) * 0.95**c + np.roll(n, 211 * c) for c in range(channels)]
-        path = folder / ("sub" if i == 2 else "") / f"{Path(name).stem.lower()}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, (0.5 * np.stack(mics, 1) / np.abs(mics).max()).astype(np.float32), sr, subtype="PCM_16")
-        out.append(path)
-    return out
+pytestmark = pytest.mark.skipif(not HAVE_ALSA_SOUNDS, reason="alsa-utils sounds missing: make sysdeps")
 
 
 def sets_config(**sets) -> dict:
@@ -151,39 +132,16 @@ def test_report_section_table_spectrograms_and_audio(enhanced, tmp_path):
 
 # ------------------------------------------------------------------------------- the tiny workflow
 @pytest.fixture(scope="module")
-def recordings_run(workflow_run, tmp_path_factory):
-    from conftest import snakemake
-    from test_test_sets import relocate_store, rule_runs
-
-    source, _ = workflow_run
-    base = tmp_path_factory.mktemp("recordings_wf")
-    workdir = base / "wf"
-    shutil.copytree(source, workdir, symlinks=True)
-    relocate_store(workdir, source)
-    trained = {r.info.run_id for r in rule_runs(workdir, "train")}
-    files = make_recordings(base / "array")
-    extra = base / "recordings.yaml"
-    extra.write_text(
-        yaml.safe_dump(
-            {
-                "recordings": {
-                    "array": {"path": str(base / "array")},  # 4 channels: every tiny model
-                    "mono": {"path": str(base / "array"), "channels": [1]},  # the one-channel models only
-                }
-            }
-        )
-    )
-    snakemake(workdir, "--configfile", str(workdir / "config" / "tiny.yaml"), str(extra))
-    snakemake(workdir, "--configfile", str(workdir / "config" / "tiny.yaml"), str(extra), "--report", "report.html")
-    return workdir, trained, files, base
+def recordings_run(incremental_run):
+    """``(workdir, trained, recordings, their folder)`` of the shared ``incremental_run``."""
+    run = incremental_run
+    return run.workdir, run.trained, run.recordings, run.recordings_root
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_workflow_enhances_recording_sets_and_reports_them(recordings_run):
-    from test_test_sets import rule_runs
-
-    workdir, trained, files, base = recordings_run
+    workdir, trained, files, root = recordings_run
     assert {r.info.run_id for r in rule_runs(workdir, "train")} == trained  # nothing retrained
     models = {"array": {"conv_tasnet", "ic_conv_tasnet", "dprnn", "wave_u_net"}, "mono": {"conv_tasnet", "dprnn"}}
     for name, expected in models.items():
@@ -193,7 +151,7 @@ def test_workflow_enhances_recording_sets_and_reports_them(recordings_run):
             table = pd.read_csv(folder / model / "enhance_scores.tsv", sep="\t")
             assert len(table) == len(files) and table["dnsmos_ovrl"].notna().all()
             for src in files:
-                dst = folder / model / src.relative_to(base / "array").parent / f"{src.stem}_enhanced.wav"
+                dst = folder / model / src.relative_to(root).parent / f"{src.stem}_enhanced.wav"
                 assert (sf.info(dst).frames, sf.info(dst).samplerate) == (sf.info(src).frames, 48000)
     runs = {r.info.run_name: r for r in rule_runs(workdir, "enhance")}
     assert set(runs) == {f"enhance[recordings={s},model={m}]" for s, ms in models.items() for m in ms}, sorted(runs)

@@ -2,101 +2,34 @@
 CHiME-4-layout test sets (simulated, and real recordings scored against the close-talk mic: approximate), added
 after training (config `test_sets`), with their comparison tables and the published rows in the report.
 
-The module fixture copies the finished shared tiny run (``workflow_run``: the models are trained once per
-session), points the copy's MLflow store at the copy's own artifact folder, builds the two stand-ins
-(tests/corpus_standins.py) and runs Snakemake again with one more config file naming them. Adding a test set
-must not retrain anything: only the test sets' corpus, DB, prediction, scoring and report jobs run.
+The session fixture ``incremental_run`` (tests/conftest.py, tests/incremental.py) copies the finished shared tiny
+run (``workflow_run``: the models are trained once per session), points the copy's MLflow store at the copy's own
+artifact folder, builds the two stand-ins (tests/corpus_standins.py) and runs Snakemake again with one more config
+file naming them and the recording sets of tests/test_recordings.py (one run adds both). Adding a test set must
+not retrain anything: only the test sets' corpus, DB, prediction, scoring and report jobs run for them.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
-from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 
-import corpus_standins as standins
-from conftest import snakemake
+from incremental import rule_runs
 from se_lib.data import db as mixture_db
 from se_lib.data.naming import parse_mixture_filename
 from se_lib.report.published import PUBLISHED_LABEL
 
-EXPERIMENT = "tiny_smoke"
-VBD_SCALE, CHIME_SCALE = 0.002, 0.0031  # 2 test pairs; 4 et05_simu and 4 et05_real utterances (one per environment)
 APPROX = ("si_sdr_approx", "si_sdri_approx", "pesq_wb_approx", "stoi_approx", "estoi_approx")
 
 
-def relocate_store(workdir: Path, old: Path) -> None:
-    """Point a copied MLflow sqlite store's artifact locations at the copy (they are absolute paths)."""
-    with sqlite3.connect(workdir / "mlflow.db") as db:
-        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
-            db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (str(old), str(workdir)))
-
-
-def rule_runs(workdir: Path, rule: str) -> list:
-    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
-    exp = client.get_experiment_by_name(EXPERIMENT)
-    return client.search_runs([exp.experiment_id], f"tags.`snakemake.rule` = '{rule}'", max_results=1000)
-
-
 @pytest.fixture(scope="module")
-def test_sets_run(workflow_run, tmp_path_factory):
-    source, _ = workflow_run
-    base = tmp_path_factory.mktemp("test_sets")
-    workdir = base / "wf"
-    shutil.copytree(source, workdir, symlinks=True)
-    relocate_store(workdir, source)
-    trained = {r.info.run_id for r in rule_runs(workdir, "train")}
-    vbd = standins.voicebank_demand(base / "VoiceBank-DEMAND", VBD_SCALE)
-    chime = standins.chime4(base / "CHiME3" / "16kHz", CHIME_SCALE, sets=("et05_simu", "et05_real"))
-    extra = base / "test_sets.yaml"
-    extra.write_text(
-        yaml.safe_dump(
-            {
-                "test_sets": {
-                    "vbd": {
-                        "corpus": {
-                            "kind": "voicebank_demand",
-                            "count_scale": VBD_SCALE,
-                            "voicebank_demand": {"root": str(vbd.root), "sets": ["test"]},
-                        },
-                        "published": "voicebank_demand",
-                    },
-                    "chime4": {
-                        "corpus": {
-                            "kind": "chime4",
-                            "count_scale": CHIME_SCALE,
-                            "chime4": {
-                                "root": str(chime.root),
-                                "sets": ["et05_simu"],
-                                "channels": [1, 3, 4, 5],  # the tiny models' 4 microphones
-                                "reference_channel": 5,
-                            },
-                        }
-                    },
-                    "chime4-real": {  # real recordings, scored against their close-talk mic CH0: approximate
-                        "corpus": {
-                            "kind": "chime4",
-                            "count_scale": CHIME_SCALE,
-                            "chime4": {
-                                "root": str(chime.root),
-                                "sets": ["et05_real"],
-                                "channels": [1, 3, 4, 5],
-                                "close_talk_reference": True,
-                            },
-                        }
-                    },
-                }
-            }
-        )
-    )
-    snakemake(workdir, "--configfile", str(workdir / "config" / "tiny.yaml"), str(extra))
-    return workdir, trained, vbd, chime
+def test_sets_run(incremental_run):
+    """``(workdir, trained, vbd, chime)`` of the shared ``incremental_run``."""
+    run = incremental_run
+    return run.workdir, run.trained, run.vbd, run.chime
 
 
 def test_adding_test_sets_retrains_nothing(test_sets_run):
