@@ -202,10 +202,10 @@ def model_channels(
     the model's files in the folders of the config's overlay (:func:`se_lib.config.model_config_dirs` under
     ``models_root``), then ``overrides`` (a sweep point's). The rules (rules/common.smk) and the DVC stages
     (:mod:`se_lib.dvc_stages`) both ask here."""
-    from se_lib.config import model_config_dirs
+    from se_lib.config import SHARED_MODEL_CONFIG, model_config_dirs
 
     dirs = model_config_dirs(config["train"]["overlay"], models_root)
-    files = [Path(models_root) / "_shared.yaml", *(d / f"{model}.yaml" for d in dirs)]
+    files = [Path(models_root) / SHARED_MODEL_CONFIG.name, *(d / f"{model}.yaml" for d in dirs)]
     return network_channels(config, files, overrides)
 
 
