@@ -652,7 +652,7 @@ def test_same_seed_and_config_give_identical_validation_metrics(train_world, tmp
 
 def test_audio_samples_of_the_best_epoch_are_written_once_when_training_ends(tmp_path, monkeypatch):
     """On improvement the examples are kept, not plotted: one write of the best epoch's at the end (or on a
-    failure); a periodic epoch is written at once."""
+    failure); a periodic epoch is written at once; a resumed fit that improves no more writes its latest."""
     from types import SimpleNamespace
 
     from lightning.pytorch.loggers import MLFlowLogger
@@ -705,3 +705,10 @@ def test_audio_samples_of_the_best_epoch_are_written_once_when_training_ends(tmp
     info, _ = run(callback, [-1.0, -0.5, -2.0])
     assert written == [10, 11, 20, 21] and callback.logged_epochs == [1, 2]
     assert (info["epoch"], info["reason"]) == (2, "improvement")
+    # resumed after its best epoch (state from the checkpoint, nothing written before the kill), no better
+    # epoch since: the latest epoch's examples, so that the run is not left without any
+    written.clear()
+    callback = callbacks.AudioSampleLogger()
+    callback.load_state_dict({"best": -5.0, "logged_epochs": []})
+    info, _ = run(callback, [-1.0, -2.0])
+    assert written == [10, 11] and (info["epoch"], info["reason"], info["val_loss"]) == (1, "latest", -2.0)

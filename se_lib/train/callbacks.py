@@ -211,6 +211,7 @@ class AudioSampleLogger(Callback):
         self.best: float | None = None
         self.logged_epochs: list[int] = []
         self._pending: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
+        self._latest: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "logged_epochs": list(self.logged_epochs)}
@@ -235,8 +236,6 @@ class AudioSampleLogger(Callback):
         if improved:
             self.best = value
         periodic = self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0
-        if not ((self.on_improvement and improved) or periodic):
-            return
         examples = list(getattr(pl_module, "val_examples", []) or [])
         if not examples:
             return
@@ -247,14 +246,23 @@ class AudioSampleLogger(Callback):
             "reason": "improvement" if improved else "periodic",
             "mids": [e.get("mid") for e in examples],
         }
+        # the module starts a new list each epoch: the kept examples stay as they are
+        self._latest = (examples, {**info, "reason": "latest"})
         if periodic:
             self._pending = None
             self._write(trainer, pl_module, examples, info)
-        else:
-            self._pending = (examples, info)  # the module starts a new list each epoch: these stay as they are
+        elif self.on_improvement and improved:
+            self._pending = (examples, info)
 
     def _write_pending(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._pending is not None and trainer.is_global_zero:
+        """The best epoch's examples if they are still unwritten. A fit resumed after its best epoch (killed
+        before the end, :mod:`se_lib.train.resume`) that wrote none and improves no more writes the latest
+        epoch's instead (``reason: latest``): the run never ends without examples."""
+        if not trainer.is_global_zero:
+            return
+        if self._pending is None and not self.logged_epochs and self.on_improvement:
+            self._pending = self._latest
+        if self._pending is not None:
             examples, info = self._pending
             self._pending = None
             self._write(trainer, pl_module, examples, info)
