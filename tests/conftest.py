@@ -4,7 +4,10 @@ The tiny workflow (config/tiny.yaml) runs once per session from a copy of the so
 to a fresh git repository, as in a fresh clone (``workflow_run``), shared by the end-to-end,
 code-input and lineage tests. ``incremental_run`` copies that finished run once and adds, after training, public
 test sets and recording sets in one more Snakemake run and its report (tests/incremental.py), shared by
-tests/test_test_sets.py and tests/test_recordings.py.
+tests/test_test_sets.py and tests/test_recordings.py. When the session runs other tests too, the tiny run and
+the SLURM run of tests/test_slurm.py start in background processes before the first test, and the modules that
+need them run last (tests/background.py, ``BACKGROUND_RUNS``): the other tests use the cores those runs leave
+idle.
 
 Mixture worlds (see tests/worlds.py): a synthetic corpus, simulated rooms and a mixture DB under a
 temporary root, built once per session on first use and shared by every module that asks for one.
@@ -23,20 +26,21 @@ Both are :class:`worlds.World` tuples (``root, config, url``; ``world.rows()`` l
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import shutil
-import signal
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
 import pytest
 import yaml
 
+import background
 import corpus_standins as standins
+from background import run_until
 from incremental import (
     CHIME_SCALE,
     HAVE_ALSA_SOUNDS,
@@ -121,26 +125,12 @@ TINY_SCHEDULING = (
 )
 
 
-def run_in_own_group(cmd: list[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run(cmd, capture_output=True, text=True)`` in a process group of its own: on a timeout the
-    whole group (Snakemake and the jobs it started) is killed, not just ``cmd``, then ``TimeoutExpired`` is
-    raised as usual."""
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
-    ) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1700) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = 1700, cancel: threading.Event | None = None
+) -> subprocess.CompletedProcess:
     """Run Snakemake on the workflow copy in ``workdir`` (tiny config, 2 cores, :data:`TINY_SCHEDULING`), with
-    :func:`snakemake_env`."""
+    :func:`snakemake_env`; killed with its jobs on a timeout or when ``cancel`` is set
+    (:func:`background.run_until`)."""
     env = snakemake_env(workdir)
     cmd = [
         sys.executable,
@@ -157,7 +147,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 17
         *TINY_SCHEDULING,
         *args,
     ]
-    out = run_in_own_group(cmd, cwd=workdir, env=env, timeout=timeout)
+    out = run_until(cmd, cwd=workdir, env=env, timeout=timeout, cancel=cancel)
     if check and out.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted(workdir.glob("logs/**/*.log")))
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-6000:]}\n{logs}")
@@ -264,11 +254,44 @@ def e2e_reason(item: pytest.Item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every end-to-end test ``e2e`` (:func:`e2e_reason`), so ``-m "not e2e"`` leaves the quick tier."""
+    """Mark every end-to-end test ``e2e`` (:func:`e2e_reason`), so ``-m "not e2e"`` leaves the quick tier; run
+    the modules that wait for a background run last (:func:`background.order`)."""
     for item in items:
         why = e2e_reason(item)
         if why:
             item.add_marker(pytest.mark.e2e(why))
+    background.order(items, BACKGROUND_ORDER)
+
+
+def tiny_run(base: Path, cancel: threading.Event | None = None) -> tuple[Path, subprocess.CompletedProcess]:
+    """The value of ``workflow_run``: the tiny workflow in a committed copy of the source tree under ``base``."""
+    workdir = copy_workflow_source(base)
+    commit_workflow_source(workdir)
+    return workdir, snakemake(workdir, cancel=cancel)
+
+
+def slurm_run_in_background(base: Path, cancel: threading.Event):
+    import slurm_workflow  # not at the top: it imports this module
+
+    return slurm_workflow.slurm_workflow(base, cancel, background=True)
+
+
+# Session fixtures computed in the background (tests/background.py): fixture -> compute(base, cancel), and the
+# order their modules run in (after the modules that need none; the longest run last).
+BACKGROUND_RUNS = {"workflow_run": tiny_run, "slurm_run": slurm_run_in_background}
+BACKGROUND_ORDER = {"workflow_run": 1, "slurm_run": 2}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Before the first test: start the background runs this session's tests use (tests/background.py)."""
+    background.start(session.config, session.items, BACKGROUND_RUNS)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a background run that no test waited for (``-x``, an interrupt): no job or daemon outlives the
+    session."""
+    background.stop_all(session.config)
 
 
 @pytest.fixture(scope="session")
@@ -284,13 +307,12 @@ def snakemake_env_fixture():
 
 
 @pytest.fixture(scope="session")
-def workflow_run(tmp_path_factory):
+def workflow_run(tmp_path_factory, request):
     """The whole workflow on the tiny config (config/tiny.yaml), run once per session in a copy of the
     source tree committed to a fresh git repository (:func:`commit_workflow_source`; tests that edit
-    its files restore them): ``(workdir, CompletedProcess)``, results under ``workdir/results``."""
-    workdir = copy_workflow_source(tmp_path_factory.mktemp("wf"))
-    commit_workflow_source(workdir)
-    return workdir, snakemake(workdir)
+    its files restore them): ``(workdir, CompletedProcess)``, results under ``workdir/results``. Started in
+    the background when the session starts if other tests run too (:data:`BACKGROUND_RUNS`)."""
+    return background.result(request.config, "workflow_run", lambda: tiny_run(tmp_path_factory.mktemp("wf")))
 
 
 @pytest.fixture(scope="session")
