@@ -65,19 +65,20 @@ def run_until(
 
 
 class Background:
-    """``compute(base, cancel)`` of :data:`conftest.BACKGROUND_RUNS` ``[name]`` in a Python process of its own
-    (this file run as a script, see :func:`main`), started now: it has the environment and working directory of
-    this moment, whatever later tests monkeypatch in this process. :meth:`result` waits for its value (or
-    re-raises its exception here, its traceback as a note); :meth:`cancel` asks it to stop (SIGTERM: its
-    commands are killed, its own cleanup runs) and waits."""
+    """``compute(base, cancel, *values)`` of :data:`conftest.BACKGROUND_RUNS` ``[name]`` in a Python process of its
+    own (this file run as a script, see :func:`main`), started now: it has the environment and working directory
+    of this moment, whatever later tests monkeypatch in this process. ``values``: the results of the runs in
+    ``after`` (the process waits for them). :meth:`result` waits for its value (or re-raises its exception here,
+    its traceback as a note); :meth:`cancel` asks it to stop (SIGTERM: its commands are killed, its own cleanup
+    runs) and waits."""
 
-    def __init__(self, name: str, base: Path):
+    def __init__(self, name: str, base: Path, after: tuple[Background, ...] = ()):
         self.name, self.base = name, base
         self.out = base.parent / f"{base.name}.result.pickle"
         self.log = base.parent / f"{base.name}.log"
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, __file__, name, str(base), str(self.out)],
+                [sys.executable, __file__, name, str(base), str(self.out), *(str(run.out) for run in after)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -90,7 +91,7 @@ class Background:
             tail = self.log.read_text(errors="replace")[-5000:]
             raise RuntimeError(f"background run {self.name!r} exited {code} without a result:\n{tail}")
         try:
-            ok, value, trace = pickle.loads(self.out.read_bytes())
+            ok, value, trace = load(self.out)
         except Exception as exc:  # an exception type that cannot be rebuilt here
             raise RuntimeError(f"background run {self.name!r}: unreadable result ({exc}); log {self.log}") from exc
         if ok:
@@ -108,15 +109,33 @@ class Background:
                 self.proc.wait()
 
 
-def main(name: str, base: str, out: str) -> int:
-    """The background process: compute ``BACKGROUND_RUNS[name](base, cancel)`` (``cancel`` is set by SIGTERM) and
-    pickle ``(True, value, "")`` or ``(False, exception, traceback)`` to ``out``."""
+def load(out: Path) -> tuple[bool, Any, str]:
+    """A result file of :func:`main`: ``(ok, value or exception, traceback)``."""
+    return pickle.loads(out.read_bytes())
+
+
+def wait_for(out: Path, cancel: threading.Event) -> Any:
+    """The value in result file ``out`` once it is written (a run this one needs); raises when that run failed."""
+    while not out.exists():
+        if cancel.wait(1):
+            raise Cancelled(f"stopped while waiting for {out.name}: the test session ended first")
+    ok, value, _ = load(out)
+    if not ok:
+        raise RuntimeError(f"a background run this one needs failed ({out.name}): {value!r}")
+    return value
+
+
+def main(name: str, base: str, out: str, *needs: str) -> int:
+    """The background process: compute ``BACKGROUND_RUNS[name](base, cancel, *values)`` (``cancel`` is set by
+    SIGTERM; ``values`` read from the result files ``needs``, waited for) and pickle ``(True, value, "")`` or
+    ``(False, exception, traceback)`` to ``out``."""
     import conftest  # tests/ is this script's folder, so first on sys.path
 
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     try:
-        outcome = (True, conftest.BACKGROUND_RUNS[name](Path(base), cancel), "")
+        values = [wait_for(Path(need), cancel) for need in needs]
+        outcome = (True, conftest.BACKGROUND_RUNS[name](Path(base), cancel, *values), "")
     except BaseException as exc:  # noqa: BLE001 - handed to the session, which raises it
         outcome = (False, exc, traceback.format_exc())
     tmp = Path(out + ".tmp")
@@ -136,16 +155,20 @@ def users(items: list[pytest.Item], fixture: str) -> list[pytest.Item]:
     return [item for item in items if fixture in getattr(item, "fixturenames", ())]
 
 
-def start(config: pytest.Config, items: list[pytest.Item], names: Iterable[str]) -> None:
-    """Start the background run (:class:`Background`) of every fixture of ``names`` that some of ``items`` use but
-    not all (alone, a fixture's tests have nothing to overlap with: it runs in its place)."""
+def start(
+    config: pytest.Config, items: list[pytest.Item], names: Iterable[str], needs: dict[str, tuple[str, ...]]
+) -> None:
+    """Start the background run (:class:`Background`) of every fixture of ``names`` (in that order) that some of
+    ``items`` use but not all (alone, a fixture's tests have nothing to overlap with: it runs in its place), and
+    whose ``needs`` (fixtures whose values it takes) were started too."""
     if config.option.collectonly:
         return
     started = config.stash.setdefault(STARTED, {})
     for name in names:
-        if 0 < len(users(items, name)) < len(items) and name not in started:
+        after = needs.get(name, ())
+        if 0 < len(users(items, name)) < len(items) and name not in started and all(n in started for n in after):
             base = config._tmp_path_factory.mktemp(name)  # the tmp_path_factory fixture's own object
-            started[name] = Background(name, base)
+            started[name] = Background(name, base, tuple(started[n] for n in after))
 
 
 def result(config: pytest.Config, name: str, compute_here: Callable[[], Any]) -> Any:

@@ -276,16 +276,10 @@ def slurm_run_in_background(base: Path, cancel: threading.Event):
     return slurm_workflow.slurm_workflow(base, cancel, background=True)
 
 
-# Session fixtures computed in the background (tests/background.py): fixture -> compute(base, cancel), and the
-# order their modules run in (after the modules that need none; the longest run last).
-BACKGROUND_RUNS = {"workflow_run": tiny_run, "slurm_run": slurm_run_in_background}
-BACKGROUND_ORDER = {"workflow_run": 1, "slurm_run": 2}
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Before the first test: start the background runs this session's tests use (tests/background.py)."""
-    background.start(session.config, session.items, BACKGROUND_RUNS)
+    background.start(session.config, session.items, BACKGROUND_RUNS, BACKGROUND_NEEDS)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -315,15 +309,11 @@ def workflow_run(tmp_path_factory, request):
     return background.result(request.config, "workflow_run", lambda: tiny_run(tmp_path_factory.mktemp("wf")))
 
 
-@pytest.fixture(scope="session")
-def incremental_run(workflow_run, tmp_path_factory) -> IncrementalRun:
-    """The finished tiny run (``workflow_run``: the models are trained once per session) copied once, its MLflow
-    store pointed at the copy's own artifact folder, then extended after training: one more config file names
-    public test sets (``test_sets:``, stand-ins from tests/corpus_standins.py) and recording sets
-    (``recordings:``, where alsa-utils' sounds exist), and Snakemake runs again for the targets, then for
-    ``report.html``. Adding them must retrain nothing: ``trained`` holds the training runs' ids from before."""
+def incremental(
+    base: Path, cancel: threading.Event | None, workflow_run: tuple[Path, subprocess.CompletedProcess]
+) -> IncrementalRun:
+    """The value of ``incremental_run``, built under ``base`` from the finished tiny run ``workflow_run``."""
     source, _ = workflow_run
-    base = tmp_path_factory.mktemp("incremental")
     workdir = base / "wf"
     shutil.copytree(source, workdir, symlinks=True)
     relocate_store(workdir, source)
@@ -338,9 +328,24 @@ def incremental_run(workflow_run, tmp_path_factory) -> IncrementalRun:
     extra = base / "incremental.yaml"
     extra.write_text(yaml.safe_dump(config))
     configfiles = ("--configfile", str(workdir / "config" / "tiny.yaml"), str(extra))
-    snakemake(workdir, *configfiles)
-    snakemake(workdir, *configfiles, "--report", "report.html")
+    snakemake(workdir, *configfiles, cancel=cancel)
+    snakemake(workdir, *configfiles, "--report", "report.html", cancel=cancel)
     return IncrementalRun(workdir, trained, vbd, chime, recordings, recordings_root)
+
+
+@pytest.fixture(scope="session")
+def incremental_run(workflow_run, tmp_path_factory, request) -> IncrementalRun:
+    """The finished tiny run (``workflow_run``: the models are trained once per session) copied once, its MLflow
+    store pointed at the copy's own artifact folder, then extended after training: one more config file names
+    public test sets (``test_sets:``, stand-ins from tests/corpus_standins.py) and recording sets
+    (``recordings:``, where alsa-utils' sounds exist), and Snakemake runs again for the targets, then for
+    ``report.html``. Adding them must retrain nothing: ``trained`` holds the training runs' ids from before.
+    Started in the background as soon as the tiny run is done, when that runs in the background."""
+    return background.result(
+        request.config,
+        "incremental_run",
+        lambda: incremental(tmp_path_factory.mktemp("incremental"), None, workflow_run),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -372,3 +377,11 @@ def train_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return _build(
         tmp_path_factory, "train_world", {"train": 6, "val": 4, "test": 3}, speech_per_split=2, noise_per_split=3
     )
+
+
+# Session fixtures computed in the background (tests/background.py): fixture -> compute(base, cancel, *values of
+# the fixtures it needs), what it needs, and the order their modules run in (after the modules that need none;
+# the longest run last).
+BACKGROUND_RUNS = {"workflow_run": tiny_run, "incremental_run": incremental, "slurm_run": slurm_run_in_background}
+BACKGROUND_NEEDS = {"incremental_run": ("workflow_run",)}
+BACKGROUND_ORDER = {"workflow_run": 1, "incremental_run": 1, "slurm_run": 2}

@@ -4,6 +4,7 @@ that a session ending first stops the commands they started (quick: no workflow 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from background import STARTED, Background, Cancelled, order, run_until, start
+from background import STARTED, Background, Cancelled, order, run_until, start, wait_for
 
 
 def test_a_cancelled_command_is_killed_with_its_children(tmp_path):
@@ -73,7 +74,7 @@ def _item(module: str, *fixtures: str):
 )
 def test_started_only_beside_other_tests_and_not_when_collecting(items, collectonly):
     config = _config(collectonly)
-    start(config, items, ["run"])
+    start(config, items, ["run"], {})
     assert not config.stash.get(STARTED, {})
 
 
@@ -97,3 +98,21 @@ def test_a_background_failure_is_raised_in_the_session_with_its_traceback(tmp_pa
         run.result()
     (note,) = err.value.__notes__
     assert "in the background run 'no_such_fixture'" in note and "Traceback" in note
+
+
+def test_a_run_waits_for_the_runs_it_needs_and_starts_only_with_them(tmp_path):
+    # needs: started only when what it needs is (here "dep" is used by every test: computed in its fixture)
+    config = _config()
+    start(config, [_item("a", "run", "dep"), _item("b", "dep")], ["dep", "run"], {"run": ("dep",)})
+    assert not config.stash.get(STARTED, {})
+    # waiting for a result file: its value, a failure named, or a cancel while it is missing
+    out = tmp_path / "dep.result.pickle"
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled, match="dep.result.pickle"):
+        wait_for(out, cancel)
+    out.write_bytes(pickle.dumps((True, {"x": 1}, "")))
+    assert wait_for(out, threading.Event()) == {"x": 1}
+    out.write_bytes(pickle.dumps((False, ValueError("boom"), "Traceback ...")))
+    with pytest.raises(RuntimeError, match="needs failed.*boom"):
+        wait_for(out, threading.Event())
