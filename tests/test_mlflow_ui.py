@@ -153,7 +153,9 @@ def test_runs_table_and_training_run_page_in_chromium(ui, tmp_path):
         training = runs_table_url(base, exp.experiment_id, TRAINING_RUNS)
         assert f"training runs and their datasets: {training}" in printed
         driver.get(training)
-        wait_for_texts(driver, [f"{len(train)} matching runs"], timeout=120)
+        # the matching training runs and the parent row the table shows them under (the UI counts it too)
+        shown = f"{len(train) + 1} matching runs"
+        assert shown in wait_for_texts(driver, [shown], timeout=120), driver.execute_script(f"return {BODY};")[-2000:]
         assert wait_for_script(driver, UNFOLD_JS, parents[0].info.run_name, timeout=60)
         digest = (workdir / "results" / "db" / "digest.txt").read_text().strip()[:36]
         # each training run by name; its Dataset cell: name (digest), then the split as the input's context
