@@ -135,6 +135,16 @@ def ddp_training(
     )
 
 
+def cancel_jobs(cluster: Cluster, timeout: float = 120) -> None:
+    """Cancel every job of the test cluster and wait until the scheduler lists none (its daemon kills their
+    processes; stopped before that, it would leave them running)."""
+    with contextlib.suppress(Exception):
+        cluster.run("scancel", "--user", "root")
+        deadline = time.monotonic() + timeout
+        while cluster.run("squeue", "-h").strip() and time.monotonic() < deadline:
+            time.sleep(1)
+
+
 def slurm_workflow(base: Path, cancel: threading.Event | None = None, background: bool = False) -> SlurmRun:
     """Steps 1-5 of the module docstring under ``base``; raises :class:`SlurmUnavailable` when SLURM cannot be
     had, :class:`Cancelled` when ``cancel`` is set before the end (the cluster and server are stopped either
@@ -163,9 +173,7 @@ def slurm_workflow(base: Path, cancel: threading.Event | None = None, background
                 ddp_workdir, ddp = ddp_training(base, cluster, {**env, "MLFLOW_TRACKING_URI": url}, cancel)
     finally:
         if run is None or (cancel is not None and cancel.is_set()):
-            # stopped early: jobs still queued or running must not outlive their scheduler
-            with contextlib.suppress(Exception):
-                cluster.run("scancel", "--full", "--user", "root")
+            cancel_jobs(cluster)  # stopped early: no job may outlive its scheduler
         ddp_history = [rec for rec in cluster.completed_jobs() if rec not in history]
         logs = cluster.logs()
         cluster_cm.__exit__(None, None, None)
