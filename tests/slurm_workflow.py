@@ -65,7 +65,7 @@ class SlurmRun:
     ddp_workdir: Path  # the DDP training (ddp_training) and its scheduler records
     ddp: subprocess.CompletedProcess
     ddp_history: list
-    background: bool = False  # run while other tests ran (start_in_background): its times are not measurements
+    background: bool = False  # run while other tests ran (tests/background.py): its times are not measurements
 
 
 def profile_set_resources(workdir: Path, mem_mb: int) -> list[str]:
@@ -137,7 +137,8 @@ def ddp_training(
 
 def cancel_jobs(cluster: Cluster, timeout: float = 120) -> None:
     """Cancel every job of the test cluster and wait until the scheduler lists none (its daemon kills their
-    processes; stopped before that, it would leave them running)."""
+    processes; stopped before that, it would leave them running). Finished jobs are not listed: after a run that
+    ended normally this returns at once."""
     with contextlib.suppress(Exception):
         cluster.run("scancel", "--user", "root")
         deadline = time.monotonic() + timeout
@@ -155,7 +156,6 @@ def slurm_workflow(base: Path, cancel: threading.Event | None = None, background
     history: list = []
     cluster_cm = slurm_cluster(base / "cluster")
     cluster = cluster_cm.__enter__()
-    run = None
     try:
         with mlflow_server(base / "mlflow") as url:
             env = {**snakemake_env(workdir), "SLURM_CONF": str(cluster.conf)}
@@ -172,8 +172,8 @@ def slurm_workflow(base: Path, cancel: threading.Event | None = None, background
             if run.returncode == 0:
                 ddp_workdir, ddp = ddp_training(base, cluster, {**env, "MLFLOW_TRACKING_URI": url}, cancel)
     finally:
-        if run is None or (cancel is not None and cancel.is_set()):
-            cancel_jobs(cluster)  # stopped early: no job may outlive its scheduler
+        # after a cancel, a timeout or a failure no job may outlive its scheduler (none left after a finished run)
+        cancel_jobs(cluster)
         ddp_history = [rec for rec in cluster.completed_jobs() if rec not in history]
         logs = cluster.logs()
         cluster_cm.__exit__(None, None, None)
