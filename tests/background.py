@@ -73,7 +73,7 @@ class Background:
     runs) and waits."""
 
     def __init__(self, name: str, base: Path, after: tuple[Background, ...] = ()):
-        self.name, self.base = name, base
+        self.name = name
         self.out = base.parent / f"{base.name}.result.pickle"
         self.log = base.parent / f"{base.name}.log"
         with open(self.log, "w") as log:
@@ -186,12 +186,15 @@ def order(items: list[pytest.Item], ranks: dict[str, int]) -> None:
     """Reorder ``items`` in place: whole modules, by the highest rank of the fixtures in ``ranks`` their tests use
     (0 for none; stable otherwise), so the modules that wait for a background run come after those that need
     none, and those that wait for the longest run last."""
+
+    def module(item):
+        return getattr(item, "module", None) or item.nodeid.split("::")[0]
+
     rank: dict[Any, int] = {}
     for item in items:
         used = [r for name, r in ranks.items() if name in getattr(item, "fixturenames", ())]
-        module = getattr(item, "module", None) or item.nodeid.split("::")[0]
-        rank[module] = max([rank.get(module, 0), *used])
-    items.sort(key=lambda item: rank[getattr(item, "module", None) or item.nodeid.split("::")[0]])
+        rank[module(item)] = max([rank.get(module(item), 0), *used])
+    items.sort(key=lambda item: rank[module(item)])
 
 
 if __name__ == "__main__":

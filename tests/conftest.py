@@ -4,10 +4,10 @@ The tiny workflow (config/tiny.yaml) runs once per session from a copy of the so
 to a fresh git repository, as in a fresh clone (``workflow_run``), shared by the end-to-end,
 code-input and lineage tests. ``incremental_run`` copies that finished run once and adds, after training, public
 test sets and recording sets in one more Snakemake run and its report (tests/incremental.py), shared by
-tests/test_test_sets.py and tests/test_recordings.py. When the session runs other tests too, the tiny run and
-the SLURM run of tests/test_slurm.py start in background processes before the first test, and the modules that
-need them run last (tests/background.py, ``BACKGROUND_RUNS``): the other tests use the cores those runs leave
-idle.
+tests/test_test_sets.py and tests/test_recordings.py. When the session runs other tests too, the tiny run, the
+incremental run (once the tiny run is done) and the SLURM run of tests/test_slurm.py start in background processes
+before the first test, and the modules that need them run last (tests/background.py, ``BACKGROUND_RUNS``): the
+other tests use the cores those runs leave idle.
 
 Mixture worlds (see tests/worlds.py): a synthetic corpus, simulated rooms and a mixture DB under a
 temporary root, built once per session on first use and shared by every module that asks for one.
