@@ -103,6 +103,46 @@ def test_workers_match_main_process(world):
             assert x["mid"] == y["mid"] and torch.equal(x["noisy"], y["noisy"])
 
 
+def test_render_cache_same_tensors(world, caplog):
+    """cache_mb renders train (no SNR redraw) and val once at setup: the same batches, epoch after epoch and
+    through workers, without rendering again; a split larger than the budget, a train set with SNR redraws
+    and the predict set are rendered on the fly."""
+    ref = make_dm(world)
+    ref.setup("fit")
+    with caplog.at_level("INFO", logger="se_lib.data.mixtures"):
+        cached = make_dm(world, cache_mb=64, num_workers=2)
+        cached.setup("fit")
+    assert "train set rendered once into memory" in caplog.text and "val set rendered once" in caplog.text
+    train, val = cached.datasets["train"], cached.datasets["val"]
+    assert len(train.cache) == len(train) and len(val.cache) == len(val)
+    train.renderer.render = val.renderer.render = None  # a render now would fail: items come from the cache
+    lr, lc = ref.train_dataloader(), cached.train_dataloader()
+    for _ in range(2):  # two epochs: new order and crops, same tensors
+        for x, y in zip(_epoch_batches(lr, 3), _epoch_batches(lc, 3), strict=True):
+            assert x["mid"] == y["mid"] and x["meta"] == y["meta"]
+            assert torch.equal(x["noisy"], y["noisy"]) and torch.equal(x["target"], y["target"])
+    for x, y in zip(ref.val_dataloader(), cached.val_dataloader(), strict=True):
+        assert x["mid"] == y["mid"] and torch.equal(x["noisy"], y["noisy"]) and x["meta"] == y["meta"]
+    rows = train.cache_bytes(4)
+    assert rows == sum(int(r["length"]) for r in train.rows) * 5 * 4  # 4 mics + target, float32
+
+    with caplog.at_level("INFO", logger="se_lib.data.mixtures"):
+        small = make_dm(world, cache_mb=rows / 2**20 / 2)  # half the train set: val fits, train does not
+        small.setup("fit")
+    assert small.datasets["train"].cache is None and small.datasets["val"].cache is not None
+    assert "train set not cached" in caplog.text and "> data.cache_mb" in caplog.text
+    redraw = make_dm(world, cache_mb=64, snr_range=[0.0, 5.0])
+    redraw.setup("fit")
+    assert redraw.datasets["train"].cache is None and redraw.datasets["val"].cache is not None
+    with pytest.raises(ValueError, match="SNR redraw"):
+        redraw.datasets["train"].fill_cache()
+    pred = make_dm(world, cache_mb=64, predict_split="test")
+    pred.setup("predict")
+    assert pred.datasets["predict"].cache is None
+    with pytest.raises(ValueError, match="data.cache_mb"):
+        make_dm(world, cache_mb=-1)
+
+
 def test_predict_full_length_and_padding(world):
     _root, _config, url = world
     dm = make_dm(world, predict_split="test", max_items=5, batch_size=2)

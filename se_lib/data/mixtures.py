@@ -19,13 +19,22 @@ Batches (``docs/contracts.md``) are dicts: ``noisy [B, C, T]`` float32, ``target
   same every epoch); full mixtures when ``segment_seconds`` is None.
 * **predict**: full-length items of ``predict_split``, zero-padded to the longest in the batch.
 
+**Render cache** (``cache_mb``): a mixture whose SNR is not redrawn renders to the same audio every epoch,
+so the train set (without ``snr_range``) and the val set can be rendered once, in :meth:`MixtureData.setup`
+before the workers start (forked workers share those pages), and each item is then only cropped: the same
+tensors, without the per-epoch convolutions (the demo: ~11 ms per item, ~4.4 s of CPU per epoch and
+training, a quarter of an epoch's CPU on a 2-core machine). A split is cached only when its rendered audio
+(noisy + target, float32) fits in ``cache_mb`` MB; otherwise it is rendered on the fly as before.
+
 All constructor arguments are plain types so LightningCLI can override them
 (``--data.batch_size 16 --data.snr_range "[-5, 5]"``).
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -37,6 +46,7 @@ from se_lib.data import db as mixture_db
 from se_lib.data.render import Renderer
 from se_lib.data.splits import SPLITS
 
+log = logging.getLogger(__name__)
 _EVAL_STREAM = 2**31 - 1  # RNG stream tag of the fixed val/test crops (epochs are smaller)
 META_KEYS = ("sid", "nid1", "nid2", "rid", "snr_db", "split")
 
@@ -89,6 +99,25 @@ class MixtureDataset(Dataset):
         self.snr_range = tuple(float(x) for x in snr_range) if snr_range is not None else None
         self.seed = int(seed)
         self.renderer = Renderer(corpus_root)
+        self.cache: list[tuple[torch.Tensor, torch.Tensor, float, float]] | None = None
+
+    def cacheable(self) -> bool:
+        """Whether every epoch renders each item to the same audio (no SNR redraw; not predict)."""
+        return self.mode != "predict" and self.snr_range is None
+
+    def cache_bytes(self, channels: int) -> int:
+        """Memory :meth:`fill_cache` takes: noisy (``channels``) + target of every row, float32."""
+        return sum(int(r["length"]) for r in self.rows) * (channels + 1) * 4
+
+    def fill_cache(self) -> None:
+        """Render every row once; :meth:`__getitem__` then only crops (same tensors as rendering)."""
+        if not self.cacheable():
+            raise ValueError(f"{self.mode} items are rendered anew every epoch (SNR redraw): nothing to cache")
+        cache = []
+        for row in self.rows:
+            r = self.renderer.render(row)
+            cache.append((r.noisy, r.target, r.snr_db, r.scale))
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -113,14 +142,18 @@ class MixtureDataset(Dataset):
         epoch, index = key if isinstance(key, tuple) else (0, int(key))
         row = self.rows[index]
         start, size, snr = self.item_plan(epoch, index)
-        r = self.renderer.render(row, snr_db=snr)
-        noisy, target = r.noisy[:, start : start + size], r.target[start : start + size]
+        if self.cache is not None:
+            full_noisy, full_target, snr_db, scale = self.cache[index]
+        else:
+            r = self.renderer.render(row, snr_db=snr)
+            full_noisy, full_target, snr_db, scale = r.noisy, r.target, r.snr_db, r.scale
+        noisy, target = full_noisy[:, start : start + size], full_target[start : start + size]
         valid = target.shape[-1]
         if valid < size:  # segment longer than the mixture: zero padding
             noisy = torch.nn.functional.pad(noisy, (0, size - valid))
             target = torch.nn.functional.pad(target, (0, size - valid))
         meta = {k: row[k] for k in META_KEYS}
-        meta.update(mid=row["mid"], rendered_snr_db=r.snr_db, scale=r.scale)
+        meta.update(mid=row["mid"], rendered_snr_db=snr_db, scale=scale)
         return {"noisy": noisy, "target": target, "length": valid, "mid": row["mid"], "meta": meta}
 
 
@@ -162,6 +195,9 @@ class MixtureData:
         predict_split: split served by ``predict_dataloader``.
         max_items: at most this many rows per split (the first by ``mid``), e.g. for smoke tests.
         corpus_root: directory the DB's relative audio/RIR paths are relative to (repo root).
+        cache_mb: render the train (unless ``snr_range`` redraws SNRs) and val mixtures once, at
+            ``setup``, when a split's audio fits in this many MB (module docstring); 0: render every
+            item anew each epoch.
     """
 
     def __init__(
@@ -177,6 +213,7 @@ class MixtureData:
         max_items: int | None = None,
         corpus_root: str = ".",
         eval_segment_seconds: float | Literal["train"] | None = "train",
+        cache_mb: float = 0,
     ) -> None:
         super().__init__()  # LightningDataModule's, in MixtureDataModule
         if snr_range is not None:
@@ -193,6 +230,8 @@ class MixtureData:
             raise ValueError(f"data.eval_segment_seconds must be 'train', null or > 0, got {eval_segment_seconds!r}")
         if predict_split not in SPLITS:
             raise ValueError(f"data.predict_split must be one of {SPLITS}, got {predict_split!r}")
+        if not cache_mb >= 0:
+            raise ValueError(f"data.cache_mb must be >= 0 (MB; 0 turns the render cache off), got {cache_mb!r}")
         if batch_size < 1 or num_workers < 0 or (max_items is not None and max_items < 1):
             raise ValueError("data.batch_size >= 1, data.num_workers >= 0, data.max_items >= 1 required")
         if hasattr(self, "save_hyperparameters"):  # MixtureDataModule: LightningCLI/checkpoint hparams
@@ -208,6 +247,7 @@ class MixtureData:
         self.predict_split = predict_split
         self.max_items = max_items
         self.corpus_root = corpus_root
+        self.cache_mb = float(cache_mb)
         self.datasets: dict[str, MixtureDataset] = {}
         self._channels: int | None = None
 
@@ -266,6 +306,31 @@ class MixtureData:
             for mode, split in wanted[st]:
                 if mode not in self.datasets:
                     self.datasets[mode] = self._dataset(split, mode)
+                    self._maybe_cache(mode)
+
+    def _maybe_cache(self, mode: str) -> None:
+        ds = self.datasets[mode]
+        if mode not in ("train", "val") or self.cache_mb <= 0 or not ds.cacheable():
+            return
+        size = ds.cache_bytes(self.num_channels)
+        if size > self.cache_mb * 2**20:
+            log.info(
+                "data: %s set not cached: its %d mixtures take %.0f MB > data.cache_mb %g",
+                mode,
+                len(ds),
+                size / 2**20,
+                self.cache_mb,
+            )
+            return
+        t0 = time.perf_counter()
+        ds.fill_cache()
+        log.info(
+            "data: %s set rendered once into memory: %d mixtures, %.0f MB, %.1f s",
+            mode,
+            len(ds),
+            size / 2**20,
+            time.perf_counter() - t0,
+        )
 
     # ------------------------------------------------------------------------------- loaders
     def _loader(self, mode: str, sampler: Sampler | None = None) -> DataLoader:
