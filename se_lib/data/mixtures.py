@@ -24,9 +24,7 @@ so the train set (without ``snr_range``) and the val set can be rendered once, i
 before the workers start (forked workers share those pages), and each item is then only cropped: the same
 tensors, without the per-epoch convolutions (the demo: ~11 ms per item, ~4.4 s of CPU per epoch and
 training, a quarter of an epoch's CPU on a 2-core machine). A split is cached only when its rendered audio
-(noisy + target, float32) fits in ``cache_mb`` MB; otherwise it is rendered on the fly as before. A cached
-split's loader has no workers (``num_workers`` is for rendering): on the demo, two trainings side by side on
-two cores ran 9 % faster without them than with two workers each (3 epochs, two repeats).
+(noisy + target, float32) fits in ``cache_mb`` MB; otherwise it is rendered on the fly as before.
 
 All constructor arguments are plain types so LightningCLI can override them
 (``--data.batch_size 16 --data.snr_range "[-5, 5]"``).
@@ -184,8 +182,7 @@ class MixtureData:
     Args:
         db_url: SQLAlchemy URL (or SQLite path) of the mixture DB.
         batch_size: items per batch.
-        num_workers: DataLoader worker processes (persistent when > 0) that render items; a split in the
-            render cache (``cache_mb``) is served from the main process, its items being crops.
+        num_workers: DataLoader worker processes (persistent when > 0).
         snr_range: ``[low, high]`` dB; train SNRs are redrawn uniformly in it (None: the DB's).
         segment_seconds: train crop length, and the val/test segment length unless
             ``eval_segment_seconds`` is given (None: the whole mixture).
@@ -340,16 +337,15 @@ class MixtureData:
         if mode not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[mode])
         ds = self.datasets[mode]
-        workers = 0 if ds.cache is not None else self.num_workers  # a cached item is a crop: no worker needed
         return DataLoader(
             ds,
             batch_size=self.batch_size,
             sampler=sampler,
             shuffle=False,
-            num_workers=workers,
+            num_workers=self.num_workers,
             collate_fn=collate_mixtures,
             worker_init_fn=seed_worker,
-            persistent_workers=workers > 0,
+            persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
         )
 
