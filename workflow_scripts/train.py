@@ -25,13 +25,13 @@ with log_to_file(ctx["log_files"][0] if ctx["log_files"] else None) as log:
         sweep=snakemake.params.sweep,
     )
     if info.get("rank", 0) == 0:
+        version = info["registered_version"]  # None: not registered (sweep points never are)
         log.info(
-            "trained %s%s: run %s, best val_loss %s, registered %s v%s%s",
+            "trained %s%s: run %s, best val_loss %s, %s%s",
             model,
             f" (sweep point {snakemake.wildcards.model})" if snakemake.params.sweep else "",
             info["run_id"],
             info["best_val_loss"],
-            info["registered_model"],
-            info["registered_version"],
+            f"registered {info['registered_model']} v{version}" if version is not None else "not registered",
             " (resumed)" if info["resumed"] else "",
         )
