@@ -123,11 +123,11 @@ def test_render_cache_same_tensors(world, caplog):
             assert torch.equal(x["noisy"], y["noisy"]) and torch.equal(x["target"], y["target"])
     for x, y in zip(ref.val_dataloader(), cached.val_dataloader(), strict=True):
         assert x["mid"] == y["mid"] and torch.equal(x["noisy"], y["noisy"]) and x["meta"] == y["meta"]
-    rows = train.cache_bytes(4)
-    assert rows == sum(int(r["length"]) for r in train.rows) * 5 * 4  # 4 mics + target, float32
+    size = train.cache_bytes(4)
+    assert size == sum(int(r["length"]) for r in train.rows) * 5 * 4  # 4 mics + target, float32
 
     with caplog.at_level("INFO", logger="se_lib.data.mixtures"):
-        small = make_dm(world, cache_mb=rows / 2**20 / 2)  # half the train set: val fits, train does not
+        small = make_dm(world, cache_mb=size / 2**20 / 2)  # half the train set: val fits, train does not
         small.setup("fit")
     assert small.datasets["train"].cache is None and small.datasets["val"].cache is not None
     assert "train set not cached" in caplog.text and "> data.cache_mb" in caplog.text

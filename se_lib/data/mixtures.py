@@ -102,8 +102,8 @@ class MixtureDataset(Dataset):
         self.cache: list[tuple[torch.Tensor, torch.Tensor, float, float]] | None = None
 
     def cacheable(self) -> bool:
-        """Whether every epoch renders each item to the same audio (no SNR redraw; not predict)."""
-        return self.mode != "predict" and self.snr_range is None
+        """Whether every epoch renders each item to the same audio (no SNR redraw)."""
+        return self.snr_range is None
 
     def cache_bytes(self, channels: int) -> int:
         """Memory :meth:`fill_cache` takes: noisy (``channels``) + target of every row, float32."""
